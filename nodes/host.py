@@ -1,0 +1,168 @@
+"""The one place that talks to the ComfyUI host.
+
+Every host service the nodes use (model/output/temp folders, progress bar,
+interrupt) goes through here, with a standalone fallback so the nodes also run
+in plain Python and under pytest without ComfyUI installed.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def _folder_paths():
+    try:
+        import folder_paths  # ComfyUI's module; absent outside the host
+    except ImportError:
+        return None
+    return folder_paths
+
+
+def in_host() -> bool:
+    return _folder_paths() is not None
+
+
+def output_directory() -> str:
+    fp = _folder_paths()
+    if fp is not None:
+        return fp.get_output_directory()
+    path = os.environ.get("WANVIDEO_OUTPUT_DIR") or os.path.join(os.getcwd(), "output")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def temp_directory() -> str:
+    fp = _folder_paths()
+    if fp is not None:
+        return fp.get_temp_directory()
+    path = os.environ.get("WANVIDEO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "wanvideo_temp")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def register_model_folder(name: str, extensions=(".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".json")) -> None:
+    """Make sure `models/<name>` is a known model folder of the host (no-op standalone)."""
+    fp = _folder_paths()
+    if fp is None:
+        return
+    if name in fp.folder_names_and_paths:
+        return
+    path = os.path.join(fp.models_dir, name)
+    fp.folder_names_and_paths[name] = ([path], set(extensions))
+
+
+def model_files(*folders: str) -> list[str]:
+    """File names the host lists in any of `folders` (sorted, de-duplicated)."""
+    fp = _folder_paths()
+    if fp is None:
+        return []
+    names = set()
+    for folder in folders:
+        try:
+            names.update(fp.get_filename_list(folder))
+        except KeyError:
+            continue
+    return sorted(names)
+
+
+def model_path(name: str, *folders: str) -> str:
+    """Full path of `name` in the first of `folders` holding it; a plain existing path is accepted too."""
+    fp = _folder_paths()
+    if fp is not None:
+        for folder in folders:
+            try:
+                path = fp.get_full_path(folder, name)
+            except KeyError:
+                continue
+            if path:
+                return path
+    if os.path.exists(name):
+        return name
+    raise FileNotFoundError(
+        f"model file {name!r} not found in ComfyUI's models folders {', '.join(folders)}: "
+        f"put it into models/{folders[0]}/ and press R in the UI to refresh the list"
+    )
+
+
+def model_folder_paths(*folders: str) -> list[str]:
+    fp = _folder_paths()
+    if fp is None:
+        return []
+    paths = []
+    for folder in folders:
+        try:
+            paths.extend(fp.get_folder_paths(folder))
+        except KeyError:
+            continue
+    return paths
+
+
+class _NullProgress:
+    def __init__(self, total: int):
+        self.total = total
+        self.current = 0
+
+    def update(self, value: int = 1):
+        self.current += value
+
+    def update_absolute(self, value: int, total: int | None = None, preview=None):
+        self.current = value
+        if total is not None:
+            self.total = total
+
+
+def progress_bar(total: int):
+    """The host's progress bar for the running node (a counter standalone)."""
+    try:
+        from comfy.utils import ProgressBar
+    except ImportError:
+        return _NullProgress(total)
+    return ProgressBar(total)
+
+
+def interrupt_requested() -> bool:
+    """True once the user pressed Cancel in the host; engines poll this between units of work."""
+    try:
+        import comfy.model_management as mm
+    except ImportError:
+        return False
+    return bool(mm.processing_interrupted())
+
+
+def raise_if_interrupted() -> None:
+    """Raise the host's own interrupt exception (so the UI shows 'interrupted', not an error)."""
+    try:
+        import comfy.model_management as mm
+    except ImportError:
+        return
+    mm.throw_exception_if_processing_interrupted()
+
+
+def send_progress_text(text: str, node_id=None) -> None:
+    """Show a line of text on the running node (ComfyUI >= 0.3.4x); silently ignored elsewhere."""
+    try:
+        from comfy_execution.utils import get_executing_context
+        from server import PromptServer
+    except ImportError:
+        return
+    try:
+        if node_id is None:
+            ctx = get_executing_context()
+            node_id = ctx.node_id if ctx is not None else None
+        if node_id is not None:
+            PromptServer.instance.send_progress_text(text, node_id)
+    except Exception:  # noqa: BLE001 - a progress message must never fail a run
+        return
+
+
+def torch_device(which: str = "main"):
+    """'main' -> the host's compute device; 'offload' -> its offload device (cpu standalone)."""
+    import torch
+
+    try:
+        import comfy.model_management as mm
+    except ImportError:
+        if which == "main" and torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    return mm.get_torch_device() if which == "main" else mm.unet_offload_device()

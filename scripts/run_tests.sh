@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up a private virtual environment (.venv, CPU torch pinned) and runs the test suite.
+# Usage: bash scripts/run_tests.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+set +e
+.venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"
+rc=$?
+set -e
+# pytest exits 5 when nothing was collected: that is a failure for us, not a pass.
+exit $rc
