@@ -159,7 +159,12 @@ def _input_from_decl(node_id, name, decl, section, origin):
 
 
 def spec_from_class(node_id: str, cls) -> NodeSpec:
-    """A NodeSpec from a V1 node class (ours), read from its INPUT_TYPES()."""
+    """A NodeSpec from a V1 node class (ours), read from its INPUT_TYPES().
+
+    Core-node test doubles (`CORE_SPEC = True`) get the recorded core declaration instead.
+    """
+    if getattr(cls, "CORE_SPEC", False):
+        return spec_from_core(node_id)
     declared = cls.INPUT_TYPES()
     inputs = []
     for section in ("required", "optional"):
