@@ -1,0 +1,157 @@
+"""Model configuration: the reference constructor names, defaults, presets and validation.
+
+A config is a plain dict using the names of Wan's `config.json` and of the
+InfiniteTalk `WanModel` constructor, plus three sizes the reference hard-codes
+(`clip_dim`, `audio_layers`, `audio_channels`) and `audio_adapter` (False = plain
+Wan2.1 I2V without the InfiniteTalk weights).
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+from ..errors import InputError
+
+# Defaults are those of the real model (Wan2.1 I2V 14B + InfiniteTalk), so a
+# config only has to name what differs.
+DEFAULTS = {
+    "model_type": "i2v",
+    "patch_size": (1, 2, 2),
+    "text_len": 512,
+    "in_dim": 36,
+    "dim": 5120,
+    "ffn_dim": 13824,
+    "freq_dim": 256,
+    "text_dim": 4096,
+    "out_dim": 16,
+    "num_heads": 40,
+    "num_layers": 40,
+    "window_size": (-1, -1),
+    "qk_norm": True,
+    "cross_attn_norm": True,
+    "eps": 1e-6,
+    # InfiniteTalk adapter
+    "audio_window": 5,
+    "intermediate_dim": 512,
+    "output_dim": 768,
+    "context_tokens": 32,
+    "vae_scale": 4,
+    "norm_input_visual": True,
+    "norm_output_audio": True,
+    # sizes the reference hard-codes
+    "clip_dim": 1280,
+    "audio_layers": 12,
+    "audio_channels": 768,
+    # False: plain Wan2.1 I2V (no audio_proj / audio_cross_attn / norm_x weights)
+    "audio_adapter": True,
+}
+
+# Accepted for compatibility with the reference constructor / diffusers configs, not used.
+IGNORED_KEYS = {"weight_init", "_class_name", "_diffusers_version", "_name_or_path"}
+
+# The real model: Wan2.1 I2V 14B (480p and 720p share the sizes) + InfiniteTalk.
+WAN21_I2V_14B = dict(DEFAULTS)
+
+# The reference fixtures' tiny configuration (shared/fixtures/README.md), for tests and demos.
+TINY = dict(
+    DEFAULTS,
+    text_len=16,
+    dim=64,
+    ffn_dim=128,
+    freq_dim=32,
+    text_dim=32,
+    num_heads=4,
+    num_layers=2,
+    intermediate_dim=32,
+    output_dim=16,
+    context_tokens=4,
+    clip_dim=32,
+    audio_layers=2,
+    audio_channels=32,
+)
+
+PRESETS = {"wan2.1-i2v-14b": WAN21_I2V_14B, "tiny": TINY}
+
+# The number of CLIP image tokens Wan's image cross-attention expects (hard-coded in the reference).
+CLIP_TOKENS = 257
+# Table length of the reference's RoPE: latent grids larger than this on any axis are out of range.
+ROPE_MAX_POSITIONS = 1024
+
+
+def preset(name: str) -> dict:
+    """A copy of a named preset config ('wan2.1-i2v-14b' or 'tiny')."""
+    try:
+        return copy.deepcopy(PRESETS[name])
+    except KeyError:
+        raise InputError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def tiny_config(**overrides) -> dict:
+    """The fixture-sized tiny config (dim 64, 2 layers, 4 heads, ...), optionally changed."""
+    cfg = preset("tiny")
+    cfg.update(overrides)
+    return normalize_config(cfg)
+
+
+def normalize_config(config: dict) -> dict:
+    """Fill defaults, check values, return a new dict with tuples where the reference uses them."""
+    if not isinstance(config, dict):
+        raise InputError(f"model config must be a dict, got {type(config).__name__}")
+    unknown = set(config) - set(DEFAULTS) - IGNORED_KEYS
+    if unknown:
+        raise InputError(f"unknown model config keys {sorted(unknown)}; known keys: {sorted(DEFAULTS)}")
+    cfg = dict(DEFAULTS)
+    cfg.update({k: v for k, v in config.items() if k not in IGNORED_KEYS})
+    cfg["patch_size"] = tuple(int(p) for p in cfg["patch_size"])
+    cfg["window_size"] = tuple(int(w) for w in cfg["window_size"])
+    for key in ("text_len", "in_dim", "dim", "ffn_dim", "freq_dim", "text_dim", "out_dim", "num_heads",
+                "num_layers", "audio_window", "intermediate_dim", "output_dim", "context_tokens", "vae_scale",
+                "clip_dim", "audio_layers", "audio_channels"):
+        cfg[key] = int(cfg[key])
+        if cfg[key] <= 0:
+            raise InputError(f"model config {key} must be positive, got {cfg[key]}")
+    cfg["eps"] = float(cfg["eps"])
+    for key in ("qk_norm", "cross_attn_norm", "norm_input_visual", "norm_output_audio", "audio_adapter"):
+        cfg[key] = bool(cfg[key])
+    if cfg["model_type"] != "i2v":
+        raise InputError(f"model_type {cfg['model_type']!r}: InfiniteTalk needs the Wan2.1 image-to-video (i2v) model")
+    if cfg["window_size"] != (-1, -1):
+        raise InputError("window_size other than (-1, -1) (local attention) is not supported; Wan2.1 uses global attention")
+    if len(cfg["patch_size"]) != 3:
+        raise InputError(f"patch_size must have 3 entries (frames, height, width), got {cfg['patch_size']}")
+    if cfg["dim"] % cfg["num_heads"]:
+        raise InputError(f"dim {cfg['dim']} is not divisible by num_heads {cfg['num_heads']}")
+    head_dim = cfg["dim"] // cfg["num_heads"]
+    if head_dim % 2 or head_dim < 6:
+        raise InputError(f"head dim {head_dim} must be even and at least 6 for the 3-D RoPE")
+    if cfg["freq_dim"] % 2:
+        raise InputError(f"freq_dim must be even, got {cfg['freq_dim']}")
+    if cfg["audio_window"] < 1 or cfg["audio_window"] % 2 == 0:
+        raise InputError(f"audio_window must be odd (a window centred on the frame), got {cfg['audio_window']}")
+    if cfg["vae_scale"] < 2:
+        raise InputError(f"vae_scale (video frames per latent frame) must be at least 2, got {cfg['vae_scale']}")
+    return cfg
+
+
+def config_from_reference(reference: dict | str) -> dict:
+    """Config from a reference fixture's `config` metadata (JSON or dict).
+
+    The fixtures give the official constructor's arguments under `model_kwargs`,
+    plus the smaller `clip_dim` and `audio_proj` (`blocks`, `channels`) they substituted.
+    """
+    if isinstance(reference, str):
+        reference = json.loads(reference)
+    cfg = dict(reference.get("model_kwargs", reference))
+    if "clip_dim" in reference:
+        cfg["clip_dim"] = reference["clip_dim"]
+    audio = reference.get("audio_proj") or {}
+    if "blocks" in audio:
+        cfg["audio_layers"] = audio["blocks"]
+    if "channels" in audio:
+        cfg["audio_channels"] = audio["channels"]
+    return normalize_config(cfg)
+
+
+def audio_frames_for(latent_frames: int, config: dict) -> int:
+    """Video frames of audio the adapter needs for `latent_frames` latent frames (1 + vae_scale*(T-1))."""
+    return 1 + config["vae_scale"] * (latent_frames - 1)

@@ -1,0 +1,210 @@
+"""The Wan2.1 I2V DiT with the InfiniteTalk audio adapter (`WanInfiniteTalkModel`) and `build_model`.
+
+Call: `model(x, t, context, clip_fea, y, audio=None, ref_target_masks=None)` with batched
+tensors (see `forward`). Inputs of any dtype/device are moved to the model's compute
+dtype and main device; the output is float32 on the main device.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn as nn
+
+from ..errors import InputError
+from .attention import check_backend
+from .audio_adapter import AudioProjModel, audio_tokens_per_frame, token_masks_from
+from .blocks import AttentionBlock, ForwardState, Head, MLPProj
+from .config import audio_frames_for, normalize_config
+from .layers import Conv3d, Linear
+from .rope import grid_cos_sin
+
+
+def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
+    """[cos | sin] timestep embedding computed in float64 (as the reference), returned float32."""
+    half = dim // 2
+    pos = t.to(torch.float64)
+    sinusoid = torch.outer(pos, torch.pow(10000, -torch.arange(half, device=t.device).to(pos).div(half)))
+    return torch.cat([torch.cos(sinusoid), torch.sin(sinusoid)], dim=1).float()
+
+
+class WanInfiniteTalkModel(nn.Module):
+    """Wan2.1 I2V 14B-style DiT (+ InfiniteTalk adapter when `config['audio_adapter']`)."""
+
+    def __init__(self, config: dict, dtype=torch.float32, device="cpu"):
+        super().__init__()
+        cfg = normalize_config(config)
+        self.config = cfg
+        self.compute_dtype = dtype
+        self.main_device = torch.device(device)
+        self.attention_backend = "sdpa"
+        self.block_swap = None  # a BlockSwapper when some blocks live on the offload device
+        kw = dict(device=device, dtype=dtype)
+        dim = cfg["dim"]
+
+        self.patch_embedding = Conv3d(cfg["in_dim"], dim, kernel_size=cfg["patch_size"], stride=cfg["patch_size"], **kw)
+        self.text_embedding = nn.Sequential(
+            Linear(cfg["text_dim"], dim, **kw), nn.GELU(approximate="tanh"), Linear(dim, dim, **kw)
+        )
+        self.time_embedding = nn.Sequential(Linear(cfg["freq_dim"], dim, **kw), nn.SiLU(), Linear(dim, dim, **kw))
+        self.time_projection = nn.Sequential(nn.SiLU(), Linear(dim, dim * 6, **kw))
+        self.blocks = nn.ModuleList([AttentionBlock(cfg, **kw) for _ in range(cfg["num_layers"])])
+        self.head = Head(dim, cfg["out_dim"], cfg["patch_size"], cfg["eps"], **kw)
+        self.img_emb = MLPProj(cfg["clip_dim"], dim, **kw)
+        if cfg["audio_adapter"]:
+            self.audio_proj = AudioProjModel(
+                cfg["audio_window"], cfg["vae_scale"], cfg["audio_layers"], cfg["audio_channels"],
+                cfg["intermediate_dim"], cfg["output_dim"], cfg["context_tokens"], cfg["norm_output_audio"], **kw
+            )
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def has_audio_adapter(self) -> bool:
+        return self.config["audio_adapter"]
+
+    def set_attention_backend(self, name: str) -> None:
+        """'sdpa' (PyTorch, default), 'sage' (SageAttention) or 'flash' (FlashAttention)."""
+        self.attention_backend = check_backend(name, self.main_device)
+
+    # ----- input checks -------------------------------------------------------------------------------
+    def _check_inputs(self, x, t, context, clip_fea, y, audio, ref_target_masks):
+        cfg = self.config
+        if x.dim() != 5:
+            raise InputError(f"x must be [batch, channels, frames, height, width], got shape {tuple(x.shape)}")
+        if y is None or clip_fea is None:
+            raise InputError("the I2V model needs both y (mask + reference latents) and clip_fea (CLIP image tokens)")
+        if y.dim() != 5 or y.shape[2:] != x.shape[2:]:
+            raise InputError(f"y {tuple(y.shape)} must match x {tuple(x.shape)} in frames, height and width")
+        if x.shape[1] + y.shape[1] != cfg["in_dim"]:
+            raise InputError(
+                f"x has {x.shape[1]} and y {y.shape[1]} channels; together they must be the model's in_dim {cfg['in_dim']}"
+            )
+        b = x.shape[0]
+        for name, tensor in (("y", y), ("context", context), ("clip_fea", clip_fea)):
+            if tensor.shape[0] not in (1, b):
+                raise InputError(f"{name} batch {tensor.shape[0]} does not match x batch {b} (or 1)")
+        pf, ph, pw = cfg["patch_size"]
+        if x.shape[2] % pf or x.shape[3] % ph or x.shape[4] % pw:
+            raise InputError(f"latent size {tuple(x.shape[2:])} is not divisible by the patch size {(pf, ph, pw)}")
+        if context.dim() != 3 or context.shape[2] != cfg["text_dim"]:
+            raise InputError(f"context must be [batch, tokens, {cfg['text_dim']}], got {tuple(context.shape)}")
+        if context.shape[1] > cfg["text_len"]:
+            raise InputError(f"context has {context.shape[1]} tokens; the model takes at most text_len={cfg['text_len']}")
+        if clip_fea.dim() != 3 or clip_fea.shape[2] != cfg["clip_dim"]:
+            raise InputError(f"clip_fea must be [batch, 257, {cfg['clip_dim']}], got {tuple(clip_fea.shape)}")
+        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] not in (1, b)):
+            raise InputError(f"t must be a scalar or [batch] timesteps, got shape {tuple(t.shape)}")
+        if audio is None:
+            return
+        if not cfg["audio_adapter"]:
+            raise InputError(
+                "this model was loaded without InfiniteTalk weights, so it cannot take audio: "
+                "pick the InfiniteTalk file in the model loader (or run plain I2V without audio)"
+            )
+        want = (cfg["audio_window"], cfg["audio_layers"], cfg["audio_channels"])
+        if audio.dim() != 5 or tuple(audio.shape[2:]) != want:
+            raise InputError(
+                f"audio must be [speakers, frames, {want[0]}, {want[1]}, {want[2]}] (window, wav2vec2 layers, channels), "
+                f"got {tuple(audio.shape)}"
+            )
+        frames = audio_frames_for(x.shape[2] // pf, cfg)
+        if audio.shape[1] != frames:
+            raise InputError(
+                f"audio covers {audio.shape[1]} video frames but {x.shape[2]} latent frames need {frames} "
+                f"(1 + {cfg['vae_scale']} per further latent frame)"
+            )
+        if audio.shape[0] not in (1, 2):
+            raise InputError(f"InfiniteTalk supports one or two speakers, got {audio.shape[0]}")
+        if audio.shape[0] == 2 and ref_target_masks is None:
+            raise InputError("two speakers need ref_target_masks [3, H, W] (speaker 1, speaker 2, background)")
+
+    # ----- forward ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def forward(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None):
+        """x [B,16,F,H,W] noisy latents; t [B] timesteps (0..1000); context [B,L,text_dim] text tokens (L <= text_len);
+        clip_fea [B,257,clip_dim]; y [B,20,F,H,W] mask + reference latents; audio [speakers, frames, window, layers,
+        channels] shared by the batch, or None to skip the audio adapter (plain Wan I2V); ref_target_masks [3,H,W]
+        (speaker 1, speaker 2, background; used with two speakers). Returns [B,16,F,H,W] float32."""
+        t = torch.as_tensor(t)
+        self._check_inputs(x, t, context, clip_fea, y, audio, ref_target_masks)
+        cfg, dev, dt = self.config, self.main_device, self.compute_dtype
+        b = x.shape[0]
+
+        xy = torch.cat([x.to(dev, dt), y.to(dev, dt).expand(b, -1, -1, -1, -1)], dim=1)
+        h = self.patch_embedding(xy)
+        grid = tuple(h.shape[2:])
+        h = h.flatten(2).transpose(1, 2)
+
+        t = t.to(dev).reshape(-1).expand(b)
+        e = self.time_embedding(sinusoidal_embedding(cfg["freq_dim"], t))
+        e0 = self.time_projection(e).unflatten(1, (6, cfg["dim"]))
+
+        # Text is zero-padded to text_len before the embedding; the padded rows are attended to (reference).
+        ctx = context.to(dev, dt)
+        ctx = torch.cat([ctx, ctx.new_zeros(ctx.shape[0], cfg["text_len"] - ctx.shape[1], ctx.shape[2])], dim=1)
+        ctx = self.text_embedding(ctx).expand(b, -1, -1)
+        ctx_img = self.img_emb(clip_fea.to(dev, dt)).expand(b, -1, -1)
+
+        cos, sin = grid_cos_sin(grid, cfg["dim"] // cfg["num_heads"], dev)
+        state = ForwardState(grid=grid, rope_cos=cos, rope_sin=sin, context=ctx, context_img=ctx_img,
+                             backend=self.attention_backend)
+        if audio is not None:
+            projected = self.audio_proj(audio.to(dev, dt))
+            state.audio_tokens = audio_tokens_per_frame(projected)
+            state.speakers = audio.shape[0]
+            if state.speakers == 2:
+                state.token_masks = token_masks_from(ref_target_masks.to(dev), grid)
+                sizes = state.token_masks.sum(dim=1)
+                for i in (0, 1):
+                    if sizes[i] == 0:
+                        raise InputError(
+                            f"speaker {i + 1}'s mask covers no token at latent resolution: draw a larger box/mask"
+                        )
+
+        for i, block in enumerate(self.blocks):
+            with self.block_swap.use(i) if self.block_swap is not None else contextlib.nullcontext():
+                h = block(h, e0, state)
+
+        out = self.head(h, e)
+        return self.unpatchify(out, grid)
+
+    def unpatchify(self, x: torch.Tensor, grid) -> torch.Tensor:
+        """[B, L, p*q*r*c] (c fastest) -> [B, c, F*p, H*q, W*r] float32."""
+        b = x.shape[0]
+        c = self.config["out_dim"]
+        p, q, r = self.config["patch_size"]
+        f, hh, ww = grid
+        x = x.reshape(b, f, hh, ww, p, q, r, c).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return x.reshape(b, c, f * p, hh * q, ww * r).float()
+
+    def extra_repr(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        return f"params={n / 1e9:.2f}B, dtype={self.compute_dtype}, device={self.main_device}"
+
+
+def build_model(config: dict, dtype=torch.float32, device="cpu") -> WanInfiniteTalkModel:
+    """A model with freshly initialised (random) weights built directly on `device` in `dtype`.
+
+    `config` uses the reference constructor names (see wanvideo.model.config); use
+    `load_model` for real checkpoints.
+    """
+    return WanInfiniteTalkModel(config, dtype=dtype, device=device)
+
+
+def flops_per_forward(config: dict, latent_shape, text_tokens=None, speakers=1) -> float:
+    """Approximate multiply-add FLOPs (x2) of one forward for a batch-1 latent [F, H, W] (for benchmarks)."""
+    cfg = normalize_config(config)
+    pf, ph, pw = cfg["patch_size"]
+    f, h, w = latent_shape[0] // pf, latent_shape[1] // ph, latent_shape[2] // pw
+    n = f * h * w
+    d, ffn = cfg["dim"], cfg["ffn_dim"]
+    ctx = cfg["text_len"] if text_tokens is None else text_tokens
+    per_block = 2 * n * d * d * 4  # self-attention projections
+    per_block += 2 * 2 * n * n * d  # self-attention scores + weighted sum
+    per_block += 2 * n * d * d * 2 + 2 * (ctx + 257) * d * d * 4 + 2 * 2 * n * (ctx + 257) * d  # cross-attention
+    per_block += 2 * 2 * n * d * ffn  # FFN
+    if cfg["audio_adapter"]:
+        per_block += 2 * n * d * d * 2 + 2 * 2 * n * speakers * cfg["context_tokens"] * d
+    return float(per_block * cfg["num_layers"] + 2 * n * d * math.prod(cfg["patch_size"]) * cfg["out_dim"])

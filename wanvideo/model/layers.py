@@ -1,0 +1,80 @@
+"""Basic layers with the reference's numerics.
+
+`Linear` computes in its input's dtype whatever its stored weight dtype is, so the
+same module serves bf16/fp16/fp32 weights and fp8 weights kept in memory (with an
+optional per-tensor `weight_scale`, dequantised on the fly), and float32 steps of
+the reference (time embedding, head) can run on bf16 weights.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Linear(nn.Linear):
+    """nn.Linear that casts (and, for scaled fp8, rescales) its weight to the input dtype."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        # Per-tensor (or per-output-row) scale of a scaled-fp8 weight; not part of the native state dict.
+        self.register_buffer("weight_scale", None, persistent=False)
+
+    def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        w = self.weight
+        if w.dtype != dtype:
+            w = w.to(dtype)
+        if self.weight_scale is not None:
+            scale = self.weight_scale.to(device=w.device, dtype=dtype)
+            w = w * (scale if scale.dim() < 2 else scale.reshape(-1, 1))
+        return w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias
+        if bias is not None and bias.dtype != x.dtype:
+            bias = bias.to(x.dtype)
+        return F.linear(x, self.dequantized_weight(x.dtype), bias)
+
+
+class Conv3d(nn.Conv3d):
+    """nn.Conv3d computing in its input's dtype (the patch embedding)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight if self.weight.dtype == x.dtype else self.weight.to(x.dtype)
+        b = self.bias if self.bias is None or self.bias.dtype == x.dtype else self.bias.to(x.dtype)
+        return self._conv_forward(x, w, b)
+
+
+class RMSNorm(nn.Module):
+    """RMS norm over the last dim, statistics in float32 (reference WanRMSNorm)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        normed = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight.to(x.dtype)
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32, returned in the input dtype (reference WanLayerNorm)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, elementwise_affine: bool = False, device=None, dtype=None):
+        super().__init__(dim, eps=eps, elementwise_affine=elementwise_affine, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+
+
+class LayerNormInputDtype(nn.LayerNorm):
+    """Plain LayerNorm (eps 1e-5 by default) in the input dtype, as torch.nn.LayerNorm in the reference's img_emb."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else self.weight.to(x.dtype)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
