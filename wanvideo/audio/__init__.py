@@ -1,1 +1,22 @@
-"""wanvideo.audio"""
+"""wanvideo.audio: speech -> wav2vec2 features at the video frame rate, as the InfiniteTalk reference computes them.
+
+Public API:
+    load_wav2vec(path, dtype=torch.float32, device="cpu") -> Wav2VecEncoder
+    embed_audio(model, waveform, sample_rate, fps=25.0, normalize_loudness=True) -> [frames, layers, channels]
+    build_audio_embeddings(model, audio_1, sample_rate_1, audio_2=None, ..., mode="para"|"add") -> AudioEmbeddings
+    frame_windows(embedding, start, count, window=5) -> [count, window, layers, channels]
+    tiny_wav2vec2(seed=0) -> a tiny random-weight Wav2VecEncoder
+"""
+from .embeddings import arrange_speakers, build_audio_embeddings, embed_audio, frame_windows
+from .encoder import SAMPLE_RATE, Wav2VecEncoder
+from .features import embed_waveform16k, num_video_frames
+from .loader import load_wav2vec
+from .preprocess import loudness_normalize, prepare_waveform
+from .tiny import random_wav2vec2, tiny_wav2vec2
+from .types import AudioEmbeddings
+
+__all__ = [
+    "AudioEmbeddings", "SAMPLE_RATE", "Wav2VecEncoder", "arrange_speakers", "build_audio_embeddings",
+    "embed_audio", "embed_waveform16k", "frame_windows", "load_wav2vec", "loudness_normalize",
+    "num_video_frames", "prepare_waveform", "random_wav2vec2", "tiny_wav2vec2",
+]

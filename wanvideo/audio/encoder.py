@@ -1,0 +1,122 @@
+"""The loaded wav2vec2 audio encoder (the pack type INFINITETALK_WAV2VEC)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from .checkpoint import clean_config_dict
+
+SAMPLE_RATE = 16000  # wav2vec2 is trained on 16 kHz audio
+
+DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}
+
+
+def as_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        if dtype in (torch.float32, torch.float16, torch.bfloat16):
+            return dtype
+    elif isinstance(dtype, str) and dtype.lower() in DTYPES:
+        return DTYPES[dtype.lower()]
+    raise InputError(f"precision {dtype!r} is not supported for wav2vec2: choose fp32, fp16 or bf16")
+
+
+def as_device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device {device!r} is not a torch device (use 'cpu', 'cuda', 'cuda:1', ...)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} asked for, but this PyTorch sees no CUDA GPU: use 'cpu'")
+    return dev
+
+
+def build_transformers_model(config: dict):
+    """A transformers Wav2Vec2Model for `config` with uninitialised (meta) weights, ready for load_state_dict(assign=True)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    cfg = Wav2Vec2Config(**clean_config_dict(config))
+    with torch.device("meta"):
+        model = Wav2Vec2Model(cfg)
+    return model
+
+
+@dataclass
+class Wav2VecEncoder:
+    """A transformers `Wav2Vec2Model` in eval mode plus what the reference's feature extractor adds.
+
+    do_normalize: zero-mean unit-variance input normalisation (from
+        preprocessor_config.json; False for chinese-wav2vec2-base).
+    source: where it was loaded from (for messages).
+    """
+
+    model: torch.nn.Module
+    do_normalize: bool = False
+    source: str = ""
+    info: dict = field(default_factory=dict)
+
+    sample_rate = SAMPLE_RATE
+
+    def __post_init__(self):
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    def to(self, device=None, dtype=None) -> "Wav2VecEncoder":
+        kwargs = {}
+        if device is not None:
+            kwargs["device"] = as_device(device)
+        if dtype is not None:
+            kwargs["dtype"] = as_dtype(dtype)
+        self.model.to(**kwargs)
+        return self
+
+    def state_dict(self) -> dict:
+        return {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
+
+    def save_pretrained(self, folder) -> Path:
+        """Write a Hugging Face folder (config.json, model.safetensors, preprocessor_config.json)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.to_json_file(str(folder / "config.json"))
+        save_file({k: v.cpu() for k, v in self.state_dict().items()}, str(folder / "model.safetensors"))
+        pre = {
+            "do_normalize": bool(self.do_normalize), "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+            "feature_size": 1, "padding_side": "right", "padding_value": 0.0,
+            "return_attention_mask": False, "sampling_rate": SAMPLE_RATE,
+        }
+        (folder / "preprocessor_config.json").write_text(json.dumps(pre, indent=2))
+        return folder
+
+    def __repr__(self):
+        return (f"Wav2VecEncoder({self.source or 'in memory'}, hidden {self.hidden_size}, "
+                f"{self.num_layers} layers, {self.dtype}, {self.device})")
