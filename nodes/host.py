@@ -97,6 +97,37 @@ def model_folder_paths(*folders: str) -> list[str]:
     return paths
 
 
+HF_FOLDER_MARKERS = ("config.json", "model.safetensors", "pytorch_model.bin")
+
+
+def model_subfolders(*folders: str, markers=HF_FOLDER_MARKERS, max_depth: int = 3) -> list[str]:
+    """Sub-folders ('/'-separated, relative) of the host's `folders` that look like a Hugging Face model folder."""
+    names = set()
+    for base in model_folder_paths(*folders):
+        if not os.path.isdir(base):
+            continue
+        base_depth = base.rstrip(os.sep).count(os.sep)
+        for root, dirs, files in os.walk(base, followlinks=True):
+            if root.rstrip(os.sep).count(os.sep) - base_depth >= max_depth:
+                dirs[:] = []
+            if os.path.normpath(root) != os.path.normpath(base) and any(m in files for m in markers):
+                names.add(os.path.relpath(root, base).replace(os.sep, "/"))
+    return sorted(names)
+
+
+def model_subfolder_path(name: str, *folders: str) -> str | None:
+    """Full path of sub-folder `name` in the first of `folders` holding it (a plain existing folder is accepted too)."""
+    if ".." in name.replace("\\", "/").split("/"):
+        return None
+    for base in model_folder_paths(*folders):
+        path = os.path.join(base, name)
+        if os.path.isdir(path):
+            return path
+    if os.path.isdir(name):
+        return name
+    return None
+
+
 class _NullProgress:
     def __init__(self, total: int):
         self.total = total

@@ -55,7 +55,8 @@ def embed_audio(model, waveform, sample_rate: int, fps: float = 25.0, normalize_
     fps = _check_fps(fps)
     wave, _ = prepare_waveform(waveform, sample_rate, normalize_loudness, name="audio")
     _check_length(wave, fps, "audio")
-    return embed_waveform16k(enc, wave, fps=fps, chunk_frames=chunk_frames)
+    with enc.computing():
+        return embed_waveform16k(enc, wave, fps=fps, chunk_frames=chunk_frames)
 
 
 def _pad_to(wave: np.ndarray, n: int) -> np.ndarray:
@@ -125,10 +126,11 @@ def build_audio_embeddings(model, audio_1, sample_rate_1: int, audio_2=None, sam
         callback(int(round((track_index + frac) * 100)), 100 * len(tracks))
 
     speakers = []
-    for idx, track in enumerate(tracks):
-        emb = embed_waveform16k(enc, track, fps=fps, chunk_frames=chunk_frames,
-                                callback=lambda s, d, t, idx=idx: progress(s, d, t, idx))
-        speakers.append(emb)
+    with enc.computing():
+        for idx, track in enumerate(tracks):
+            emb = embed_waveform16k(enc, track, fps=fps, chunk_frames=chunk_frames,
+                                    callback=lambda s, d, t, idx=idx: progress(s, d, t, idx))
+            speakers.append(emb)
     if frame_limit and frame_limit < total_frames:
         speakers = [s[:frame_limit].clone() for s in speakers]
         keep = int(math.ceil(frame_limit * TARGET_RATE / fps))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,12 +56,16 @@ class Wav2VecEncoder:
     do_normalize: zero-mean unit-variance input normalisation (from
         preprocessor_config.json; False for chinese-wav2vec2-base).
     source: where it was loaded from (for messages).
+    compute_device: where embeddings are computed when the weights are kept
+        elsewhere (ComfyUI "offload": weights in RAM, moved to the GPU only
+        while embedding); None computes where the weights are.
     """
 
     model: torch.nn.Module
     do_normalize: bool = False
     source: str = ""
     info: dict = field(default_factory=dict)
+    compute_device: torch.device | None = None
 
     sample_rate = SAMPLE_RATE
 
@@ -97,6 +102,22 @@ class Wav2VecEncoder:
             kwargs["dtype"] = as_dtype(dtype)
         self.model.to(**kwargs)
         return self
+
+    @contextmanager
+    def computing(self):
+        """Within this block the weights are on `compute_device` (moved back afterwards)."""
+        target = None if self.compute_device is None else torch.device(self.compute_device)
+        home = self.device
+        if target is None or target == home:
+            yield self
+            return
+        self.model.to(target)
+        try:
+            yield self
+        finally:
+            self.model.to(home)
+            if target.type == "cuda":
+                torch.cuda.empty_cache()
 
     def state_dict(self) -> dict:
         return {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}

@@ -129,7 +129,7 @@ def _probe(enc: Wav2VecEncoder) -> None:
         ) from exc
 
 
-def load_wav2vec(path, dtype=torch.float32, device="cpu", check: bool = True) -> Wav2VecEncoder:
+def load_wav2vec(path, dtype=torch.float32, device="cpu", check: bool = True, compute_device=None) -> Wav2VecEncoder:
     """Load a wav2vec2 encoder from a Hugging Face folder or a single weights file.
 
     Folder: config.json (optional: else inferred) + model.safetensors or
@@ -138,10 +138,12 @@ def load_wav2vec(path, dtype=torch.float32, device="cpu", check: bool = True) ->
     .bin), prefixed `wav2vec2.` or not, weight norm as weight_g/weight_v or
     parametrizations, with the bundled chinese-wav2vec2-base config corrected
     by the weights' own sizes. `check` runs a tiny forward to refuse a
-    precision the device cannot compute.
+    precision the device cannot compute. `compute_device`: keep the weights on
+    `device` but compute there (see Wav2VecEncoder.compute_device).
     """
     dtype = as_dtype(dtype)
     device = as_device(device)
+    compute_device = as_device(compute_device) if compute_device is not None else None
     p = Path(path)
     if not p.exists():
         raise InputError(f"wav2vec2 model {p} does not exist: put it into ComfyUI/models/wav2vec2/")
@@ -158,6 +160,10 @@ def load_wav2vec(path, dtype=torch.float32, device="cpu", check: bool = True) ->
         if p.suffix not in WEIGHT_SUFFIXES:
             raise ModelFileError(f"{p} is not a weights file: expected a .safetensors (or .bin) wav2vec2 model")
         sidecar = p.with_suffix(".json")  # optional config for a single file: <name>.json beside it
+        if p.name in ("model.safetensors", "pytorch_model.bin") and (p.parent / "config.json").is_file():
+            sidecar = p.parent / "config.json"  # the weights file of a Hugging Face folder
+            if (p.parent / "preprocessor_config.json").is_file():
+                preprocessor = json.loads((p.parent / "preprocessor_config.json").read_text())
         if sidecar.is_file():
             try:
                 config = json.loads(sidecar.read_text())
@@ -180,8 +186,9 @@ def load_wav2vec(path, dtype=torch.float32, device="cpu", check: bool = True) ->
     model = _build(sd, config, str(weights))
     model.to(device=device, dtype=dtype)
     enc = Wav2VecEncoder(model, do_normalize=bool(preprocessor.get("do_normalize", False)), source=str(p),
-                         info={"weights": str(weights), "config": config_source})
+                         info={"weights": str(weights), "config": config_source}, compute_device=compute_device)
     if check:
-        _probe(enc)
+        with enc.computing():
+            _probe(enc)
     log.info("loaded %r", enc)
     return enc

@@ -1,0 +1,159 @@
+"""Audio nodes: the wav2vec2 loader and the audio embeddings (thin layers over wanvideo.audio)."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..wanvideo.audio import build_audio_embeddings, load_wav2vec
+from ..wanvideo.errors import InputError
+from . import host
+
+log = logging.getLogger("wanvideo")
+
+# wav2vec2 files live in models/wav2vec2 (the InfiniteTalk / wrapper convention) or
+# models/audio_encoders (ComfyUI's own folder for the same files): both are listed.
+MODEL_FOLDERS = ("wav2vec2", "audio_encoders")
+for _folder in MODEL_FOLDERS:
+    host.register_model_folder(_folder)
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def _model_choices() -> list[str]:
+    files = [f for f in host.model_files(*MODEL_FOLDERS) if not f.endswith(".json")]
+    folders = host.model_subfolders(*MODEL_FOLDERS)
+    # A file inside a listed Hugging Face folder is reached through the folder.
+    files = [f for f in files if not any(f.startswith(d + "/") for d in folders)]
+    return folders + files
+
+
+def _resolve(name: str) -> str:
+    folder = host.model_subfolder_path(name, *MODEL_FOLDERS)
+    if folder is not None:
+        return folder
+    try:
+        return host.model_path(name, *MODEL_FOLDERS)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from exc
+
+
+class InfiniteTalkWav2VecLoader:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "load"
+    RETURN_TYPES = ("INFINITETALK_WAV2VEC",)
+    RETURN_NAMES = ("wav2vec",)
+    DESCRIPTION = "Loads the wav2vec2 speech encoder (e.g. TencentGameMate/chinese-wav2vec2-base) that turns speech into InfiniteTalk's audio features."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (_model_choices(), {
+                    "tooltip": "A Hugging Face folder (config.json + model.safetensors) or a single .safetensors file "
+                               "from models/wav2vec2 or models/audio_encoders, e.g. chinese-wav2vec2-base or its fp16 repack."}),
+                "precision": (list(PRECISIONS), {
+                    "default": "fp32",
+                    "tooltip": "Compute precision. fp32 reproduces the reference exactly and the model is small "
+                               "(~0.4 GB); fp16/bf16 halve its memory at a small cost in accuracy."}),
+                "device": (["main", "offload"], {
+                    "default": "main",
+                    "tooltip": "main: keep the model on the GPU. offload: keep it in RAM and move it to the GPU only "
+                               "while computing embeddings (frees its VRAM for the video model)."}),
+            }
+        }
+
+    def load(self, model, precision="fp32", device="main"):
+        path = _resolve(model)
+        main = host.torch_device("main")
+        if device == "offload":
+            enc = load_wav2vec(path, dtype=precision, device=host.torch_device("offload"), compute_device=main)
+        else:
+            enc = load_wav2vec(path, dtype=precision, device=main)
+        return (enc,)
+
+
+def _audio_input(audio, name: str):
+    """(waveform [channels, samples], sample_rate) from a ComfyUI AUDIO dict."""
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise InputError(f"{name} is not an AUDIO value (expected {{'waveform': [1, C, T], 'sample_rate': int}})")
+    wave = audio["waveform"]
+    if not isinstance(wave, torch.Tensor):
+        wave = torch.as_tensor(wave)
+    if wave.ndim == 3:
+        if wave.shape[0] > 1:
+            log.warning("%s holds a batch of %d clips: using the first", name, wave.shape[0])
+        wave = wave[0]
+    if wave.ndim == 1:
+        wave = wave[None]
+    if wave.ndim != 2:
+        raise InputError(f"{name}: waveform shape {tuple(audio['waveform'].shape)} is not [batch, channels, samples]")
+    return wave, int(audio["sample_rate"])
+
+
+class InfiniteTalkAudioEmbeds:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "embed"
+    RETURN_TYPES = ("INFINITETALK_AUDIO_EMBEDS", "AUDIO", "INT")
+    RETURN_NAMES = ("audio_embeds", "audio", "num_frames")
+    OUTPUT_TOOLTIPS = (
+        "wav2vec2 features per speaker at the video frame rate, for the InfiniteTalk sampler.",
+        "The processed audio that was embedded (mono, 16 kHz, loudness-normalised; both speakers mixed): "
+        "connect it to Video Combine so the sound matches the lips.",
+        "Number of video frames the audio covers (int(seconds x fps), after the frame limit).",
+    )
+    DESCRIPTION = "Turns one or two speakers' speech into InfiniteTalk audio embeddings, as the reference does."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "wav2vec": ("INFINITETALK_WAV2VEC", {"tooltip": "The wav2vec2 model from the Wav2Vec loader."}),
+                "audio_1": ("AUDIO", {"tooltip": "Speech of the (first) speaker: any length, channel count or sample rate."}),
+                "speaker_mode": (["para", "add"], {
+                    "default": "para",
+                    "tooltip": "With two speakers: para = they talk at the same time (the shorter is padded with "
+                               "silence); add = speaker 1 talks first, then speaker 2. Ignored with one speaker."}),
+                "normalize_loudness": ("BOOLEAN", {
+                    "default": True,
+                    "tooltip": "Bring each speaker to -23 LUFS first, as the reference does (silence is left as is)."}),
+                "fps": ("FLOAT", {
+                    "default": 25.0, "min": 1.0, "max": 120.0, "step": 0.01,
+                    "tooltip": "Video frame rate the features are aligned to. InfiniteTalk was trained at 25."}),
+                "frame_limit": ("INT", {
+                    "default": 0, "min": 0, "max": 1_000_000,
+                    "tooltip": "Keep only the first N video frames (and the matching audio); 0 = the whole audio."}),
+            },
+            "optional": {
+                "audio_2": ("AUDIO", {"tooltip": "Optional speech of a second speaker (two-person video)."}),
+            },
+        }
+
+    def embed(self, wav2vec, audio_1, speaker_mode="para", normalize_loudness=True, fps=25.0, frame_limit=0,
+              audio_2=None):
+        wave_1, rate_1 = _audio_input(audio_1, "audio_1")
+        wave_2, rate_2 = _audio_input(audio_2, "audio_2") if audio_2 is not None else (None, None)
+        bar = host.progress_bar(100)
+
+        def progress(done, total):
+            host.raise_if_interrupted()
+            bar.update_absolute(done, total)
+
+        embeds = build_audio_embeddings(
+            wav2vec, wave_1, rate_1, wave_2, rate_2, mode=speaker_mode, fps=fps,
+            normalize_loudness=normalize_loudness, frame_limit=frame_limit, callback=progress,
+        )
+        audio = {"waveform": embeds.waveform.reshape(1, 1, -1).clone(), "sample_rate": embeds.sample_rate}
+        host.send_progress_text(
+            f"{embeds.num_frames} frames ({embeds.num_frames / embeds.fps:.2f} s), {embeds.num_speakers} speaker(s)")
+        return (embeds, audio, embeds.num_frames)
+
+
+NODE_CLASS_MAPPINGS = {
+    "InfiniteTalkWav2VecLoader": InfiniteTalkWav2VecLoader,
+    "InfiniteTalkAudioEmbeds": InfiniteTalkAudioEmbeds,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "InfiniteTalkWav2VecLoader": "InfiniteTalk Wav2Vec Loader",
+    "InfiniteTalkAudioEmbeds": "InfiniteTalk Audio Embeds",
+}
