@@ -4,7 +4,7 @@
 // ComfyUI's front end (1.2x) already prints that text in a text box inside the node. This extension adds
 // what the text box does not give: a compact badge and a thin bar in the node's title (readable when
 // zoomed out), a reset when a new run starts, and a mark when a run stops. On front ends without the
-// native text box, the badge is what shows the progress.
+// native text box, the badge is what shows the progress. Only "window k/n" lines make a badge.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { parseProgressText } from "./infinitetalk_progress_text.js";
@@ -40,6 +40,7 @@ app.registerExtension({
       const node = findNode(nodeId);
       if (!node || !isOurs(node)) return;
       const parsed = parseProgressText(text);
+      if (!parsed) return; // other messages (e.g. the audio node's summary) stay in the native text box only
       node.infinitetalkProgress = { text: String(text ?? ""), parsed, stopped: false };
       tracked.add(node);
       node.setDirtyCanvas?.(true, true);
@@ -70,19 +71,16 @@ app.registerExtension({
       const p = this.infinitetalkProgress;
       if (!p || this.flags?.collapsed) return result;
       const titleHeight = globalThis.LiteGraph?.NODE_TITLE_HEIGHT ?? 30;
-      const label = p.parsed ? p.parsed.badge : p.text.slice(0, 32);
-      const text = p.stopped ? `${label} (stopped)` : label;
+      const text = p.stopped ? `${p.parsed.badge} (stopped)` : p.parsed.badge;
       ctx.save();
       ctx.font = "12px sans-serif";
       ctx.textAlign = "right";
       ctx.textBaseline = "middle";
       ctx.fillStyle = p.stopped ? "#e88" : "#9cf";
       ctx.fillText(text, this.size[0] - 8, -titleHeight / 2);
-      if (p.parsed) {
-        // A 3 px bar along the bottom edge of the title: overall progress over all windows.
-        ctx.fillStyle = p.stopped ? "#a44" : "#4a8";
-        ctx.fillRect(0, -3, this.size[0] * p.parsed.fraction, 3);
-      }
+      // A 3 px bar along the bottom edge of the title: overall progress over all windows.
+      ctx.fillStyle = p.stopped ? "#a44" : "#4a8";
+      ctx.fillRect(0, -3, this.size[0] * p.parsed.fraction, 3);
       ctx.restore();
       return result;
     };

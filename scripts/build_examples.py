@@ -1,0 +1,197 @@
+"""Write the example workflows in `examples/` (UI format for drag-and-drop, API format for scripts).
+
+    .venv/bin/python scripts/build_examples.py
+
+Each graph is described once below; widget order, default values, sockets and links are taken from
+the nodes' own declarations (ours from the pack, core ones from `tests/testlib/core_nodes.py`), so
+the files stay in step with the nodes. `tests/test_examples.py` checks the result.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from testlib import load_pack  # noqa: E402
+from testlib.workflows import all_specs, ui_to_api  # noqa: E402
+
+EXAMPLES = REPO / "examples"
+
+HF_COMFY = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+HF_KIJAI_FP8 = "https://huggingface.co/Kijai/WanVideo_comfy_fp8_scaled/resolve/main"
+HF_KIJAI = "https://huggingface.co/Kijai/WanVideo_comfy/resolve/main"
+
+# Model files as users have them from the common repacks: name -> (folder, url).
+MODELS = {
+    "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors":
+        ("diffusion_models", f"{HF_COMFY}/diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"),
+    "Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors":
+        ("diffusion_models", f"{HF_KIJAI_FP8}/InfiniteTalk/Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors"),
+    "Wan2_1-InfiniteTalk-Multi_fp8_e4m3fn_scaled_KJ.safetensors":
+        ("diffusion_models", f"{HF_KIJAI_FP8}/InfiniteTalk/Wan2_1-InfiniteTalk-Multi_fp8_e4m3fn_scaled_KJ.safetensors"),
+    "umt5_xxl_fp8_e4m3fn_scaled.safetensors":
+        ("text_encoders", f"{HF_COMFY}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
+    "clip_vision_h.safetensors": ("clip_vision", f"{HF_COMFY}/clip_vision/clip_vision_h.safetensors"),
+    "wan_2.1_vae.safetensors": ("vae", f"{HF_COMFY}/vae/wan_2.1_vae.safetensors"),
+    "wav2vec2-chinese-base_fp16.safetensors":
+        ("wav2vec2", "https://huggingface.co/Kijai/wav2vec2_safetensors/resolve/main/wav2vec2-chinese-base_fp16.safetensors"),
+    "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors":
+        ("loras", f"{HF_KIJAI}/Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors"),
+}
+
+NEGATIVE_PROMPT = (
+    "bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, still, "
+    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, "
+    "poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, "
+    "messy background, three legs, many people in the background, walking backwards"
+)
+
+
+class Graph:
+    """A workflow under construction; nodes are added with named widget values and linked by name."""
+
+    def __init__(self, specs):
+        self.specs = specs
+        self.nodes = []
+        self.links = []
+        self.groups = []
+
+    def add(self, node_type, pos, widgets=None, title=None, size=None, color=None, api_only=False):
+        spec = self.specs[node_type]
+        widgets = dict(widgets or {})
+        unknown = set(widgets) - {w.name for w in spec.widgets}
+        if unknown:
+            raise KeyError(f"{node_type} has no widgets {sorted(unknown)}")
+        values = []
+        for w in spec.widgets:
+            if w.name in widgets:
+                value = widgets[w.name]
+            elif w.default is not None:
+                value = w.default
+            elif w.type == "COMBO" and isinstance(w.options, list) and w.options:
+                value = w.options[0]
+            else:
+                raise KeyError(f"{node_type}.{w.name} needs a value (no default)")
+            values.append(value)
+            if w.control:
+                values.append("fixed")
+            if w.upload in ("image", "video"):
+                values.append("image")
+            elif w.upload == "audio":
+                values.extend([None, None])
+        node = {
+            "id": len(self.nodes) + 1,
+            "type": node_type,
+            "pos": list(pos),
+            "size": list(size or self._size(spec)),
+            "flags": {},
+            "order": len(self.nodes),
+            "mode": 0,
+            "inputs": [self._socket(i) for i in spec.sockets],
+            "outputs": [{"name": name, "type": t, "links": [], **({"slot_index": k} if True else {})}
+                        for k, (name, t) in enumerate(zip(spec.output_names or spec.outputs, spec.outputs))],
+            "properties": {} if spec.origin == "frontend" else {"Node name for S&R": node_type},
+            "widgets_values": values,
+        }
+        if spec.origin == "pack":
+            node["properties"]["cnr_id"] = "comfyui-wanvideo-infinitetalk"
+        models = [{"name": v, "url": MODELS[v][1], "directory": MODELS[v][0]}
+                  for v in widgets.values() if isinstance(v, str) and v in MODELS]
+        if models:
+            node["properties"]["models"] = models
+        if title:
+            node["title"] = title
+        if color:
+            node["color"], node["bgcolor"] = color
+        self.nodes.append(node)
+        return node
+
+    def note(self, text, pos, size=(420, 300), markdown=True):
+        node = self.add("MarkdownNote" if markdown else "Note", pos, {"text": text}, size=size,
+                        color=("#432", "#653"))
+        return node
+
+    def group(self, title, bounding, color="#3f789e"):
+        self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": list(bounding),
+                            "color": color, "font_size": 24, "flags": {}})
+
+    @staticmethod
+    def _socket(spec):
+        sock = {"name": spec.name, "type": spec.type, "link": None}
+        if spec.section == "optional":
+            sock["shape"] = 7  # the front end draws optional inputs hollow
+        return sock
+
+    @staticmethod
+    def _size(spec):
+        rows = len(spec.widgets) + max(len(spec.sockets), len(spec.outputs))
+        return [320, 30 + 24 * rows]
+
+    def link(self, src, output, dst, input_name):
+        spec_src, spec_dst = self.specs[src["type"]], self.specs[dst["type"]]
+        names = spec_src.output_names or spec_src.outputs
+        slot = names.index(output) if output in names else spec_src.outputs.index(output)
+        dst_slot = next(i for i, s in enumerate(dst["inputs"]) if s["name"] == input_name)
+        link_id = len(self.links) + 1
+        ltype = spec_src.outputs[slot]
+        self.links.append([link_id, src["id"], slot, dst["id"], dst_slot, ltype])
+        src["outputs"][slot]["links"].append(link_id)
+        dst["inputs"][dst_slot]["link"] = link_id
+        return link_id
+
+    def ui(self):
+        for node in self.nodes:
+            for out in node["outputs"]:
+                if not out["links"]:
+                    out["links"] = None
+        return {
+            "id": "00000000-0000-4000-8000-000000000000",
+            "revision": 0,
+            "last_node_id": len(self.nodes),
+            "last_link_id": len(self.links),
+            "nodes": self.nodes,
+            "links": self.links,
+            "groups": self.groups,
+            "config": {},
+            "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}, "frontendVersion": "1.27.10"},
+            "version": 0.4,
+        }
+
+
+def models_note(files, extra=""):
+    lines = ["## Model files for this workflow", "",
+             "Download each file and put it in the ComfyUI folder shown (then press **R** in the UI to refresh "
+             "the lists). The full table, with other precisions, is in the pack's README.", ""]
+    for name in files:
+        folder, url = MODELS[name]
+        lines.append(f"- `models/{folder}/` ← [{name}]({url})")
+    if extra:
+        lines += ["", extra]
+    return "\n".join(lines)
+
+
+def write(name, graph):
+    ui = graph.ui()
+    api = ui_to_api(ui, graph.specs)
+    EXAMPLES.mkdir(exist_ok=True)
+    (EXAMPLES / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
+    (EXAMPLES / f"{name}_api.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote examples/{name}.json and examples/{name}_api.json ({len(ui['nodes'])} nodes)")
+
+
+def main():
+    specs = all_specs(load_pack().NODE_CLASS_MAPPINGS)
+    from example_graphs import GRAPHS  # noqa: E402 - the four graphs, next to this script
+
+    for name, build in GRAPHS.items():
+        graph = Graph(specs)
+        build(graph)
+        write(name, graph)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()

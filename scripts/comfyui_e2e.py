@@ -1,0 +1,448 @@
+"""Run the pack inside a real ComfyUI and check that an MP4 with sound comes out. Run by hand, not in CI.
+
+    python scripts/comfyui_e2e.py /path/to/ComfyUI [--python /path/to/comfy-venv/bin/python]
+
+Run it with (or point --python at) the Python that runs that ComfyUI, with this pack's
+requirements installed in it. What it does:
+
+1. Makes a temporary ComfyUI base directory (`--base-directory`): `custom_nodes/` holds a link to this
+   checkout (the pack, loaded exactly as ComfyUI loads any custom node folder) and a second folder
+   with the test-only stand-in node of `tests/testlib/e2e_host_nodes.py`; `input/` gets a portrait and
+   a short speech clip from `../shared/media`. The ComfyUI checkout itself is not modified.
+2. Writes small model files into a temporary models folder, registered through an
+   `extra_model_paths.yaml` (`--extra-model-paths-config`):
+   - `diffusion_models/`: a tiny random-weight Wan2.1 I2V + InfiniteTalk DiT (our model loader);
+   - `wav2vec2/`: a tiny random-weight wav2vec2 as a Hugging Face folder (our wav2vec loader);
+   - `vae/`: a random-weight Wan 2.1 VAE at its real size (127 M parameters, 254 MB fp16) in the original
+     layout, which ComfyUI's own VAELoader loads (it fixes the architecture, so it cannot be tiny);
+   - `clip_vision/`: a random-weight ViT-H/14 at its real size (632 M parameters, 1.26 GB fp16), which
+     ComfyUI's own CLIPVisionLoader loads (`--clip-vision stand-in` skips it, see below).
+3. Starts ComfyUI on 127.0.0.1 with `--cpu`, posts an API workflow built from
+   `examples/infinitetalk_single_speaker_api.json`, adapted to the tiny models:
+   - the umt5 text encoder (CLIPLoader + CLIPTextEncode) is replaced by `InfiniteTalkE2ETinyTextEncode`,
+     which returns CONDITIONING in the host's format with the tiny model's width: ComfyUI builds umt5-xxl
+     at its full 5.7 B-parameter size whatever file it is given, which a test machine cannot hold;
+   - with `--clip-vision stand-in`, CLIPVisionLoader + CLIPVisionEncode are replaced the same way;
+   - model names point at the tiny files; size, steps and frame window are made small.
+   LoadImage, LoadAudio, VAELoader (and by default CLIPVisionLoader / CLIPVisionEncode) are ComfyUI's own.
+4. Listens on the websocket (progress text from the sampler), waits for the run, and checks the MP4:
+   an H.264 video stream, an AAC audio stream, durations within one frame of each other and of the speech.
+
+Exit status 0 when the MP4 with sound came out and passed the checks.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MEDIA = REPO.parent / "shared" / "media"
+PACK_FOLDER = "ComfyUI-WanVideo-InfiniteTalk"
+DOUBLES_FOLDER = "infinitetalk_e2e_test_doubles"
+EXAMPLE = REPO / "examples" / "infinitetalk_single_speaker_api.json"
+
+# The tiny run: small enough for a CPU in a few minutes, big enough for several windows.
+TINY_RUN = {"width": 64, "height": 64, "frame_window": 17, "motion_frames": 5, "steps": 2, "speech_seconds": 1.6}
+
+
+def log(msg):
+    print(f"[e2e] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------- model files
+
+MAKE_HOST_FILES = r"""
+import sys, torch
+comfy_root, kind, path = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.path.insert(0, comfy_root)
+sys.argv = ["main.py", "--cpu"]
+import comfy.options
+comfy.options.enable_args_parsing()
+from safetensors.torch import save_file
+if kind == "vae":
+    import comfy.ldm.wan.vae as wan_vae
+    model = wan_vae.WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                           temperal_downsample=[False, True, True], dropout=0.0)
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    ones = lambda k: k.endswith("gamma")
+else:
+    import os, comfy.clip_vision
+    model = comfy.clip_vision.ClipVisionModel(os.path.join(os.path.dirname(comfy.clip_vision.__file__), "clip_vision_config_h.json"))
+    shapes = {k: v.shape for k, v in model.get_sd().items()}
+    ones = lambda k: ("norm" in k or "layrnorm" in k) and k.endswith("weight")
+del model
+gen = torch.Generator().manual_seed(0)
+sd = {}
+for k, shape in shapes.items():
+    if len(shape) >= 2:
+        fan_in = 1
+        for s in shape[1:]:
+            fan_in *= s
+        sd[k] = (torch.randn(shape, generator=gen) / fan_in ** 0.5).to(torch.float16)
+    elif ones(k):
+        sd[k] = torch.ones(shape, dtype=torch.float16)
+    else:
+        sd[k] = torch.zeros(shape, dtype=torch.float16)
+save_file(sd, path)
+print(sum(v.numel() for v in sd.values()))
+"""
+
+
+def write_host_model_file(python, comfy_root, kind, path):
+    """A random-weight file in the real format ComfyUI's own loader expects (made with ComfyUI's classes)."""
+    t0 = time.time()
+    out = subprocess.run([python, "-c", MAKE_HOST_FILES, str(comfy_root), kind, str(path)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"could not write the random {kind} file:\n{out.stderr[-3000:]}")
+    params = int(out.stdout.strip().splitlines()[-1])
+    log(f"wrote {path.name}: {params / 1e6:.0f} M random parameters ({time.time() - t0:.0f} s)")
+
+
+def write_tiny_pack_models(python, models: Path, clip_dim: int) -> dict:
+    """Tiny DiT and wav2vec2 files our own loaders read; returns the names to put into the workflow."""
+    code = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from wanvideo.e2e_models import write_tiny_models
+print(json.dumps(write_tiny_models(sys.argv[2], clip_dim=int(sys.argv[3]))))
+"""
+    out = subprocess.run([python, "-c", code, str(REPO), str(models), str(clip_dim)],
+                         capture_output=True, text=True, cwd=REPO)
+    if out.returncode != 0:
+        raise SystemExit(f"could not write the tiny model files:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def write_inputs(python, input_dir: Path, seconds: float) -> dict:
+    shutil.copy(MEDIA / "portrait_480x832.png", input_dir / "portrait.png")
+    code = r"""
+import sys, soundfile as sf
+data, rate = sf.read(sys.argv[1], dtype="float32")
+n = int(float(sys.argv[3]) * rate)
+sf.write(sys.argv[2], data[:n], rate)
+print(len(data[:n]) / rate)
+"""
+    out = subprocess.run([python, "-c", code, str(MEDIA / "speech_en_mono16k.wav"), str(input_dir / "speech.wav"),
+                          str(seconds)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"could not cut the speech clip:\n{out.stderr[-2000:]}")
+    return {"image": "portrait.png", "audio": "speech.wav", "speech_seconds": float(out.stdout.strip())}
+
+
+# ----------------------------------------------------------------------------- workflow
+
+def adapt_workflow(prompt: dict, names: dict, inputs: dict, clip_vision: str, tiny: dict) -> dict:
+    """The example API workflow with the tiny models, the stand-ins and a small run."""
+    from copy import deepcopy
+
+    prompt = deepcopy(prompt)
+    by_class = {}
+    for nid, node in prompt.items():
+        by_class.setdefault(node["class_type"], []).append(nid)
+
+    for nid in by_class.get("CLIPTextEncode", []):
+        text = prompt[nid]["inputs"]["text"]
+        prompt[nid] = {"class_type": "InfiniteTalkE2ETinyTextEncode",
+                       "inputs": {"text": text, "text_dim": names["text_dim"]}}
+    for nid in by_class.get("CLIPLoader", []):
+        del prompt[nid]
+    if clip_vision == "stand-in":
+        for nid in by_class.get("CLIPVisionEncode", []):
+            node = prompt[nid]["inputs"]
+            prompt[nid] = {"class_type": "InfiniteTalkE2ETinyClipVisionEncode",
+                           "inputs": {"image": node["image"], "clip_dim": names["clip_dim"], "crop": node["crop"]}}
+        for nid in by_class.get("CLIPVisionLoader", []):
+            del prompt[nid]
+    else:
+        for nid in by_class.get("CLIPVisionLoader", []):
+            prompt[nid]["inputs"]["clip_name"] = names["clip_vision"]
+    for nid in by_class.get("VAELoader", []):
+        prompt[nid]["inputs"]["vae_name"] = names["vae"]
+    for nid in by_class.get("LoadImage", []):
+        prompt[nid]["inputs"]["image"] = inputs["image"]
+    for nid in by_class.get("LoadAudio", []):
+        prompt[nid]["inputs"]["audio"] = inputs["audio"]
+    adapt_pack_nodes(prompt, by_class, names, tiny)
+    return prompt
+
+
+def adapt_pack_nodes(prompt, by_class, names, tiny):
+    """Point our loaders at the tiny files and make the sampler's run small."""
+    for nid in by_class.get("InfiniteTalkModelLoader", []):
+        inputs = prompt[nid]["inputs"]
+        for key, value in names["model_inputs"].items():
+            if key in inputs or key in names.get("model_optional", ()):
+                inputs[key] = value
+    for nid in by_class.get("InfiniteTalkWav2VecLoader", []):
+        inputs = prompt[nid]["inputs"]
+        for key, value in names["wav2vec_inputs"].items():
+            inputs[key] = value
+    for nid in by_class.get("InfiniteTalkSampler", []):
+        inputs = prompt[nid]["inputs"]
+        for key in ("width", "height", "frame_window", "motion_frames", "steps"):
+            if key in inputs:
+                inputs[key] = tiny[key]
+    for nid in by_class.get("InfiniteTalkVideoCombine", []):
+        prompt[nid]["inputs"]["filename_prefix"] = "infinitetalk_e2e"
+
+
+# ----------------------------------------------------------------------------- server
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url, payload=None, timeout=30):
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read().decode())
+
+
+def wait_for_server(base_url, proc, log_path, timeout):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"ComfyUI exited with {proc.returncode} while starting; log: {log_path}\n"
+                             + Path(log_path).read_text()[-4000:])
+        try:
+            return http_json(f"{base_url}/system_stats", timeout=5)
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(1.0)
+    raise SystemExit(f"ComfyUI did not answer within {timeout} s; log: {log_path}")
+
+
+async def run_prompt(base_url, prompt, timeout):
+    """POST the prompt, follow the websocket (progress text, errors), return (history entry, messages)."""
+    import aiohttp
+
+    client_id = uuid.uuid4().hex
+    texts, events = [], []
+    ws_url = base_url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url, max_msg_size=0) as ws:
+            async with session.post(f"{base_url}/prompt", json={"prompt": prompt, "client_id": client_id}) as resp:
+                body = await resp.json()
+                if resp.status != 200:
+                    raise SystemExit("ComfyUI refused the prompt:\n" + json.dumps(body, indent=1)[:6000])
+            prompt_id = body["prompt_id"]
+            log(f"prompt {prompt_id} queued")
+            t0 = time.time()
+            last_text = None
+            while time.time() - t0 < timeout:
+                try:
+                    msg = await ws.receive(timeout=5)
+                except asyncio.TimeoutError:
+                    continue
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    data = msg.data
+                    if int.from_bytes(data[:4], "big") == 3:  # progress text: node id length, node id, text
+                        n = int.from_bytes(data[4:8], "big")
+                        node_id, text = data[8:8 + n].decode(), data[8 + n:].decode()
+                        texts.append((node_id, text))
+                        if text != last_text:
+                            log(f"progress text on node {node_id}: {text}")
+                            last_text = text
+                    continue
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        break
+                    continue
+                event = json.loads(msg.data)
+                kind, data = event.get("type"), event.get("data", {})
+                if data.get("prompt_id") not in (None, prompt_id):
+                    continue
+                events.append(kind)
+                if kind == "executing" and data.get("node"):
+                    log(f"executing node {data['node']} ({prompt.get(data['node'], {}).get('class_type')})")
+                elif kind == "execution_error":
+                    log("execution error:\n" + json.dumps(data, indent=1)[:6000])
+                    break
+                elif kind in ("execution_success",) or (kind == "executing" and data.get("node") is None):
+                    break
+            else:
+                raise SystemExit(f"the run did not finish within {timeout} s")
+        history = {}
+        for _ in range(30):
+            async with session.get(f"{base_url}/history/{prompt_id}") as resp:
+                history = await resp.json()
+            if prompt_id in history:
+                break
+            await asyncio.sleep(1)
+    return history.get(prompt_id), texts, events
+
+
+# ----------------------------------------------------------------------------- checks
+
+def check_mp4(path: Path, speech_seconds: float) -> list[str]:
+    import av
+
+    problems = []
+    with av.open(str(path)) as container:
+        vs = [s for s in container.streams if s.type == "video"]
+        aus = [s for s in container.streams if s.type == "audio"]
+        if not vs:
+            return ["no video stream"]
+        v = vs[0]
+        fps = float(v.average_rate)
+        frames = sum(1 for _ in container.decode(v))
+        v_dur = frames / fps
+        log(f"video: {v.codec_context.name} {v.codec_context.pix_fmt} {v.codec_context.width}x{v.codec_context.height}"
+            f" {frames} frames at {fps:g} fps = {v_dur:.3f} s")
+        if v.codec_context.name != "h264":
+            problems.append(f"video codec {v.codec_context.name}, expected h264")
+        if not aus:
+            problems.append("no audio stream")
+        else:
+            a = aus[0]
+            a_dur = float(a.duration * a.time_base) if a.duration else float(container.duration or 0) / 1e6
+            log(f"audio: {a.codec_context.name} {a.codec_context.sample_rate} Hz, {a_dur:.3f} s")
+            if a.codec_context.name != "aac":
+                problems.append(f"audio codec {a.codec_context.name}, expected aac")
+            if abs(a_dur - v_dur) > 1.0 / fps + 1e-3:
+                problems.append(f"audio lasts {a_dur:.3f} s, video {v_dur:.3f} s: more than one frame apart")
+        expected = int(speech_seconds * fps)
+        if frames != expected:
+            problems.append(f"{frames} frames, expected int({speech_seconds:.3f} s x {fps:g}) = {expected}")
+    return problems
+
+
+def find_video(history_entry, output_dir: Path):
+    for node_out in (history_entry or {}).get("outputs", {}).values():
+        for key in ("gifs", "videos", "images", "video"):
+            for item in node_out.get(key, []) or []:
+                if isinstance(item, dict) and str(item.get("filename", "")).endswith((".mp4", ".webm", ".mkv")):
+                    return output_dir / item.get("subfolder", "") / item["filename"]
+    found = sorted(output_dir.rglob("*.mp4"))
+    return found[-1] if found else None
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("comfyui", type=Path, help="ComfyUI checkout (the folder holding main.py)")
+    ap.add_argument("--python", default=sys.executable, help="Python that runs ComfyUI (default: this one)")
+    ap.add_argument("--workflow", type=Path, default=EXAMPLE, help="API-format example to adapt")
+    ap.add_argument("--clip-vision", choices=("real", "stand-in"), default="real",
+                    help="'real': ComfyUI's CLIPVisionLoader/Encode on a random ViT-H file (1.3 GB on disk); "
+                         "'stand-in': the test-only node")
+    ap.add_argument("--workdir", type=Path, help="keep everything here instead of a temporary folder")
+    ap.add_argument("--keep", action="store_true", help="do not delete the temporary folder")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    comfy = args.comfyui.resolve()
+    if not (comfy / "main.py").is_file():
+        raise SystemExit(f"{comfy} is not a ComfyUI checkout (no main.py)")
+    work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="infinitetalk_e2e_"))
+    base, models = work / "base", work / "models"
+    for sub in ("custom_nodes", "input", "output", "temp", "user"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    log(f"work folder {work}")
+
+    link = base / "custom_nodes" / PACK_FOLDER
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+    doubles = base / "custom_nodes" / DOUBLES_FOLDER
+    doubles.mkdir(exist_ok=True)
+    shutil.copy(REPO / "tests" / "testlib" / "e2e_host_nodes.py", doubles / "__init__.py")
+
+    t0 = time.time()
+    clip_dim = 1280 if args.clip_vision == "real" else 32
+    names = write_tiny_pack_models(args.python, models, clip_dim)
+    (models / "vae").mkdir(parents=True, exist_ok=True)
+    names["vae"] = "wan_2.1_vae_random_e2e.safetensors"
+    if not (models / "vae" / names["vae"]).exists():
+        write_host_model_file(args.python, comfy, "vae", models / "vae" / names["vae"])
+    if args.clip_vision == "real":
+        (models / "clip_vision").mkdir(parents=True, exist_ok=True)
+        names["clip_vision"] = "clip_vision_h_random_e2e.safetensors"
+        if not (models / "clip_vision" / names["clip_vision"]).exists():
+            write_host_model_file(args.python, comfy, "clip_vision", models / "clip_vision" / names["clip_vision"])
+    inputs = write_inputs(args.python, base / "input", TINY_RUN["speech_seconds"])
+    log(f"model and input files ready ({time.time() - t0:.0f} s)")
+
+    yaml_path = work / "extra_model_paths.yaml"
+    folders = sorted(p.name for p in models.iterdir() if p.is_dir())
+    yaml_path.write_text("infinitetalk_e2e:\n" + f"  base_path: {models}\n"
+                         + "".join(f"  {f}: {f}\n" for f in folders))
+
+    prompt = adapt_workflow(json.loads(args.workflow.read_text()), names, inputs, args.clip_vision, TINY_RUN)
+    (work / "prompt_api.json").write_text(json.dumps(prompt, indent=1))
+
+    port = args.port or free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = work / "comfyui.log"
+    cmd = [args.python, str(comfy / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+           "--base-directory", str(base), "--extra-model-paths-config", str(yaml_path),
+           "--database-url", "sqlite:///:memory:", "--disable-auto-launch"]
+    log("starting: " + " ".join(cmd))
+    logf = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=comfy, stdout=logf, stderr=subprocess.STDOUT)
+    ok = False
+    try:
+        wait_for_server(base_url, proc, log_path, timeout=300)
+        info = http_json(f"{base_url}/object_info")
+        ours = sorted(k for k in info if k.startswith("InfiniteTalk") and not k.startswith("InfiniteTalkE2E"))
+        log(f"ComfyUI is up; pack nodes registered: {ours}")
+        missing = sorted({n["class_type"] for n in prompt.values()} - set(info))
+        if missing:
+            raise SystemExit(f"node classes missing in the host: {missing}; see {log_path}")
+        t1 = time.time()
+        entry, texts, events = asyncio.run(run_prompt(base_url, prompt, args.timeout))
+        log(f"run finished in {time.time() - t1:.0f} s; status: {json.dumps((entry or {}).get('status', {}))[:400]}")
+        video = find_video(entry, base / "output")
+        if video is None or not video.exists():
+            raise SystemExit(f"no video in the outputs; see {log_path}")
+        log(f"output: {video} ({video.stat().st_size} bytes)")
+        problems = check_mp4(video, inputs["speech_seconds"])
+        window_texts = [t for _, t in texts if "window" in t.lower()]
+        if not window_texts:
+            problems.append("the sampler sent no 'window k/n' progress text")
+        else:
+            log(f"{len(window_texts)} progress texts, last: {window_texts[-1]!r}")
+        leftovers = sorted(p.name for p in (base / "output").rglob("*") if p.is_file() and p != video)
+        if leftovers:
+            log(f"other files in the output folder: {leftovers}")
+        if problems:
+            log("FAILED:\n  " + "\n  ".join(problems))
+        else:
+            ok = True
+            log("OK: the MP4 with sound came out of a real ComfyUI")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        logf.close()
+        if not ok:
+            log(f"ComfyUI log tail ({log_path}):\n" + log_path.read_text()[-5000:])
+        if not (args.keep or args.workdir) and ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"kept {work}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
