@@ -2,14 +2,20 @@
 
 - `build_model(config, dtype, device)`: a model with random weights from a config dict.
 - `load_model(path_or_paths, dtype=..., device=...)`: a model from real checkpoint files.
+- `apply_lora(model, path, strength)`: merge a LoRA.
 - `preset(name)` / `tiny_config()`: the real 14B sizes and the fixtures' tiny sizes.
 """
 from .config import PRESETS, config_from_reference, normalize_config, preset, tiny_config
 from .dit import WanInfiniteTalkModel, build_model
+from .loading import load_model
+from .lora import apply_lora, apply_loras
 
 __all__ = [
     "PRESETS",
     "WanInfiniteTalkModel",
+    "apply_lora",
+    "apply_loras",
+    "load_model",
     "build_model",
     "config_from_reference",
     "normalize_config",

@@ -68,6 +68,12 @@ class WanInfiniteTalkModel(nn.Module):
         """'sdpa' (PyTorch, default), 'sage' (SageAttention) or 'flash' (FlashAttention)."""
         self.attention_backend = check_backend(name, self.main_device)
 
+    def enable_block_swap(self, count: int, offload_device="cpu", prefetch: bool = True) -> None:
+        """Keep the first `count` blocks on `offload_device`, each moved to the main device just in time."""
+        from .block_swap import BlockSwapper
+
+        self.block_swap = BlockSwapper(self, count, self.main_device, offload_device, prefetch) if count > 0 else None
+
     # ----- input checks -------------------------------------------------------------------------------
     def _check_inputs(self, x, t, context, clip_fea, y, audio, ref_target_masks):
         cfg = self.config

@@ -1,0 +1,150 @@
+"""LoRA files merged into the model's weights at a strength.
+
+Layouts seen for Wan (including the step-distillation LoRAs such as lightx2v used for
+4-8 step sampling): `lora_down`/`lora_up` (+ `alpha`), PEFT `lora_A`/`lora_B`, kohya
+`lora_unet_blocks_0_self_attn_q`, and full deltas `diff` (weight) / `diff_b` (bias),
+with or without `diffusion_model.` / `model.diffusion_model.` / `transformer.` prefixes,
+under native or diffusers module names. Merging: W += s * (alpha / rank) * up @ down;
+fp8 weights kept in memory are dequantised, updated and re-quantised with a new scale.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+import torch
+
+from ..errors import ModelFileError
+from .fp8 import dequantize, is_fp8, quantize_fp8
+from .layouts import diffusers_to_native, is_diffusers
+from .weight_files import open_weight_file
+
+log = logging.getLogger("wanvideo")
+
+_KINDS = (
+    (".lora_down.weight", "down"), (".lora_up.weight", "up"),
+    (".lora_A.weight", "down"), (".lora_B.weight", "up"),
+    (".lora_A.default.weight", "down"), (".lora_B.default.weight", "up"),
+    (".lora.down.weight", "down"), (".lora.up.weight", "up"),
+    (".alpha", "alpha"), (".diff_b", "diff_b"), (".diff", "diff"),
+)
+_PREFIXES = ("base_model.model.", "model.diffusion_model.", "diffusion_model.", "transformer.", "model.", "unet.")
+
+
+def _split(key: str):
+    for suffix, kind in _KINDS:
+        if key.endswith(suffix):
+            return key[: -len(suffix)], kind
+    return None, None
+
+
+def _strip(path: str) -> str:
+    for prefix in _PREFIXES:
+        if path.startswith(prefix):
+            return path[len(prefix):]
+    return path
+
+
+def parse_lora(tensors: dict, model) -> dict:
+    """{native module path: {"down", "up", "alpha", "diff", "diff_b"}} from a LoRA state dict."""
+    kohya = {name.replace(".", "_"): name for name, _ in model.named_modules() if name}
+    groups: dict[str, dict] = {}
+    unknown = []
+    for key, value in tensors.items():
+        path, kind = _split(key)
+        if path is None:
+            unknown.append(key)
+            continue
+        path = _strip(path)
+        if path.startswith("lora_unet_"):
+            path = kohya.get(path[len("lora_unet_"):], path)
+        groups.setdefault(path, {})[kind] = value
+    if unknown:
+        log.warning("LoRA: %d tensors of unknown kind ignored (e.g. %s)", len(unknown), unknown[0])
+    if is_diffusers(list(groups)):
+        groups = {diffusers_to_native(p + ".weight")[: -len(".weight")]: g for p, g in groups.items()
+                  if diffusers_to_native(p + ".weight") is not None}
+    return groups
+
+
+def _delta(group: dict, weight_shape, name: str):
+    down, up = group["down"].float(), group["up"].float()
+    rank = down.shape[0]
+    alpha = float(group["alpha"].float().item()) if "alpha" in group else float(rank)
+    delta = up.reshape(up.shape[0], rank) @ down.reshape(rank, -1)
+    if delta.numel() != torch.Size(weight_shape).numel():
+        raise ModelFileError(
+            f"LoRA layer {name}: up {tuple(up.shape)} x down {tuple(down.shape)} does not fit the weight "
+            f"{tuple(weight_shape)}: this LoRA is for a different model"
+        )
+    return delta.reshape(weight_shape) * (alpha / rank)
+
+
+def _update(module, attr: str, delta: torch.Tensor) -> None:
+    param = getattr(module, attr)
+    scale = getattr(module, "weight_scale", None) if attr == "weight" else None
+    if is_fp8(param.dtype):
+        merged = dequantize(param.data, scale, torch.float32) + delta.to(param.device)
+        q, new_scale = quantize_fp8(merged, param.dtype)
+        param.data = q
+        module.weight_scale = new_scale.to(param.device)
+    else:
+        param.data = (param.data.float() + delta.to(param.device)).to(param.dtype)
+
+
+def apply_lora(model, tensors_or_path, strength: float = 1.0) -> int:
+    """Merge one LoRA (state dict or file) at `strength`; returns the number of layers changed."""
+    if isinstance(tensors_or_path, dict):
+        tensors, where = tensors_or_path, "LoRA"
+    else:
+        source = open_weight_file(tensors_or_path)
+        tensors, where = {k: source.get(k) for k in source.keys()}, str(tensors_or_path)
+    groups = parse_lora(tensors, model)
+    modules = dict(model.named_modules())
+    changed, skipped = 0, []
+    for path, group in groups.items():
+        module = modules.get(path)
+        if module is None and "diff" in group and "." in path:
+            # a bare parameter (e.g. blocks.0.modulation) given as a full delta
+            parent, attr = path.rsplit(".", 1)
+            owner = modules.get(parent)
+            if owner is not None and attr in owner._parameters:
+                if tuple(group["diff"].shape) != tuple(owner._parameters[attr].shape):
+                    raise ModelFileError(f"{where}: diff for {path} does not fit the parameter's shape")
+                _update(owner, attr, strength * group["diff"].float())
+                changed += 1
+                continue
+        if module is None:
+            skipped.append(path)
+            continue
+        if "down" in group or "up" in group:
+            if not ("down" in group and "up" in group):
+                raise ModelFileError(f"{where}: layer {path} has only one of lora_down/lora_up: the file is damaged")
+            _update(module, "weight", strength * _delta(group, module.weight.shape, path))
+        elif "diff" in group:
+            if tuple(group["diff"].shape) != tuple(module.weight.shape):
+                raise ModelFileError(
+                    f"{where}: diff for {path} has shape {tuple(group['diff'].shape)}, the weight is "
+                    f"{tuple(module.weight.shape)}: this LoRA is for a different model"
+                )
+            _update(module, "weight", strength * group["diff"].float())
+        if "diff_b" in group:
+            if getattr(module, "bias", None) is None or tuple(group["diff_b"].shape) != tuple(module.bias.shape):
+                raise ModelFileError(f"{where}: diff_b for {path} does not fit the layer's bias")
+            _update(module, "bias", strength * group["diff_b"].float())
+        changed += 1
+    if changed == 0:
+        raise ModelFileError(
+            f"{where}: this LoRA matches no layer of the model (first names: {', '.join(list(groups)[:3])}): "
+            "it is for another model (use a LoRA made for Wan2.1 I2V 14B)"
+        )
+    if skipped:
+        log.warning("LoRA %s: %d layers not in the model were skipped (e.g. %s)", where, len(skipped), skipped[0])
+    return changed
+
+
+def apply_loras(model, loras) -> None:
+    """loras: [(path or state dict, strength), ...] merged in order."""
+    for item, strength in loras:
+        if strength:
+            apply_lora(model, item, strength)

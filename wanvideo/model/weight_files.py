@@ -1,0 +1,139 @@
+"""Reading weight files one tensor at a time: .safetensors (memory-mapped) and torch pickles.
+
+The safetensors header is parsed here (8-byte length + JSON) before `safe_open` touches
+the file, because it lists every tensor's name, dtype and shape without reading data,
+and because it lets us tell a truncated download, a Git LFS pointer or an HTML error
+page apart with a message that says what to do (safetensors itself only says
+"incomplete metadata").
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelFileError
+
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def _name(path) -> str:
+    return os.path.basename(str(path))
+
+
+def read_safetensors_header(path) -> tuple[dict, dict]:
+    """({name: {"dtype", "shape", "data_offsets"}}, metadata) of a .safetensors file, validated against its size."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        start = f.read(64)
+        f.seek(8)
+        head = start[:8]
+        if len(head) < 8:
+            raise ModelFileError(f"{_name(path)} is empty or truncated ({size} bytes): re-download it")
+        if start.startswith(b"version https://git-lfs"):
+            raise ModelFileError(
+                f"{_name(path)} is a Git LFS pointer, not the weights: download the real file "
+                "(git lfs pull, or the download button on the model page)"
+            )
+        if start.lstrip().lower().startswith((b"<!doct", b"<html", b"<?xml")):
+            raise ModelFileError(f"{_name(path)} is a web page, not weights: the download failed; download the file again")
+        n = int.from_bytes(head, "little")
+        if n <= 1 or n > _MAX_HEADER:
+            raise ModelFileError(f"{_name(path)} is not a safetensors file (bad header): re-download it or pick another file")
+        if 8 + n > size:
+            raise ModelFileError(
+                f"truncated safetensors file: {_name(path)} ends inside its header ({size} bytes): re-download it"
+            )
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ModelFileError(f"{_name(path)} is not a safetensors file (unreadable header): re-download it") from None
+    metadata = header.pop("__metadata__", None) or {}
+    end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
+    if 8 + n + end > size:
+        missing = 8 + n + end - size
+        raise ModelFileError(
+            f"truncated safetensors file: {_name(path)} is {missing:,} bytes shorter than its header says "
+            f"({size:,} of {8 + n + end:,} bytes): re-download it"
+        )
+    return header, metadata
+
+
+class SafetensorsSource:
+    """Tensors of one .safetensors file, read lazily through the memory map."""
+
+    def __init__(self, path):
+        from safetensors import safe_open
+
+        self.path = str(path)
+        self.header, self.metadata = read_safetensors_header(path)
+        try:
+            self._file = safe_open(self.path, framework="pt", device="cpu")
+        except Exception as exc:  # noqa: BLE001 - any parse error here means a damaged file
+            raise ModelFileError(f"{_name(path)} could not be opened as safetensors ({exc}): re-download it") from exc
+
+    def keys(self):
+        return list(self.header)
+
+    def shape(self, key) -> tuple:
+        return tuple(self.header[key]["shape"])
+
+    def dtype(self, key):
+        return SAFETENSORS_DTYPES.get(self.header[key]["dtype"])
+
+    def get(self, key) -> torch.Tensor:
+        return self._file.get_tensor(key)
+
+
+class DictSource:
+    """Tensors of a state dict already in memory (torch pickles, or tests)."""
+
+    def __init__(self, tensors: dict, path="<state dict>", metadata=None):
+        self.path = str(path)
+        self.tensors = tensors
+        self.metadata = metadata or {}
+
+    def keys(self):
+        return list(self.tensors)
+
+    def shape(self, key) -> tuple:
+        return tuple(self.tensors[key].shape)
+
+    def dtype(self, key):
+        return self.tensors[key].dtype
+
+    def get(self, key) -> torch.Tensor:
+        return self.tensors[key]
+
+
+def open_weight_file(path):
+    """A tensor source for a weights file (.safetensors, or .pt/.pth/.bin/.ckpt loaded with weights_only)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".gguf":
+        raise ModelFileError(
+            f"{path.name} is a GGUF file, which this pack does not load: use a .safetensors version "
+            "(bf16, fp16 or fp8) of the same model"
+        )
+    if suffix in (".pt", ".pth", ".bin", ".ckpt"):
+        try:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelFileError(f"{path.name} could not be read as a PyTorch state dict ({exc}): re-download it") from exc
+        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise ModelFileError(f"{path.name} does not hold a plain state dict of tensors")
+        return DictSource(sd, path)
+    return SafetensorsSource(path)
