@@ -1,0 +1,291 @@
+"""The long-video window loop: any length, window by window, every finished window on disk.
+
+Re-expresses the reference loop (`InfiniteTalkPipeline.generate_infinitetalk`,
+MeiGen-AI/InfiniteTalk `wan/multitalk.py`):
+
+* every window is conditioned on a reference frame: the image, or for dubbing
+  the source frame at the window's start (CLIP features + `y`: 4 mask channels,
+  ones on latent frame 0, then the VAE latent of that frame followed by grey);
+* the first window's motion latent is the reference frame's latent; later
+  windows VAE-encode the previous window's last `motion_frames` decoded frames
+  and keep those latents clean (overwritten before every model call and after
+  every step), and drop those frames from their output;
+* audio windows advance by `frame_window − motion_frames` (see windows.py);
+* three-way text/audio guidance (guidance.py), reference Euler schedule or
+  UniPC / DPM++ (schedules.py); optional colour correction toward the image.
+
+Differences, on purpose: exactly `total_frames` frames come out; each window's
+noise comes from its own generator (seed for window 0, a derived seed after), so
+a resumed run equals an uninterrupted one; each finished window goes straight
+to a FrameStore together with the next window's motion latent.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..video.frame_store import FrameStore
+from .color import match_and_blend_colors
+from .conditioning import FrameSource, check_audio, prepare_clip, prepare_context, same_context
+from .fingerprint import Digest, module_fingerprint
+from .guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, combine, needed_passes
+from .masks import ref_target_masks
+from .schedules import FlowSolver
+from .settings import GenerationInterrupted, Progress, SamplerSettings
+from .sizes import resolve_size
+from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
+from .windows import Window, gather_audio, plan_windows
+
+log = logging.getLogger("wanvideo")
+
+STORE_FORMAT_REVISION = 1  # bump when the loop's numbers change, so old stores are not resumed
+
+
+def window_seed(seed: int, index: int) -> int:
+    """The noise seed of window `index`: the user's seed for the first, a derived one for the rest."""
+    if index == 0:
+        return int(seed) & 0xFFFF_FFFF_FFFF_FFFF
+    digest = hashlib.sha256(f"infinitetalk-window:{int(seed)}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def window_noise(seed: int, index: int, shape, device=None) -> torch.Tensor:
+    """float32 N(0, 1) noise for window `index` (CPU generator: the same numbers on every device)."""
+    generator = torch.Generator("cpu").manual_seed(window_seed(seed, index))
+    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(device or "cpu")
+
+
+def latent_frames(frames: int) -> int:
+    return (frames - 1) // TEMPORAL_STRIDE + 1
+
+
+def first_frame_mask(frames: int, lat_h: int, lat_w: int) -> torch.Tensor:
+    """[4, T, lat_h, lat_w]: the reference's mask channels of `y` (ones on latent frame 0 only)."""
+    mask = torch.zeros(4, latent_frames(frames), lat_h, lat_w)
+    mask[:, 0] = 1.0
+    return mask
+
+
+def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """[3, n, H, W] in [-1, 1] -> [n, H, W, 3] uint8 (rounded)."""
+    pixels = ((video.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return pixels.permute(1, 2, 3, 0).contiguous().cpu().numpy()
+
+
+def denoise_window(
+    model,
+    noise: torch.Tensor,
+    motion_latent: torch.Tensor,
+    solver: FlowSolver,
+    passes: dict,
+    cfg: float,
+    audio_cfg: float,
+    has_audio: bool,
+    on_step: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> torch.Tensor:
+    """Denoise one window's latent [16, T, h, w]; `passes` maps pass name -> model keyword arguments.
+
+    The motion latent (its first frames) is written into the latent before every model call and after
+    every step, so those frames stay clean, as in the reference.
+    """
+    latent = noise.clone()
+    n_motion = motion_latent.shape[1]
+    for i in range(solver.num_steps):
+        if should_stop is not None and should_stop():
+            raise GenerationInterrupted(f"stopped before step {i + 1}/{solver.num_steps}")
+        latent[:, :n_motion] = motion_latent
+        t = solver.timesteps[i:i + 1].to(latent.device)
+        x = latent[None]
+        preds = {name: model(x, t, **kwargs)[0].float() for name, kwargs in passes.items()}
+        velocity = combine(preds, cfg, audio_cfg, has_audio)
+        del preds
+        latent = solver.step(i, latent, velocity)
+        latent[:, :n_motion] = motion_latent
+        if on_step is not None:
+            on_step(i + 1)
+    return latent
+
+
+def generate(
+    model,
+    vae,
+    frames,
+    clip_fea,
+    *,
+    audio=None,
+    context=None,
+    context_null=None,
+    speaker_masks=None,
+    settings: SamplerSettings | None = None,
+    store_root: str,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_window_done: Callable[[int, FrameStore], None] | None = None,
+) -> FrameStore:
+    """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
+
+    model: the DiT (INFINITETALK_MODEL contract); vae: an object with encode/decode/fingerprint (vae.py);
+    frames: the reference image, or source video frames for dubbing (conditioning.FrameSource);
+    clip_fea: [1 or N, 257, clip_dim]; audio: AudioEmbeddings or None (plain I2V);
+    context / context_null: [1, L, text_dim] positive / negative text embeddings (None = empty prompt);
+    speaker_masks: optional pair of [H, W] masks for two speakers.
+    """
+    s = (settings or SamplerSettings()).validated()
+    config = dict(getattr(model, "config", {}) or {})
+    text_dim, text_len = int(config.get("text_dim", 4096)), int(config.get("text_len", 512))
+    clip_dim, audio_window = int(config.get("clip_dim", 1280)), int(config.get("audio_window", 5))
+    device = torch.device(getattr(model, "main_device", None) or "cpu")
+
+    source = FrameSource(frames)
+    check_audio(audio, config)
+    has_audio = audio is not None
+    if has_audio:
+        fps = float(audio.fps)
+        total = audio.num_frames if s.max_frames == 0 else min(audio.num_frames, s.max_frames)
+    else:
+        fps = s.fps
+        if s.max_frames > 0:
+            total = s.max_frames
+        elif source.is_video:
+            total = len(source)
+        else:
+            raise InputError("without audio embeddings (plain image-to-video) set max_frames to the number of "
+                             "frames to make (e.g. 81)")
+    height, width = resolve_size(s.width, s.height, source.height, source.width, s.size_bucket)
+    lat_h, lat_w = height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
+    windows = plan_windows(total, s.frame_window, s.motion_frames, TEMPORAL_STRIDE)
+
+    ctx = prepare_context(context, text_dim, text_len, "positive")
+    ctx_null = prepare_context(context_null, text_dim, text_len, "negative")
+    clip_all = prepare_clip(clip_fea, clip_dim, len(source))
+    num_speakers = audio.num_speakers if has_audio else 1
+    masks = ref_target_masks(num_speakers, source.height, source.width, height, width, lat_h, lat_w,
+                             speaker_masks) if has_audio else None
+    pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, same_context(ctx, ctx_null))
+
+    key = _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, (height, width))
+    store = FrameStore.open_for_run(
+        store_root, key, width=width, height=height, fps=fps, total_frames=total, num_windows=len(windows),
+        info=dict(settings=vars(s), passes=pass_names, speakers=num_speakers, dubbing=source.is_video),
+    )
+    if store.complete:
+        log.info("WanVideo InfiniteTalk: all %d windows of this run are already on disk (%s); nothing to do",
+                 len(windows), store.path)
+        return store
+    resumed = store.finished_windows
+    if resumed:
+        log.info("WanVideo InfiniteTalk: resuming at window %d/%d: %d finished windows (%d frames) found in %s",
+                 resumed + 1, len(windows), resumed, len(store), store.path)
+    if source.is_video and len(source) < total:
+        log.warning("WanVideo InfiniteTalk: the source video has %d frames for %d output frames; its last frame "
+                    "conditions the rest", len(source), total)
+
+    color_ref = source.conditioning(0, height, width)[:, 0] if s.color_correction > 0 else None
+    state = store.load_state() if resumed else {}
+    motion_latent = state.get("motion_latent")
+    cache = {}  # (frame index, window length) -> (y, clip): an image conditions every window the same way
+    ctx_d, ctx_null_d = ctx.to(device), ctx_null.to(device)
+    masks_d = masks.to(device) if masks is not None else None
+
+    def report(window: Window, step: int) -> None:
+        if on_progress is not None:
+            on_progress(Progress(window.index + 1, len(windows), step, s.steps, resumed))
+
+    for window in windows[resumed:]:
+        started = time.perf_counter()
+        report(window, 0)
+        frame_index = min(window.start, len(source) - 1) if source.is_video else 0
+        cond_key = (frame_index, window.length)
+        cond_pixels = source.conditioning(frame_index, height, width)
+        if cond_key not in cache:
+            cache.clear()
+            video = torch.cat([cond_pixels, cond_pixels.new_zeros(3, window.length - 1, height, width)], 1)
+            y_latent = vae.encode(video).float().cpu()
+            del video
+            y = torch.cat([first_frame_mask(window.length, lat_h, lat_w), y_latent], 0)[None]
+            clip_row = clip_all[frame_index if clip_all.shape[0] > 1 else 0][None]
+            cache[cond_key] = (y.to(device), clip_row.to(device))
+        y, clip_row = cache[cond_key]
+        if window.index == 0:
+            motion_latent = vae.encode(cond_pixels).float()
+        if motion_latent is None:
+            raise InputError(f"cannot continue at window {window.index + 1}: the motion frames of the previous "
+                             f"window are missing from {store.path}; delete that folder to start again")
+        motion_latent = motion_latent.to(device)
+
+        passes = {}
+        audio_in = audio_null = None
+        if has_audio:
+            audio_in = gather_audio(audio.speakers, window, audio_window).to(device)
+            audio_null = torch.zeros_like(audio_in[:1])
+        common = dict(clip_fea=clip_row, y=y, ref_target_masks=masks_d)
+        for name in pass_names:
+            text = ctx_d if name in (COND, DROP_AUDIO) else ctx_null_d
+            sound = audio_in if name in (COND, DROP_TEXT) else audio_null
+            passes[name] = dict(context=text, audio=sound, **common)
+
+        noise = window_noise(s.seed, window.index, (LATENT_CHANNELS, latent_frames(window.length), lat_h, lat_w),
+                             device)
+        solver = FlowSolver(s.scheduler, s.steps, s.shift)
+        try:
+            with torch.no_grad():
+                latent = denoise_window(model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg, has_audio,
+                                        on_step=lambda i, w=window: report(w, i), should_stop=should_stop)
+        except GenerationInterrupted as exc:
+            raise GenerationInterrupted(
+                f"generation stopped in window {window.index + 1}/{len(windows)} ({exc}); {store.finished_windows} "
+                f"finished windows ({len(store)} frames) are kept in {store.path} and a rerun with the same inputs "
+                "resumes there", store) from None
+        del noise, passes, audio_in, audio_null
+
+        with torch.no_grad():
+            video = vae.decode(latent)
+            del latent
+            if color_ref is not None:
+                video = match_and_blend_colors(video, color_ref.to(video.device), s.color_correction)
+            last = window.index == len(windows) - 1
+            next_state = None
+            if not last:
+                motion_latent = vae.encode(video[:, -s.motion_frames:]).float()
+                next_state = {"motion_latent": motion_latent}
+            kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
+            del video
+        store.write_window(window.index, kept, next_state)
+        del kept
+        log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)", window.index + 1, len(windows),
+                 time.perf_counter() - started, len(store), total)
+        if on_window_done is not None:
+            on_window_done(window.index, store)
+
+    store.mark_complete()
+    return store
+
+
+def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, size) -> str:
+    """Digest of everything that decides the frames; equal digests mean a rerun may resume the store."""
+    d = Digest()
+    d.add("revision", STORE_FORMAT_REVISION)
+    d.add("settings", vars(s))
+    d.add("total_size", [total, list(size)])
+    d.add("model_config", {k: v for k, v in (getattr(model, "config", {}) or {}).items()})
+    d.add("model_dtype", str(getattr(model, "compute_dtype", "")))
+    d.add("model_weights", module_fingerprint(model) if isinstance(model, torch.nn.Module) else repr(model))
+    d.add("vae", vae.fingerprint() if hasattr(vae, "fingerprint") else repr(vae))
+    d.add("frames", len(source))
+    for i in range(len(source)):
+        d.add("frame", source.rgb(i))
+    if audio is not None:
+        d.add("audio", [audio.fps, audio.num_speakers])
+        d.add("audio_speakers", list(audio.speakers))
+    d.add("context", ctx)
+    d.add("context_null", ctx_null)
+    d.add("clip", clip_all)
+    d.add("masks", masks)
+    return d.hexdigest()[:32]

@@ -1,0 +1,66 @@
+"""The video VAE as the window loop sees it, and its standalone implementation (diffusers' AutoencoderKLWan).
+
+The loop talks to any object with
+
+    encode(video [3, F, H, W] float in [-1, 1]) -> [16, 1 + (F - 1) // 4, H / 8, W / 8] float32
+    decode(latent [16, T, h, w]) -> [3, 1 + 4 (T - 1), 8 h, 8 w] float32 in [-1, 1]
+    fingerprint() -> str   (identifies the weights, for resuming)
+
+in the DiT's latent space: the reference `WanVAE.encode` returns latents already
+normalised per channel, (mu − mean) / std, and `decode` undoes it. diffusers'
+AutoencoderKLWan (like ComfyUI's VAE) works on raw latents, so adapters apply the
+normalisation with the VAE's published per-channel mean and std.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from .fingerprint import module_fingerprint
+
+LATENT_CHANNELS = 16
+SPATIAL_STRIDE = 8
+TEMPORAL_STRIDE = 4
+
+
+def wan21_latent_stats() -> tuple[torch.Tensor, torch.Tensor]:
+    """The Wan2.1 VAE's per-channel latent mean and std ([16] each), as diffusers publishes them."""
+    from diffusers import AutoencoderKLWan
+
+    params = inspect.signature(AutoencoderKLWan.__init__).parameters
+    return (torch.tensor(params["latents_mean"].default, dtype=torch.float32),
+            torch.tensor(params["latents_std"].default, dtype=torch.float32))
+
+
+class DiffusersWanVAE:
+    """Adapter for `diffusers.AutoencoderKLWan` (standalone runs, tests, the CLI)."""
+
+    def __init__(self, vae, device=None, dtype=None):
+        self.vae = vae.eval()
+        params = next(vae.parameters())
+        self.device = torch.device(device) if device is not None else params.device
+        self.dtype = dtype or params.dtype
+        if params.device != self.device or params.dtype != self.dtype:
+            self.vae.to(self.device, self.dtype)
+        cfg = vae.config
+        self.mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(-1, 1, 1, 1)
+        self.std = torch.tensor(cfg.latents_std, dtype=torch.float32).view(-1, 1, 1, 1)
+        self._fingerprint = None
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        x = video.to(self.device, self.dtype)[None]
+        mu = self.vae.encode(x).latent_dist.mode()[0].float()
+        return (mu - self.mean.to(mu.device)) / self.std.to(mu.device)
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        z = latent.float() * self.std.to(latent.device) + self.mean.to(latent.device)
+        out = self.vae.decode(z.to(self.device, self.dtype)[None]).sample[0]
+        return out.float().clamp_(-1.0, 1.0)
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = module_fingerprint(self.vae)
+        return self._fingerprint

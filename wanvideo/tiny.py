@@ -1,0 +1,67 @@
+"""A complete tiny random-weight model set (DiT, video VAE, wav2vec2, text/CLIP stand-ins).
+
+For tests, benchmarks and the command line's embedded demo: every part has
+the real model's interfaces and data layout (16 latent channels, 8x spatial
+and 4x temporal VAE compression, 257 CLIP tokens, wav2vec2 layers x channels)
+at a size that runs in seconds on a CPU. Weights are random but deterministic
+in `seed`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .audio import tiny_wav2vec2
+from .model import build_model, tiny_config
+from .sampling.vae import DiffusersWanVAE
+
+# Smallest AutoencoderKLWan keeping the Wan2.1 VAE's structure: 16 latent channels,
+# three 2x spatial downsamples (8x), two temporal ones (4x); base width 4 instead of 96.
+TINY_VAE_CONFIG = dict(
+    base_dim=4,
+    z_dim=16,
+    dim_mult=[1, 1, 1, 1],
+    num_res_blocks=1,
+    attn_scales=[],
+    temperal_downsample=[False, True, True],
+    dropout=0.0,
+)
+
+
+@dataclass
+class TinyModelSet:
+    dit: torch.nn.Module  # wanvideo.model.WanInfiniteTalkModel (tiny preset)
+    vae: DiffusersWanVAE  # adapter around a diffusers AutoencoderKLWan (`.vae` is the diffusers model)
+    wav2vec: object  # wanvideo.audio.Wav2VecEncoder (tiny)
+    context: torch.Tensor  # [1, 7, text_dim] "prompt" embeddings
+    context_null: torch.Tensor  # [1, 11, text_dim] "negative prompt" embeddings
+    clip_fea: torch.Tensor  # [1, 257, clip_dim] CLIP image tokens
+
+
+def tiny_vae(seed: int = 0, dtype=torch.float32, device="cpu") -> DiffusersWanVAE:
+    """A random-weight diffusers AutoencoderKLWan of real compression, wrapped for the window loop."""
+    from diffusers import AutoencoderKLWan
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae = AutoencoderKLWan(**TINY_VAE_CONFIG)
+    return DiffusersWanVAE(vae, device=device, dtype=dtype)
+
+
+def tiny_models(seed: int = 0, dtype=torch.float32, device="cpu", audio_adapter: bool = True) -> TinyModelSet:
+    """The whole tiny set; `audio_adapter=False` gives a plain Wan2.1 I2V DiT (no InfiniteTalk weights)."""
+    config = tiny_config(audio_adapter=audio_adapter)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        dit = build_model(config, dtype=dtype, device=device)
+    gen = torch.Generator().manual_seed(seed + 1)
+    text_dim, clip_dim = config["text_dim"], config["clip_dim"]
+    return TinyModelSet(
+        dit=dit,
+        vae=tiny_vae(seed + 2, dtype=dtype, device=device),
+        wav2vec=tiny_wav2vec2(seed=seed + 3),
+        context=torch.randn(1, 7, text_dim, generator=gen),
+        context_null=torch.randn(1, 11, text_dim, generator=gen),
+        clip_fea=torch.randn(1, 257, clip_dim, generator=gen),
+    )
