@@ -1,0 +1,201 @@
+"""One view over every frame input write_video accepts, yielding H×W×3 uint8 frames.
+
+Accepted: an [N,H,W,C] torch tensor or numpy array (uint8 0..255 or float 0..1, C = 1, 3 or 4),
+a frame store (anything with `iter_frames()`, e.g. the sampler's INFINITETALK_FRAMES), a list of
+frames, or any iterable/generator of H×W×C frames. Frames are converted a few at a time, so an
+input that streams never has to be in memory whole.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger("wanvideo.video")
+
+# Convert tensors/arrays in chunks of about this many output bytes: large enough that the
+# per-call overhead vanishes, small enough that the float temporaries stay a few dozen MB.
+_CHUNK_BYTES = 24 * 1024 * 1024
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "dtype") and hasattr(x, "shape")
+
+
+def _shape_text(shape) -> str:
+    return "×".join(str(int(s)) for s in shape)
+
+
+def _frame_size_error(index: int, shape, first_shape) -> InputError:
+    return InputError(
+        f"frame {index} is {shape[1]}×{shape[0]} (W×H) but frame 0 is {first_shape[1]}×{first_shape[0]}: "
+        "all frames of a video must have the same size; resize them first (e.g. with an 'Upscale Image' node)"
+    )
+
+
+def _to_uint8_numpy(block):
+    """[..., H, W, C] tensor/array (uint8, or float 0..1) -> uint8 numpy with 3 channels, C-contiguous."""
+    if _is_torch(block):
+        import torch
+
+        if block.dtype == torch.uint8:
+            out = block
+        elif block.is_floating_point():
+            # On the frames' own device (a GPU does this for free), rounding instead of truncating.
+            out = (block * 255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
+        else:
+            raise InputError(f"frames must be uint8 (0..255) or float (0..1), got a {block.dtype} tensor")
+        out = out.detach().cpu().numpy()
+    else:
+        arr = np.asarray(block)
+        if arr.dtype == np.uint8:
+            out = arr
+        elif np.issubdtype(arr.dtype, np.floating):
+            tmp = np.multiply(arr, 255.0, dtype=np.float32)
+            tmp += 0.5
+            np.clip(tmp, 0.0, 255.0, out=tmp)
+            out = tmp.astype(np.uint8)
+        elif arr.dtype == np.bool_:
+            out = arr.astype(np.uint8) * 255
+        else:
+            raise InputError(f"frames must be uint8 (0..255) or float (0..1), got {arr.dtype}")
+    channels = out.shape[-1]
+    if channels == 3:
+        pass
+    elif channels == 4:
+        out = out[..., :3]  # alpha dropped: H.264/H.265 have no alpha
+    elif channels == 1:
+        out = np.repeat(out, 3, axis=-1)
+    else:
+        raise InputError(f"frames must have 1, 3 or 4 channels (H×W×C), got {channels}")
+    return np.ascontiguousarray(out)
+
+
+def _shape_of(frame) -> tuple:
+    return tuple(frame.shape) if hasattr(frame, "shape") else np.shape(frame)
+
+
+def _frame_dims(shape):
+    """(H, W, C) of one frame's shape, accepting H×W (grayscale) too."""
+    if len(shape) == 2:
+        return int(shape[0]), int(shape[1]), 1
+    if len(shape) == 3:
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    raise InputError(f"a frame must be H×W×3, got shape {_shape_text(shape)}")
+
+
+class FrameSource:
+    """Frames to encode: size known up front, count known when the input has a length."""
+
+    def __init__(self, frames, frame_count: int | None = None):
+        self._input = frames
+        self.count: int | None = None
+        self.reiterable = False
+        self._first = None  # the first frame, peeked from a one-shot iterator
+        self._iterator = None
+        self._batched = None  # [N,H,W,C] tensor/array
+
+        if frames is None:
+            raise InputError("no frames given: connect `images` (IMAGE) or `frames` (INFINITETALK_FRAMES)")
+        if _is_torch(frames) or isinstance(frames, np.ndarray):
+            shape = tuple(frames.shape)
+            if len(shape) != 4:
+                raise InputError(f"frames must be an [N, H, W, 3] batch, got shape {_shape_text(shape)}")
+            self._batched = frames
+            self.count = shape[0]
+            self.height, self.width, self.channels = shape[1], shape[2], shape[3]
+            self.reiterable = True
+            if self.count == 0:
+                raise _no_frames()
+            self._check_channels()
+            return
+        if hasattr(frames, "iter_frames"):
+            self.reiterable = True
+            try:
+                self.count = len(frames)
+            except TypeError:
+                self.count = None
+            if self.count == 0:
+                raise _no_frames()
+            if getattr(frames, "width", None) and getattr(frames, "height", None):
+                self.height, self.width, self.channels = int(frames.height), int(frames.width), 3
+            else:
+                first = next(iter(frames.iter_frames()), None)
+                if first is None:
+                    raise _no_frames()
+                self.height, self.width, self.channels = _frame_dims(_shape_of(first))
+            self._check_channels()
+            return
+        if isinstance(frames, Sequence) and not isinstance(frames, (str, bytes)):
+            self.reiterable = True
+            self.count = len(frames)
+            if self.count == 0:
+                raise _no_frames()
+            first_shape = _shape_of(frames[0])
+            self.height, self.width, self.channels = _frame_dims(first_shape)
+            # A list is checked whole before anything is encoded: no half-written file for a bad list.
+            for i, f in enumerate(frames):
+                shape = _shape_of(f)
+                if _frame_dims(shape)[:2] != (self.height, self.width):
+                    raise _frame_size_error(i, shape, first_shape)
+            self._check_channels()
+            return
+        try:
+            self._iterator = iter(frames)
+        except TypeError:
+            raise InputError(f"frames must be a tensor, an array or an iterable of frames, got {type(frames).__name__}") from None
+        self._first = next(self._iterator, None)
+        if self._first is None:
+            raise _no_frames()
+        self.height, self.width, self.channels = _frame_dims(_shape_of(self._first))
+        self._check_channels()
+        self.count = frame_count
+
+    def _check_channels(self):
+        if self.channels not in (1, 3, 4):
+            raise InputError(f"frames must have 1, 3 or 4 channels (H×W×C), got {self.channels}")
+        if self.channels == 4:
+            log.info("frames have an alpha channel: it is dropped (the video formats here store RGB only)")
+        if self.height <= 0 or self.width <= 0:
+            raise InputError(f"frames have no pixels ({self.width}×{self.height})")
+
+    def _raw_frames(self):
+        if self._batched is not None:
+            per_frame = self.height * self.width * 3
+            step = max(1, _CHUNK_BYTES // per_frame)
+            for start in range(0, self.count, step):
+                yield from _to_uint8_numpy(self._batched[start:start + step])
+            return
+        if hasattr(self._input, "iter_frames"):
+            source = self._input.iter_frames()
+        elif not self.reiterable:
+            if self._iterator is None:
+                raise RuntimeError("a one-shot frame iterator can be read only once")
+            source = itertools.chain([self._first], self._iterator)
+            self._first, self._iterator = None, None
+        else:
+            source = iter(self._input)
+        for frame in source:
+            yield _to_uint8_numpy(frame)
+
+    def frames(self, limit: int | None = None):
+        """Yield validated H×W×3 uint8 C-contiguous frames (at most `limit`)."""
+        expected = (self.height, self.width)
+        first_shape = (self.height, self.width, self.channels)
+        for i, frame in enumerate(self._raw_frames()):
+            if limit is not None and i >= limit:
+                return
+            if frame.ndim != 3 or frame.shape[:2] != expected:
+                raise _frame_size_error(i, frame.shape, first_shape)
+            yield frame
+
+
+def _no_frames() -> InputError:
+    return InputError(
+        "there are no frames to write (0 frames): check the node that makes the images, "
+        "e.g. the sampler finished no window or a batch/frame selection is empty"
+    )

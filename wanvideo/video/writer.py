@@ -1,0 +1,362 @@
+"""write_video: frames (+ audio) in, one finished video file out.
+
+Picks the first writer that can encode the format (ffmpeg program -> PyAV -> cv2 -> imageio),
+streams the frames into it one by one, and makes sure that whatever happens (bad frame,
+encoder crash, interrupt) the frames already encoded stay on disk, playable where possible,
+with the audio beside them as a WAV if it could not be muxed in.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from ..errors import EncoderError, InputError, WanVideoError
+from . import ffmpeg_locate
+from .audio_track import AudioTrack, fps_fraction, prepare_audio
+from .fallback_writers import Cv2Writer, ImageioWriter, PyAVWriter
+from .ffmpeg_writer import FfmpegWriter
+from .formats import DEFAULT_CRF, VideoFormat, check_crf, get_format
+from .frames import FrameSource
+from .metadata import metadata_strings
+from .naming import sibling_path
+
+log = logging.getLogger("wanvideo.video")
+
+LENGTH_POLICIES = ("fit_audio_to_video", "trim_video_to_audio")
+WRITERS = ("ffmpeg", "pyav", "cv2", "imageio")
+FIX_HINT = ("To get an H.264 MP4 with sound that plays everywhere: install imageio-ffmpeg into ComfyUI's Python "
+            "(`python -m pip install imageio-ffmpeg`) or set WANVIDEO_FFMPEG=/path/to/ffmpeg.")
+
+
+class EncodingInterrupted(WanVideoError):
+    """Encoding was stopped by the interrupt check; `path` holds the playable video of the frames written."""
+
+    def __init__(self, message: str, path: str | None, frames: int):
+        super().__init__(message)
+        self.path = path
+        self.frames = frames
+
+
+@dataclass
+class VideoResult:
+    path: str
+    frames: int
+    fps: float
+    width: int
+    height: int
+    format: str
+    writer: str
+    browser_playable: bool
+    has_audio: bool
+    notes: list = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+
+# -- writer selection ---------------------------------------------------------------------------
+
+_PREFLIGHT: dict = {}
+
+
+def _preflight(ffmpeg: str, fmt: VideoFormat, audio_key, use_fd_pipes: bool, temp_dir: str) -> str | None:
+    """Encode 3 tiny frames (+0.2 s of silence) with the real settings: None if that works, else ffmpeg's complaint."""
+    key = (ffmpeg, fmt.name, audio_key, use_fd_pipes)
+    if key in _PREFLIGHT:
+        return _PREFLIGHT[key]
+    os.makedirs(temp_dir, exist_ok=True)
+    path = os.path.join(temp_dir, f"wanvideo_preflight_{uuid.uuid4().hex}.{fmt.extension}")
+    fps = Fraction(25)
+    track = None
+    if audio_key is not None:
+        rate, channels = audio_key
+        track = AudioTrack(np.zeros((channels, max(1, rate // 5)), np.float32), rate, fps)
+    writer = FfmpegWriter(ffmpeg, path, fmt, 16, 16, fps, crf=30, preset="ultrafast", audio=track,
+                          metadata={"comment": "preflight"}, use_fd_pipes=use_fd_pipes, temp_dir=temp_dir,
+                          expected_frames=3)
+    error = None
+    try:
+        writer.open()
+        frame = np.zeros((16, 16, 3), np.uint8)
+        for _ in range(3):
+            writer.write(frame)
+        writer.finish()
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            error = "ffmpeg wrote no file"
+    except EncoderError as exc:
+        writer.abort()
+        error = str(exc)
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+    _PREFLIGHT[key] = error
+    return error
+
+
+def _pick_writer(choice: str, fmt: VideoFormat, track: AudioTrack | None, use_fd_pipes: bool, temp_dir: str):
+    """(writer name, ffmpeg path or None, audio muxable, reasons the better writers were skipped)."""
+    names = WRITERS if choice == "auto" else (choice,)
+    skipped: list[str] = []
+    audio_key = (track.sample_rate, track.channels) if track is not None else None
+    for name in names:
+        if name == "ffmpeg":
+            video_only = None
+            binaries = ffmpeg_locate.usable_ffmpegs()
+            if not binaries:
+                skipped.append("no ffmpeg program found (WANVIDEO_FFMPEG, imageio-ffmpeg, PATH)")
+            for binary in binaries:
+                error = _preflight(binary, fmt, None, use_fd_pipes, temp_dir)
+                if error is not None:
+                    skipped.append(f"ffmpeg {binary} cannot encode {fmt.name}: {error}")
+                    continue
+                if audio_key is None:
+                    return name, binary, False, skipped
+                audio_error = _preflight(binary, fmt, audio_key, use_fd_pipes, temp_dir)
+                if audio_error is None:
+                    return name, binary, True, skipped
+                skipped.append(f"ffmpeg {binary} cannot add {fmt.audio_encoder} audio: {audio_error}")
+                video_only = video_only or binary
+            if video_only is not None:
+                return name, video_only, False, skipped
+            continue
+        cls = {"pyav": PyAVWriter, "cv2": Cv2Writer, "imageio": ImageioWriter}[name]
+        why_not = cls.available(fmt, with_audio=False)
+        if why_not is not None:
+            skipped.append(why_not)
+            continue
+        audio_ok = name == "pyav" and track is not None and PyAVWriter.available(fmt, with_audio=True) is None
+        return name, None, audio_ok, skipped
+    raise EncoderError(f"no writer can encode {fmt.name}: " + "; ".join(skipped) + ". " + FIX_HINT)
+
+
+def _make_writer(name, binary, path, fmt, width, height, fps, crf, preset, track, metadata, threads,
+                 use_fd_pipes, temp_dir, expected_frames):
+    if name == "ffmpeg":
+        return FfmpegWriter(binary, path, fmt, width, height, fps, crf, preset, audio=track, metadata=metadata,
+                            threads=threads, use_fd_pipes=use_fd_pipes, temp_dir=temp_dir,
+                            expected_frames=expected_frames)
+    if name == "pyav":
+        return PyAVWriter(path, fmt, width, height, fps, crf, preset, audio=track, metadata=metadata)
+    if name == "cv2":
+        return Cv2Writer(path, fmt, width, height, fps)
+    return ImageioWriter(path, fmt, width, height, fps, crf)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+def _check_fps(fps) -> Fraction:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise InputError(f"frame_rate must be a number of frames per second, got {fps!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"frame_rate must be more than 0, got {fps!r}: InfiniteTalk makes 25 frames per second")
+    return fps_fraction(value)
+
+
+def _check_output(path: str) -> bool:
+    """Make sure `path` can be written; True if this call created it (an empty file)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder {folder}: {exc.strerror or exc}; pick a writable output folder") from exc
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"cannot write to the folder {folder}: {exc.strerror or exc}; pick a writable output folder or fix its permissions"
+        ) from exc
+    return not existed
+
+
+def _drop_if_empty(path: str) -> bool:
+    """Remove `path` if it holds nothing (no encoded work lost); True if it still exists."""
+    try:
+        if os.path.getsize(path) == 0:
+            os.remove(path)
+            return False
+        return True
+    except OSError:
+        return False
+
+
+# -- the entry points -------------------------------------------------------------------------------
+
+def write_video(frames, path, fps, audio=None, sample_rate=None, **options) -> str:
+    """Encode `frames` (and `audio`) into one video file at `path`; returns the path.
+
+    See `encode_video` for the options; it returns the same file with details about it.
+    """
+    return encode_video(frames, path, fps, audio, sample_rate, **options).path
+
+
+def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None, crf=DEFAULT_CRF,
+                 preset="medium", length_policy="fit_audio_to_video", metadata=None, writer="auto",
+                 progress=None, interrupt=None, frame_count=None, temp_dir=None, threads=None,
+                 use_fd_pipes=None) -> VideoResult:
+    """Encode frames (and audio) into `path`.
+
+    frames: [N,H,W,3] tensor/array (uint8 or float 0..1), a frame store (`iter_frames()`), or any
+        iterable of H×W×3 frames (streamed, never all in memory).
+    audio: float array [samples] or [channels, samples] at `sample_rate`; fitted to the video.
+    format: "h264-mp4" (default; ".webm" paths default to "vp9-webm"), "h265-mp4", "vp9-webm".
+    length_policy: "fit_audio_to_video" (every frame kept, audio padded with silence or cut to
+        the video's exact duration) or "trim_video_to_audio" (frames past the audio's end dropped).
+    metadata: {key: object or str} stored in the file (e.g. {"workflow": ..., "prompt": ...}).
+    writer: "auto" (ffmpeg program, then PyAV, cv2, imageio) or one of those names.
+    progress: called as progress(frames_done, total_or_None) after each frame.
+    interrupt: called before each frame; a true result stops encoding, keeps the playable file of
+        the frames so far and raises EncodingInterrupted. An exception it raises is re-raised the
+        same way, after the file is finished.
+    frame_count: the number of frames of a plain iterator, if known (for progress only).
+    """
+    fps_exact = _check_fps(fps)
+    fmt = get_format(format, str(path))
+    crf = check_crf(fmt, crf)
+    if length_policy not in LENGTH_POLICIES:
+        raise InputError(f"length_policy must be one of {', '.join(LENGTH_POLICIES)}, got {length_policy!r}")
+    if writer != "auto" and writer not in WRITERS:
+        raise InputError(f"writer must be 'auto' or one of {', '.join(WRITERS)}, got {writer!r}")
+    path = os.fspath(path)
+    source = FrameSource(frames, frame_count=frame_count)
+    track = None
+    if audio is not None:
+        data, rate = prepare_audio(audio, sample_rate)
+        track = AudioTrack(data, rate, fps_exact)
+    limit = None
+    if length_policy == "trim_video_to_audio":
+        if track is None:
+            log.info("length_policy trim_video_to_audio without audio: every frame is kept")
+        else:
+            limit = track.frames_covering()
+    total = source.count if limit is None else (min(source.count, limit) if source.count is not None else limit)
+    meta = metadata_strings(metadata)
+    temp_dir = temp_dir or tempfile.gettempdir()
+    use_fd_pipes = (os.name == "posix") if use_fd_pipes is None else bool(use_fd_pipes)
+
+    created = _check_output(path)
+    try:
+        name, binary, audio_ok, skipped = _pick_writer(writer, fmt, track, use_fd_pipes, temp_dir)
+    except BaseException:
+        if created:
+            _drop_if_empty(path)
+        raise
+    out = _make_writer(name, binary, path, fmt, source.width, source.height, fps_exact, crf, preset,
+                       track if audio_ok else None, meta, threads, use_fd_pipes, temp_dir, total)
+    notes = _announce(name, out, fmt, skipped, track, audio_ok, source)
+    return _encode(out, source, limit, total, track, audio_ok, fmt, fps_exact, progress, interrupt, notes, created)
+
+
+def _announce(name, out, fmt, skipped, track, audio_ok, source) -> list[str]:
+    notes = []
+    if source.width % 2 or source.height % 2:
+        notes.append(f"frames are {source.width}×{source.height}: padded to {source.width + source.width % 2}×"
+                     f"{source.height + source.height % 2} (H.264/H.265/VP9 in yuv420p need even sizes)")
+    if name != "ffmpeg":
+        why = "; ".join(skipped) if skipped else "requested"
+        notes.append(f"video written with {name} instead of the ffmpeg program ({why})")
+    for note in notes:
+        log.info(note)
+    return notes
+
+
+def _fallback_warning(out, fmt, track, audio_ok) -> str | None:
+    if out.name == "ffmpeg" or (out.name == "pyav" and (audio_ok or track is None)):
+        return None
+    parts = [f"{fmt.name} video written with the {out.name} fallback writer"]
+    if not out.browser_playable:
+        parts.append(f"(codec {getattr(out, 'fourcc', '?')}): this file may not play in browsers or ComfyUI's preview")
+    if track is not None and not audio_ok:
+        parts.append("and it has no sound")
+    return " ".join(parts) + ". " + FIX_HINT
+
+
+def _encode(out, source, limit, total, track, audio_ok, fmt, fps, progress, interrupt, notes, created):
+    path = out.path
+    try:
+        out.open()
+    except BaseException:
+        if created:
+            _drop_if_empty(path)
+        raise
+    stopped_by_interrupt = False
+    try:
+        for frame in source.frames(limit):
+            if interrupt is not None and interrupt():
+                stopped_by_interrupt = True
+                break
+            out.write(frame)
+            if progress is not None:
+                progress(out.frames_written, total)
+    except EncoderError as exc:
+        out.abort()
+        raise EncoderError(f"{exc}. {_kept_text(path, track, out.frames_written, audio_ok)}") from exc
+    except BaseException as exc:
+        kept = _finish_partial(out, path)
+        where = (f"the {out.frames_written} frames encoded before it were kept in {path}"
+                 if kept else "no frame had been encoded, so no file was kept")
+        log.warning("video encoding stopped by %s: %s", type(exc).__name__, where)
+        if isinstance(exc, InputError):
+            raise InputError(f"{exc} ({where})") from exc
+        raise
+    if stopped_by_interrupt:
+        kept = _finish_partial(out, path)
+        message = (f"encoding interrupted after {out.frames_written} frames; the video so far is in {path}"
+                   if kept else "encoding interrupted before the first frame; no file was kept")
+        log.info(message)
+        raise EncodingInterrupted(message, path if kept else None, out.frames_written)
+
+    try:
+        out.finish()
+    except EncoderError as exc:
+        raise EncoderError(f"{exc}. {_kept_text(path, track, out.frames_written, audio_ok)}") from exc
+    warning = _fallback_warning(out, fmt, track, audio_ok)
+    if warning:
+        log.warning(warning)
+        notes.append(warning)
+    if track is not None and not audio_ok:
+        wav = track.write_wav(sibling_path(path, "wav"), out.frames_written)
+        raise EncoderError(
+            f"the audio could not be muxed into the video with the {out.name} writer. Kept both: the silent video "
+            f"{path} and the audio {wav}. {FIX_HINT}"
+        )
+    width, height = source.width + source.width % 2, source.height + source.height % 2
+    log.info("saved %s: %d frames, %.2f s, %s via %s%s", path, out.frames_written, out.frames_written / float(fps),
+             fmt.name, out.name, " with sound" if track is not None else "")
+    return VideoResult(path=path, frames=out.frames_written, fps=float(fps), width=width, height=height,
+                       format=fmt.name, writer=out.name, browser_playable=bool(out.browser_playable),
+                       has_audio=track is not None, notes=notes)
+
+
+def _finish_partial(out, path) -> bool:
+    """Close the file cleanly with the frames written so far; True if a non-empty file remains."""
+    if out.frames_written == 0:
+        out.abort()
+        return _drop_if_empty(path)
+    try:
+        out.finish()
+    except EncoderError as exc:
+        log.warning("could not finish the partial video %s cleanly: %s", path, exc)
+        out.abort()
+    return _drop_if_empty(path)
+
+
+def _kept_text(path, track, frames, audio_ok) -> str:
+    kept = []
+    if _drop_if_empty(path):
+        kept.append(f"the video as far as it got: {path}")
+    if track is not None:
+        wav = track.write_wav(sibling_path(path, "wav"), frames or None)
+        kept.append(f"the audio: {wav}")
+    return ("Kept " + " and ".join(kept)) if kept else "Nothing had been written yet, so no file was kept"
