@@ -160,6 +160,15 @@ def interrupt_requested() -> bool:
     return bool(mm.processing_interrupted())
 
 
+def metadata_disabled() -> bool:
+    """True when ComfyUI runs with --disable-metadata (then no workflow is embedded in saved files)."""
+    try:
+        from comfy.cli_args import args
+    except ImportError:
+        return False
+    return bool(getattr(args, "disable_metadata", False))
+
+
 def raise_if_interrupted() -> None:
     """Raise the host's own interrupt exception (so the UI shows 'interrupted', not an error)."""
     try:
