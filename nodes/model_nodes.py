@@ -1,0 +1,167 @@
+"""Model nodes: the InfiniteTalk model loader and LoRA selection (thin layers over wanvideo.model)."""
+from __future__ import annotations
+
+import logging
+import os
+
+from ..wanvideo.errors import InputError
+from ..wanvideo.model import load_model
+from ..wanvideo.model.attention import BACKENDS
+from ..wanvideo.model.loading import describe
+from . import host
+
+log = logging.getLogger("wanvideo")
+
+# Wan models: ComfyUI's diffusion_models (alias unet). InfiniteTalk adapters: diffusion_models (the wrapper
+# convention) or model_patches (ComfyUI's native InfiniteTalk support keeps them there).
+MODEL_FOLDERS = ("diffusion_models", "unet")
+ADAPTER_FOLDERS = ("diffusion_models", "model_patches")
+LORA_FOLDERS = ("loras",)
+host.register_model_folder("model_patches")
+WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt", ".gguf")
+# A diffusers transformer folder, a diffusers pipeline root, or a sharded original release.
+FOLDER_MARKERS = ("config.json", "model_index.json", "diffusion_pytorch_model.safetensors.index.json")
+NONE = "none"
+QUANTIZATION = ("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2")
+
+
+def _weight_files(*folders: str) -> list[str]:
+    files = [f for f in host.model_files(*folders) if f.lower().endswith(WEIGHT_EXTENSIONS)]
+    subfolders = host.model_subfolders(*folders, markers=FOLDER_MARKERS)
+    # shards of a listed folder are picked through the folder
+    files = [f for f in files if not any(f.replace("\\", "/").startswith(d + "/") for d in subfolders)]
+    return subfolders + files
+
+
+def _resolve(name: str, folders) -> str:
+    folder = host.model_subfolder_path(name, *folders)
+    if folder is not None:
+        return folder
+    try:
+        return host.model_path(name, *folders)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from exc
+
+
+class InfiniteTalkModelLoader:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "load"
+    RETURN_TYPES = ("INFINITETALK_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("Wan2.1 I2V 14B with the InfiniteTalk audio adapter, for the InfiniteTalk sampler.",)
+    DESCRIPTION = ("Loads Wan2.1 image-to-video 14B and the InfiniteTalk audio adapter (original, ComfyUI or "
+                   "diffusers layout; bf16/fp16/fp32 or fp8 plain/scaled), with LoRAs, block swap and attention choice.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (_weight_files(*MODEL_FOLDERS), {
+                    "tooltip": "The Wan2.1 I2V 14B model (480p or 720p) from models/diffusion_models or models/unet: "
+                               "a .safetensors file (e.g. wan2.1_i2v_480p_14B_bf16.safetensors or an fp8 repack), "
+                               "or a diffusers / sharded original folder. Not T2V, not Wan2.2."}),
+                "infinitetalk": ([NONE] + _weight_files(*ADAPTER_FOLDERS), {
+                    "default": NONE,
+                    "tooltip": "The InfiniteTalk adapter file (single- or multi-speaker, e.g. "
+                               "Wan2_1-InfiniteTalk_Single_fp16.safetensors) from models/diffusion_models or "
+                               "models/model_patches. 'none': the model file already contains it, or plain I2V "
+                               "without audio."}),
+                "precision": (["bf16", "fp16", "fp32"], {
+                    "default": "bf16",
+                    "tooltip": "Compute precision. bf16 is what the reference runs; fp16 for GPUs without bf16 "
+                               "(pre-Ampere); fp32 only for checks (needs ~70 GB)."}),
+                "quantization": (list(QUANTIZATION), {
+                    "default": "keep_fp8",
+                    "tooltip": "Weight storage. keep_fp8: fp8 files stay fp8 in memory (half the VRAM of bf16), "
+                               "other files use the compute precision. disabled: everything in the compute "
+                               "precision. fp8_e4m3fn / fp8_e5m2: store the blocks in fp8 even from a bf16 file "
+                               "(quantised on load, ~17 GB instead of ~33 GB)."}),
+                "blocks_to_swap": ("INT", {
+                    "default": 0, "min": 0, "max": 40, "step": 1,
+                    "tooltip": "Transformer blocks kept in system RAM and moved to the GPU just in time (the next "
+                               "one is prefetched). Each block is ~0.8 GB in bf16 / ~0.4 GB in fp8: raise it until "
+                               "the model fits your VRAM (e.g. 20-30 on 12-16 GB cards); slower the higher."}),
+                "attention": (list(BACKENDS), {
+                    "default": "sdpa",
+                    "tooltip": "Attention kernel. sdpa: PyTorch's own, always available. sage: SageAttention "
+                               "(faster, needs the sageattention package). flash: FlashAttention 2/3 (needs flash-attn)."}),
+            },
+            "optional": {
+                "lora": ("INFINITETALK_LORA", {
+                    "tooltip": "LoRAs from InfiniteTalk LoRA Select (e.g. a lightx2v step-distillation LoRA for "
+                               "4-8 step sampling), merged into the weights at their strengths."}),
+            },
+        }
+
+    def load(self, model, infinitetalk=NONE, precision="bf16", quantization="keep_fp8", blocks_to_swap=0,
+             attention="sdpa", lora=None):
+        if quantization not in QUANTIZATION:
+            raise InputError(f"quantization {quantization!r}: choose one of {', '.join(QUANTIZATION)}")
+        model_path = _resolve(model, MODEL_FOLDERS)
+        adapter_path = None if infinitetalk in (None, "", NONE) else _resolve(infinitetalk, ADAPTER_FOLDERS)
+        loras = [(_resolve(item["name"], LORA_FOLDERS) if "path" not in item else item["path"], item["strength"])
+                 for item in (lora or [])]
+        bar = host.progress_bar(100)
+
+        def progress(done, total):
+            host.raise_if_interrupted()
+            bar.update_absolute(done, total)
+
+        result = load_model(
+            model_path,
+            dtype=precision,
+            device=host.torch_device("main"),
+            infinitetalk=adapter_path,
+            keep_fp8=quantization == "keep_fp8",
+            quantize=quantization if quantization.startswith("fp8_") else None,
+            attention=attention,
+            blocks_to_swap=blocks_to_swap,
+            offload_device=host.torch_device("offload"),
+            loras=loras,
+            progress=progress,
+        )
+        adapter = "InfiniteTalk adapter loaded" if result.has_audio_adapter else "no InfiniteTalk adapter (plain I2V)"
+        host.send_progress_text(f"{adapter}; {precision}; {len(loras)} LoRA(s); {blocks_to_swap} blocks swapped")
+        log.info("InfiniteTalk model: %s", describe(result))
+        return (result,)
+
+
+class InfiniteTalkLoraSelect:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "select"
+    RETURN_TYPES = ("INFINITETALK_LORA",)
+    RETURN_NAMES = ("lora",)
+    OUTPUT_TOOLTIPS = ("The chosen LoRAs with their strengths: connect to the model loader (or to another LoRA Select).",)
+    DESCRIPTION = "Picks a LoRA for Wan2.1 I2V 14B at a strength; chain several, then connect to the model loader."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "lora": (host.model_files(*LORA_FOLDERS), {
+                    "tooltip": "A LoRA for Wan2.1 I2V 14B from models/loras (lora_down/lora_up, lora_A/lora_B or "
+                               "diff layouts), e.g. lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors."}),
+                "strength": ("FLOAT", {
+                    "default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
+                    "tooltip": "How strongly the LoRA changes the weights (1.0 = as trained, 0 = off)."}),
+            },
+            "optional": {
+                "prev_lora": ("INFINITETALK_LORA", {"tooltip": "LoRAs chosen before this one (chain several)."}),
+            },
+        }
+
+    def select(self, lora, strength=1.0, prev_lora=None):
+        path = _resolve(lora, LORA_FOLDERS)
+        chosen = list(prev_lora or [])
+        chosen.append({"name": lora, "path": path, "strength": float(strength), "file": os.path.basename(path)})
+        return (chosen,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "InfiniteTalkModelLoader": InfiniteTalkModelLoader,
+    "InfiniteTalkLoraSelect": InfiniteTalkLoraSelect,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "InfiniteTalkModelLoader": "InfiniteTalk Model Loader",
+    "InfiniteTalkLoraSelect": "InfiniteTalk LoRA Select",
+}
