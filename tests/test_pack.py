@@ -9,6 +9,7 @@ from testlib import PACK_NAME, REPO_ROOT, load_pack
 EXPECTED_NODE_IDS = {  # grows as node families land; ids are forever
     "InfiniteTalkWav2VecLoader", "InfiniteTalkAudioEmbeds",
     "InfiniteTalkModelLoader", "InfiniteTalkLoraSelect",
+    "InfiniteTalkVideoCombine",
 }
 
 
