@@ -69,7 +69,7 @@ _PREFLIGHT: dict = {}
 
 def _preflight(ffmpeg: str, fmt: VideoFormat, audio_key, use_fd_pipes: bool, temp_dir: str) -> str | None:
     """Encode 3 tiny frames (+0.2 s of silence) with the real settings: None if that works, else ffmpeg's complaint."""
-    key = (ffmpeg, fmt.name, audio_key, use_fd_pipes)
+    key = (ffmpeg, fmt, audio_key, use_fd_pipes)
     if key in _PREFLIGHT:
         return _PREFLIGHT[key]
     os.makedirs(temp_dir, exist_ok=True)
@@ -301,7 +301,7 @@ def _encode(out, source, limit, total, track, audio_ok, fmt, fps, progress, inte
                 progress(out.frames_written, total)
     except EncoderError as exc:
         out.abort()
-        raise EncoderError(f"{exc}. {_kept_text(path, track, out.frames_written, audio_ok)}") from exc
+        raise EncoderError(f"{exc}. {_kept_text(path, track)}") from exc
     except BaseException as exc:
         kept = _finish_partial(out, path)
         where = (f"the {out.frames_written} frames encoded before it were kept in {path}"
@@ -320,7 +320,7 @@ def _encode(out, source, limit, total, track, audio_ok, fmt, fps, progress, inte
     try:
         out.finish()
     except EncoderError as exc:
-        raise EncoderError(f"{exc}. {_kept_text(path, track, out.frames_written, audio_ok)}") from exc
+        raise EncoderError(f"{exc}. {_kept_text(path, track)}") from exc
     warning = _fallback_warning(out, fmt, track, audio_ok)
     if warning:
         log.warning(warning)
@@ -352,11 +352,11 @@ def _finish_partial(out, path) -> bool:
     return _drop_if_empty(path)
 
 
-def _kept_text(path, track, frames, audio_ok) -> str:
+def _kept_text(path, track) -> str:
     kept = []
     if _drop_if_empty(path):
         kept.append(f"the video as far as it got: {path}")
     if track is not None:
-        wav = track.write_wav(sibling_path(path, "wav"), frames or None)
+        wav = track.write_wav(sibling_path(path, "wav"))  # the whole clip: the video is unfinished
         kept.append(f"the audio: {wav}")
     return ("Kept " + " and ".join(kept)) if kept else "Nothing had been written yet, so no file was kept"
