@@ -1,0 +1,158 @@
+"""InfiniteTalk Video Combine as ComfyUI calls it: IMAGE or INFINITETALK_FRAMES + AUDIO in, one MP4 with sound out."""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from wanvideo_infinitetalk_pack.nodes import host
+from wanvideo_infinitetalk_pack.nodes.video_combine import InfiniteTalkVideoCombine
+from wanvideo_infinitetalk_pack.wanvideo.errors import InputError
+from wanvideo_infinitetalk_pack.wanvideo.video import EncodingInterrupted
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "video"))
+from video_testutils import comfy_metadata_mp4, comfy_metadata_webm, listing, moving_frames, probe, tone  # noqa: E402
+
+WORKFLOW = {"last_node_id": 2, "nodes": [{"id": 1, "type": "LoadImage"}, {"id": 2, "type": "InfiniteTalkVideoCombine"}]}
+PROMPT = {"2": {"class_type": "InfiniteTalkVideoCombine", "inputs": {"frame_rate": 25}}}
+
+
+def _images(n=50, h=48, w=64):
+    return torch.from_numpy(moving_frames(n, h, w)).float() / 255.0  # IMAGE: float32 [B,H,W,3] 0..1
+
+
+def _audio(wave, rate):
+    wave = np.asarray(wave, np.float32)
+    if wave.ndim == 1:
+        wave = wave[None]
+    return {"waveform": torch.from_numpy(wave.copy())[None], "sample_rate": rate}  # AUDIO: [1, C, T]
+
+
+class FakeFrameStore:
+    """The INFINITETALK_FRAMES contract: len, fps, width, height, iter_frames() of H×W×3 uint8."""
+
+    def __init__(self, frames, fps):
+        self._frames, self.fps = frames, fps
+        self.height, self.width = frames.shape[1:3]
+        self.iterations = 0
+
+    def __len__(self):
+        return len(self._frames)
+
+    def iter_frames(self):
+        self.iterations += 1
+        for frame in self._frames:
+            yield frame.copy()
+
+
+def _run(**kwargs):
+    args = dict(frame_rate=25.0, filename_prefix="InfiniteTalk/talk", format="h264-mp4", crf=19,
+                length_policy="fit_audio_to_video", save_output=True, save_metadata=True,
+                prompt=PROMPT, extra_pnginfo={"workflow": WORKFLOW}, unique_id="2")
+    args.update(kwargs)
+    return InfiniteTalkVideoCombine().combine(**args)
+
+
+def test_images_and_audio_make_one_numbered_mp4_with_sound_and_a_preview(comfy_dirs):
+    out, temp = comfy_dirs
+    result = _run(images=_images(), audio=_audio(tone(3.0, 24000, 2), 24000))
+    path = result["result"][0]
+    assert path == str(out / "InfiniteTalk" / "talk_00001.mp4")
+    assert listing(out) == {os.path.join("InfiniteTalk", "talk_00001.mp4")}
+
+    p = probe(path)
+    assert p.video_codec == "h264" and p.pix_fmt == "yuv420p" and p.frames == 50
+    assert p.video_duration == pytest.approx(2.0)
+    assert p.audio_codec == "aac" and abs(p.audio_duration - 2.0) <= 1 / 25
+    assert comfy_metadata_mp4(path) == {"workflow": WORKFLOW, "prompt": PROMPT}
+
+    ui = result["ui"]
+    assert ui["images"] == [{"filename": "talk_00001.mp4", "subfolder": "InfiniteTalk", "type": "output"}]
+    assert ui["animated"] == (True,)
+    details = ui["infinitetalk_video"][0]
+    assert details["format"] == "video/mp4" and details["has_audio"] and details["browser_playable"]
+    assert details["frames"] == 50 and details["duration"] == 2.0
+
+    second = _run(images=_images(10))
+    assert second["result"][0] == str(out / "InfiniteTalk" / "talk_00002.mp4")
+    assert listing(out) == {os.path.join("InfiniteTalk", f"talk_0000{i}.mp4") for i in (1, 2)}
+    assert probe(path).frames == 50  # the first file was not touched
+
+
+def test_frames_from_the_sampler_stream_at_their_own_rate(comfy_dirs, media_dir):
+    wave, rate = sf.read(str(media_dir / "speech_en_mono16k.wav"), dtype="float32")
+    store = FakeFrameStore(moving_frames(160), fps=20.0)
+    result = _run(frames=store, frame_rate=25.0, audio=_audio(wave, rate), length_policy="trim_video_to_audio")
+    p = probe(result["result"][0])
+    assert store.iterations == 1
+    assert p.fps == pytest.approx(20.0)  # the store's rate, so lips stay on the audio
+    assert p.frames == 149  # 7.41 s of speech at 20 fps -> 149 frames (the rest is dropped)
+    assert abs(p.audio_duration - 149 / 20) <= 1 / 20
+
+
+def test_webm_in_temp_folder_without_metadata(comfy_dirs):
+    out, temp = comfy_dirs
+    result = _run(images=_images(20), format="vp9-webm", crf=32, save_output=False, save_metadata=False,
+                  audio=_audio(tone(1.0), 16000))
+    path = result["result"][0]
+    assert os.path.dirname(path) == str(temp / "InfiniteTalk")
+    assert result["ui"]["images"][0]["type"] == "temp"
+    assert listing(out) == set()
+    p = probe(path)
+    assert p.video_codec == "vp9" and p.audio_codec == "opus"
+    assert comfy_metadata_webm(path) == {}
+
+
+def test_disable_metadata_flag_of_the_host_is_honoured(comfy_dirs, monkeypatch):
+    monkeypatch.setattr(host, "metadata_disabled", lambda: True)
+    path = _run(images=_images(5))["result"][0]
+    assert comfy_metadata_mp4(path) == {}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "connect `images` \\(IMAGE\\) or `frames`"),
+    ({"images": "both"}, "both `images` and `frames`"),
+    ({"filename_prefix": "../escape"}, "contains '..'"),
+    ({"filename_prefix": "/tmp/abs"}, "absolute path"),
+    ({"filename_prefix": "-vf"}, "starts with '-'"),
+    ({"frame_rate": 0.0}, "frame_rate must be more than 0"),
+    ({"audio": {"waveform": torch.zeros(1, 1, 0), "sample_rate": 16000}}, "the audio is empty"),
+    ({"audio": "speech.wav"}, "not an AUDIO value"),
+    ({"crf": 60}, "out of range for h264-mp4"),
+])
+def test_bad_inputs_get_clear_errors_and_leave_no_file(comfy_dirs, kwargs, message):
+    out, temp = comfy_dirs
+    if kwargs.get("images") == "both":
+        kwargs = {"images": _images(3), "frames": FakeFrameStore(moving_frames(3), 25.0)}
+    elif kwargs:
+        kwargs = {"images": _images(3), **kwargs}
+    with pytest.raises(InputError, match=message):
+        _run(**kwargs)
+    assert listing(out) == set() and listing(temp) == set()
+
+
+def test_cancel_keeps_the_frames_so_far(comfy_dirs, monkeypatch):
+    calls = []
+    monkeypatch.setattr(host, "interrupt_requested", lambda: calls.append(1) or len(calls) > 12)
+    with pytest.raises(EncodingInterrupted) as err:
+        _run(images=_images(40), audio=_audio(tone(2.0), 16000))
+    p = probe(err.value.path)
+    assert p.frames == 12 and abs(p.audio_duration - 12 / 25) <= 1 / 25
+
+
+def test_progress_goes_to_the_host_bar(comfy_dirs, monkeypatch):
+    seen = []
+
+    class Bar:
+        def __init__(self, total):
+            seen.append(("total", total))
+
+        def update_absolute(self, value, total=None):
+            seen.append((value, total))
+
+    monkeypatch.setattr(host, "progress_bar", Bar)
+    _run(images=_images(8))
+    assert seen == [("total", 8)] + [(i, 8) for i in range(1, 9)]
