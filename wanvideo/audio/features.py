@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 
-DEFAULT_CHUNK_FRAMES = 500  # conv frames per chunk (10 s at 50 Hz): ~70 MB of activations at base size
+DEFAULT_CHUNK_FRAMES = 250  # conv frames per chunk (5 s at 50 Hz): ~35 MB per activation at base size
 DEFAULT_TOKEN_CHUNK = 2048  # tokens per chunk for the per-token parts of the transformer
 
 
@@ -89,10 +89,12 @@ def _group_norm_stats(enc, wave: torch.Tensor, chunk_frames: int):
     for m0 in range(0, total, step):
         m1 = min(total, m0 + step)
         x = wave[m0 * s:(m1 - 1) * s + k].to(enc.device, enc.dtype)
-        y = layer.conv(x[None, None])[0].double()  # [C, m1 - m0]
+        y = layer.conv(x[None, None])[0]  # [C, m1 - m0]
         n_b = y.shape[1]
-        mean_b = y.mean(dim=1)
-        m2_b = ((y - mean_b[:, None]) ** 2).sum(dim=1)
+        var_b, mean_b = torch.var_mean(y.float(), dim=1, unbiased=False)  # per chunk; combined in float64
+        mean_b = mean_b.double()
+        m2_b = var_b.double() * n_b
+        del y
         if mean is None:
             mean, m2, count = mean_b, m2_b, n_b
         else:
@@ -135,7 +137,7 @@ def conv_features(enc, wave: torch.Tensor, chunk_frames: int = DEFAULT_CHUNK_FRA
         x = wave[j0 * stride:(j1 - 1) * stride + field].to(enc.device, enc.dtype)[None, None]
         for li, layer in enumerate(fe.conv_layers):
             if li == 0 and group_norm:
-                x = layer.activation(layer.conv(x) * scale + shift)
+                x = layer.activation(layer.conv(x).mul_(scale).add_(shift))
             else:
                 x = layer(x)
         if x.shape[-1] < j1 - j0:  # cannot happen with consistent geometry; guard against silent misalignment

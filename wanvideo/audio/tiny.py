@@ -39,17 +39,18 @@ def random_weights(model: torch.nn.Module, seed: int = 0) -> dict:
     sd = {}
     for name, ref in model.state_dict().items():
         shape = tuple(ref.shape)
+        # in-place arithmetic: no second copy of the (possibly real-size) weights
         if name.endswith("original0") or name.endswith("weight_g"):
-            t = torch.rand(shape, generator=gen) + 0.5
+            t = torch.rand(shape, generator=gen).add_(0.5)
         elif len(shape) >= 2:
             fan_in = math.prod(shape[1:])
-            t = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+            t = torch.randn(shape, generator=gen).div_(math.sqrt(fan_in))
         elif name.endswith(".weight"):
-            t = torch.rand(shape, generator=gen) * 0.8 + 0.6
+            t = torch.rand(shape, generator=gen).mul_(0.8).add_(0.6)
         elif name == "masked_spec_embed":
             t = torch.rand(shape, generator=gen)
         else:
-            t = torch.randn(shape, generator=gen) * 0.1
+            t = torch.randn(shape, generator=gen).mul_(0.1)
         sd[name] = t
     return sd
 
