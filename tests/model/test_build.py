@@ -97,3 +97,23 @@ def test_empty_speaker_mask_is_an_input_error():
     args["ref_target_masks"] = masks
     with pytest.raises(InputError, match="speaker 2"):
         model(**args)
+
+
+def test_rope_in_chunks_equals_whole():
+    from wanvideo.model.rope import apply_rope_3d, grid_cos_sin
+
+    x = torch.randn(2, 3 * 5 * 7, 4, 16)
+    cos, sin = grid_cos_sin((3, 5, 7), 16, "cpu")
+    assert torch.equal(apply_rope_3d(x, cos, sin, chunk_tokens=10), apply_rope_3d(x, cos, sin))
+
+
+def test_per_row_fp8_scale():
+    from wanvideo.model.layers import Linear
+
+    lin = Linear(8, 4)
+    w = torch.randn(4, 8)
+    scale = torch.tensor([0.5, 1.0, 2.0, 4.0])
+    lin.weight.data = (w / scale[:, None]).to(torch.float8_e4m3fn)
+    lin.weight_scale = scale
+    expect = lin.weight.data.float() * scale[:, None]
+    assert torch.equal(lin.dequantized_weight(torch.float32), expect)

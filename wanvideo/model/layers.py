@@ -26,7 +26,7 @@ class Linear(nn.Linear):
             w = w.to(dtype)
         if self.weight_scale is not None:
             scale = self.weight_scale.to(device=w.device, dtype=dtype)
-            w = w * (scale if scale.dim() < 2 else scale.reshape(-1, 1))
+            w = w * (scale.reshape(()) if scale.numel() == 1 else scale.reshape(-1, 1))  # per tensor / per row
         return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -64,9 +64,20 @@ def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return out.reshape(shape).to(x.dtype)
 
 
-def apply_rope_3d(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [B, L, heads, head_dim] with L = f*h*w tokens; cos/sin from `grid_cos_sin`."""
-    return rotate_pairs(x, cos[None, :, None, :], sin[None, :, None, :])
+def apply_rope_3d(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, chunk_tokens: int = 4096) -> torch.Tensor:
+    """x [B, L, heads, head_dim] with L = f*h*w tokens; cos/sin from `grid_cos_sin`.
+
+    Long sequences are rotated in chunks of tokens so the float32 temporaries stay small
+    (a whole 14B/480p q in float32 would be ~0.7 GB per copy).
+    """
+    length = x.shape[1]
+    if length <= chunk_tokens:
+        return rotate_pairs(x, cos[None, :, None, :], sin[None, :, None, :])
+    out = torch.empty_like(x)
+    for start in range(0, length, chunk_tokens):
+        end = min(start + chunk_tokens, length)
+        out[:, start:end] = rotate_pairs(x[:, start:end], cos[None, start:end, None, :], sin[None, start:end, None, :])
+    return out
 
 
 def rope_1d_cos_sin(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
