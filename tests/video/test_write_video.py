@@ -155,3 +155,25 @@ def test_temp_file_mode_for_hosts_without_inherited_pipes(tmp_path):
     assert p.frames == 40 and abs(p.audio_duration - 1.6) <= FRAME
     assert comfy_metadata_mp4(path) == {"workflow": {"a": 1}}
     assert listing(temp) == set()  # its temp audio/metadata files were removed
+
+
+@pytest.mark.parametrize("make", [np.asarray, torch.tensor], ids=["numpy", "torch"])
+def test_float_frames_are_rounded_and_saturated(make):
+    from wanvideo.video.frames import FrameSource
+
+    values = [-0.1, 0.0, 0.2, 0.5, 1.0, 1.7]
+    frame = np.array(values * 6, np.float32).reshape(1, 6, 6, 1).repeat(3, axis=-1)
+    out = next(FrameSource(make(frame)).frames())
+    assert out.dtype == np.uint8 and out.shape == (6, 6, 3) and out.flags.c_contiguous
+    assert out[0, :6, 0].tolist() == [0, 0, 51, 128, 255, 255]
+
+
+def test_grayscale_and_rgba_frames(tmp_path):
+    gray = [np.full((16, 16), 200, np.uint8)] * 3
+    rgba = np.zeros((3, 16, 16, 4), np.uint8)
+    rgba[..., 1] = 200
+    rgba[..., 3] = 7
+    p = probe(write_video(gray, tmp_path / "g.mp4", FPS), keep_frames=True)
+    assert p.frames == 3 and abs(int(p.decoded[0][8, 8, 0]) - 200) <= 3
+    p = probe(write_video(rgba, tmp_path / "a.mp4", FPS), keep_frames=True)
+    assert p.frames == 3 and abs(int(p.decoded[0][8, 8, 1]) - 200) <= 4 and p.decoded[0][8, 8, 0] < 10
