@@ -117,3 +117,21 @@ def test_per_row_fp8_scale():
     lin.weight_scale = scale
     expect = lin.weight.data.float() * scale[:, None]
     assert torch.equal(lin.dequantized_weight(torch.float32), expect)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(num_heads=8),  # head_dim 8: RoPE axes (2, 1, 1) pairs
+    dict(num_heads=16, audio_window=4),  # head_dim 4, even audio window
+    dict(dim=96, num_heads=3, vae_scale=2, audio_window=3, num_layers=3, context_tokens=3, output_dim=8),
+])
+def test_other_sizes_run_for_one_and_two_speakers(overrides):
+    cfg = tiny_config(**overrides)
+    model = build_model(cfg)
+    masks = torch.zeros(3, 6, 10)
+    masks[0, 1:5, 1:4] = 1
+    masks[1, 1:5, 6:9] = 1
+    masks[2] = 1 - masks[0] - masks[1]
+    for speakers in (1, 2):
+        args = tiny_inputs(cfg, batch=2, frames=4, h=6, w=10, speakers=speakers)
+        out = model(**args, ref_target_masks=masks)
+        assert out.shape == (2, 16, 4, 6, 10) and torch.isfinite(out).all()

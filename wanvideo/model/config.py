@@ -122,12 +122,10 @@ def normalize_config(config: dict) -> dict:
     if cfg["dim"] % cfg["num_heads"]:
         raise InputError(f"dim {cfg['dim']} is not divisible by num_heads {cfg['num_heads']}")
     head_dim = cfg["dim"] // cfg["num_heads"]
-    if head_dim % 2 or head_dim < 6:
-        raise InputError(f"head dim {head_dim} must be even and at least 6 for the 3-D RoPE")
+    if head_dim % 2:
+        raise InputError(f"head dim {head_dim} (dim / num_heads) must be even for the RoPE")
     if cfg["freq_dim"] % 2:
         raise InputError(f"freq_dim must be even, got {cfg['freq_dim']}")
-    if cfg["audio_window"] < 1 or cfg["audio_window"] % 2 == 0:
-        raise InputError(f"audio_window must be odd (a window centred on the frame), got {cfg['audio_window']}")
     if cfg["vae_scale"] < 2:
         raise InputError(f"vae_scale (video frames per latent frame) must be at least 2, got {cfg['vae_scale']}")
     return cfg
