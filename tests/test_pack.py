@@ -10,6 +10,7 @@ EXPECTED_NODE_IDS = {  # grows as node families land; ids are forever
     "InfiniteTalkWav2VecLoader", "InfiniteTalkAudioEmbeds",
     "InfiniteTalkModelLoader", "InfiniteTalkLoraSelect",
     "InfiniteTalkVideoCombine",
+    "InfiniteTalkSampler", "InfiniteTalkFramesToImages",
 }
 
 

@@ -1,0 +1,218 @@
+"""Sampler nodes: InfiniteTalkSampler (any length, window by window, to a disk frame store) and
+InfiniteTalkFramesToImages (a store, or a slice of it, as a plain IMAGE batch)."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..wanvideo.errors import InputError
+from ..wanvideo.sampling import SCHEDULERS, GenerationInterrupted, SamplerSettings, generate
+from ..wanvideo.sampling.sizes import ASPECT_BUCKETS
+from ..wanvideo.video.frame_store import FrameStore
+from . import host
+from .host_adapters import HostWanVAE, clip_vision_features, conditioning_to_context, mask_tensor
+
+STORE_FOLDER = "infinitetalk_frames"
+FRAMES_FOLDERS = ("temp", "output")
+
+
+def store_root(where: str) -> str:
+    if where not in FRAMES_FOLDERS:
+        raise InputError(f"frames folder must be one of {FRAMES_FOLDERS}, got {where!r}")
+    base = host.temp_directory() if where == "temp" else host.output_directory()
+    root = os.path.join(base, STORE_FOLDER)
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+class InfiniteTalkSampler:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "sample"
+    RETURN_TYPES = ("INFINITETALK_FRAMES", "INT", "FLOAT")
+    RETURN_NAMES = ("frames", "frame_count", "fps")
+    OUTPUT_TOOLTIPS = (
+        "The video's frames, on disk (window by window): connect to InfiniteTalk Video Combine, or to "
+        "InfiniteTalk Frames To Images for a plain IMAGE batch.",
+        "Number of frames: exactly the audio's length at its frame rate (or max_frames).",
+        "Frame rate of the frames (25 with InfiniteTalk audio embeddings).",
+    )
+    DESCRIPTION = ("Generates a lip-synced talking video of any length from one image (or a source video for "
+                   "dubbing) and InfiniteTalk audio embeddings, window by window. Finished windows go to disk at "
+                   "once, memory stays flat, and a rerun with the same inputs resumes after a crash or Cancel.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("INFINITETALK_MODEL", {
+                    "tooltip": "Wan2.1 I2V 14B + InfiniteTalk from the InfiniteTalk Model Loader."}),
+                "vae": ("VAE", {"tooltip": "The Wan 2.1 VAE (Load VAE: wan_2.1_vae.safetensors)."}),
+                "image": ("IMAGE", {
+                    "tooltip": "The reference portrait. Several frames (a loaded video) = video-to-video dubbing: "
+                               "each window is conditioned on the source frame at its start."}),
+                "clip_vision_output": ("CLIP_VISION_OUTPUT", {
+                    "tooltip": "CLIP Vision Encode of the image with clip_vision_h (crop 'none' matches the "
+                               "reference). For dubbing, encode the whole video to condition each window on its "
+                               "own frame, or one frame for all."}),
+                "width": ("INT", {
+                    "default": 0, "min": 0, "max": 4096, "step": 16,
+                    "tooltip": "Output width, a multiple of 16. 0 with height 0: the reference's size bucket "
+                               "closest to the image's aspect (see size_bucket); the image is scaled to cover and "
+                               "centre-cropped."}),
+                "height": ("INT", {
+                    "default": 0, "min": 0, "max": 4096, "step": 16,
+                    "tooltip": "Output height, a multiple of 16 (0 = automatic, see width)."}),
+                "size_bucket": (list(ASPECT_BUCKETS), {
+                    "default": "480p",
+                    "tooltip": "Size family for the automatic size: 480p (e.g. 448x896, 640x640) for the 480p "
+                               "model, 720p (e.g. 704x1280, 960x960) for the 720p model."}),
+                "frame_window": ("INT", {
+                    "default": 81, "min": 5, "max": 1001, "step": 4,
+                    "tooltip": "Frames generated per window, of the form 4n+1 (81 = 3.24 s at 25 fps, what the "
+                               "model was trained on)."}),
+                "motion_frames": ("INT", {
+                    "default": 9, "min": 1, "max": 1000, "step": 1,
+                    "tooltip": "Frames of the previous window fed back as motion context (kept clean) so windows "
+                               "join smoothly; they are not repeated in the output. Must be below frame_window."}),
+                "steps": ("INT", {
+                    "default": 40, "min": 1, "max": 200,
+                    "tooltip": "Denoising steps per window (40 in the reference; 4-8 with a step-distillation LoRA)."}),
+                "shift": ("FLOAT", {
+                    "default": 7.0, "min": 0.01, "max": 100.0, "step": 0.1,
+                    "tooltip": "Timestep shift of the flow-matching schedule: 7 for 480p, 11 for 720p (reference)."}),
+                "cfg": ("FLOAT", {
+                    "default": 5.0, "min": 0.0, "max": 30.0, "step": 0.1,
+                    "tooltip": "Text guidance scale. 1 = no text guidance (two model passes per step instead of "
+                               "three)."}),
+                "audio_cfg": ("FLOAT", {
+                    "default": 4.0, "min": 0.0, "max": 30.0, "step": 0.1,
+                    "tooltip": "Audio guidance scale: how strongly the lips follow the speech (reference 4; 3-5 "
+                               "usual)."}),
+                "scheduler": (list(SCHEDULERS), {
+                    "default": "euler",
+                    "tooltip": "euler: the reference's flow-matching Euler schedule. unipc / dpm++: diffusers' "
+                               "multistep solvers on the same schedule (fewer steps for similar quality)."}),
+                "seed": ("INT", {
+                    "default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                    "tooltip": "Noise seed. The first window uses it directly, later windows seeds derived from it."}),
+                "color_correction": ("FLOAT", {
+                    "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                    "tooltip": "Pull each window's colours (Lab mean/contrast) toward the reference image: counters "
+                               "colour drift in long videos. 0 = off (reference default), 1 = full."}),
+                "max_frames": ("INT", {
+                    "default": 0, "min": 0, "max": 10_000_000,
+                    "tooltip": "0 = as long as the audio. Otherwise at most this many frames (e.g. to preview the "
+                               "start). Without audio embeddings: the number of frames to make."}),
+            },
+            "optional": {
+                "audio_embeds": ("INFINITETALK_AUDIO_EMBEDS", {
+                    "tooltip": "From InfiniteTalk Audio Embeds. Leave empty for plain Wan image-to-video "
+                               "(no lip sync; set max_frames)."}),
+                "positive": ("CONDITIONING", {
+                    "tooltip": "Prompt from CLIP Text Encode with the umt5-xxl text encoder (empty = no prompt)."}),
+                "negative": ("CONDITIONING", {
+                    "tooltip": "Negative prompt from CLIP Text Encode (umt5-xxl); empty = none."}),
+                "speaker_1_mask": ("MASK", {
+                    "tooltip": "Two speakers: where speaker 1 (first audio) is in the image. Default: left half."}),
+                "speaker_2_mask": ("MASK", {
+                    "tooltip": "Two speakers: where speaker 2 (second audio) is in the image. Default: right half."}),
+                "frames_folder": (list(FRAMES_FOLDERS), {
+                    "default": "temp",
+                    "tooltip": "Where finished windows are kept. temp: ComfyUI's temp folder (emptied when ComfyUI "
+                               "restarts). output: output/infinitetalk_frames, survives a ComfyUI crash or restart "
+                               "so very long runs can resume (delete old runs there yourself)."}),
+            },
+        }
+
+    def sample(self, model, vae, image, clip_vision_output, width=0, height=0, size_bucket="480p", frame_window=81,
+               motion_frames=9, steps=40, shift=7.0, cfg=5.0, audio_cfg=4.0, scheduler="euler", seed=0,
+               color_correction=0.0, max_frames=0, audio_embeds=None, positive=None, negative=None,
+               speaker_1_mask=None, speaker_2_mask=None, frames_folder="temp"):
+        if image is None or len(image) == 0:
+            raise InputError("connect an image (or the frames of a source video for dubbing)")
+        settings = SamplerSettings(
+            frame_window=frame_window, motion_frames=motion_frames, steps=steps, shift=shift, cfg=cfg,
+            audio_cfg=audio_cfg, scheduler=scheduler, seed=seed, color_correction=color_correction,
+            max_frames=max_frames, width=width, height=height, size_bucket=size_bucket,
+        )
+        masks = None
+        if speaker_1_mask is not None or speaker_2_mask is not None:
+            masks = [mask_tensor(speaker_1_mask), mask_tensor(speaker_2_mask)]
+        bar = {"pbar": None, "window": 0}
+
+        def on_progress(p):
+            if bar["pbar"] is None:
+                bar["pbar"] = host.progress_bar(p.windows * p.steps)
+            bar["pbar"].update_absolute((p.window - 1) * p.steps + p.step, p.windows * p.steps)
+            if p.window != bar["window"]:
+                bar["window"] = p.window
+                host.send_progress_text(f"window {p.window}/{p.windows}")
+
+        try:
+            store = generate(
+                model,
+                HostWanVAE(vae),
+                image,
+                clip_vision_features(clip_vision_output),
+                audio=audio_embeds,
+                context=conditioning_to_context(positive, "positive"),
+                context_null=conditioning_to_context(negative, "negative"),
+                speaker_masks=masks,
+                settings=settings,
+                store_root=store_root(frames_folder),
+                on_progress=on_progress,
+                should_stop=host.interrupt_requested,
+            )
+        except GenerationInterrupted:
+            host.raise_if_interrupted()  # the host's own exception, so the UI shows "interrupted"
+            raise
+        host.send_progress_text(f"{len(store)} frames ({store.num_windows} windows)")
+        return (store, len(store), float(store.fps))
+
+
+class InfiniteTalkFramesToImages:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "convert"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch [frames, height, width, 3] in 0..1.",)
+    DESCRIPTION = ("Loads frames of an InfiniteTalk frame store as a plain IMAGE batch, for nodes that need "
+                   "images. A long video does not fit in memory: take a slice with start/count.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("INFINITETALK_FRAMES", {"tooltip": "The frames from the InfiniteTalk Sampler."}),
+                "start": ("INT", {
+                    "default": 0, "min": 0, "max": 10_000_000,
+                    "tooltip": "First frame to load (0 = the first)."}),
+                "count": ("INT", {
+                    "default": 0, "min": 0, "max": 10_000_000,
+                    "tooltip": "How many frames to load (0 = all from start). Each 480x832 frame needs ~4.8 MB "
+                               "of memory as an IMAGE."}),
+            },
+        }
+
+    def convert(self, frames, start=0, count=0):
+        if not isinstance(frames, FrameStore) and not hasattr(frames, "iter_frames"):
+            raise InputError("frames must come from the InfiniteTalk Sampler")
+        total = len(frames)
+        if start >= total:
+            raise InputError(f"start {start} is past the end: the store has {total} frames (0..{total - 1})")
+        n = total - start if count == 0 else min(count, total - start)
+        out = torch.empty(n, frames.height, frames.width, 3, dtype=torch.float32)
+        for i, frame in enumerate(frames.iter_frames(start, n)):
+            out[i] = torch.from_numpy(frame).float().div_(255.0)
+        return (out,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "InfiniteTalkSampler": InfiniteTalkSampler,
+    "InfiniteTalkFramesToImages": InfiniteTalkFramesToImages,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "InfiniteTalkSampler": "InfiniteTalk Sampler",
+    "InfiniteTalkFramesToImages": "InfiniteTalk Frames To Images",
+}
