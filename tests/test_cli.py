@@ -1,0 +1,173 @@
+"""`python -m wanvideo generate`: the one-command path from a portrait and speech to an MP4 with sound."""
+import os
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import save_file
+
+from testlib import REPO_ROOT
+from wanvideo import cli
+from wanvideo.errors import InputError, ModelFileError
+from wanvideo.pipeline import ModelPaths, load_wan_vae, resolve_models, write_tiny_models
+
+SPEECH_SECONDS = 1.5  # 37 frames at 25 fps: three windows of 17 frames (12 new frames each after the first)
+
+
+@pytest.fixture(scope="module")
+def short_speech(tmp_path_factory, ):
+    from testlib import MEDIA
+
+    data, rate = sf.read(str(MEDIA / "speech_en_mono16k.wav"), dtype="float32")
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    sf.write(str(path), data[: int(SPEECH_SECONDS * rate)], rate)
+    return path
+
+
+def _streams(path):
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        a = c.streams.audio[0]
+        frames = sum(1 for _ in c.decode(v))
+        info = dict(vcodec=v.codec_context.name, pix_fmt=v.codec_context.pix_fmt, fps=float(v.average_rate),
+                    frames=frames, acodec=a.codec_context.name, adur=float(a.duration * a.time_base),
+                    width=v.codec_context.width, height=v.codec_context.height)
+    return info
+
+
+def test_embedded_default_makes_an_mp4_with_sound(tmp_path, short_speech, media_dir):
+    out = tmp_path / "talk.mp4"
+    cmd = [sys.executable, "-m", "wanvideo", "generate", "--image", str(media_dir / "portrait_480x832.png"),
+           "--audio", str(short_speech), "--output", str(out),
+           # small and few: the embedded set's automatic size and 4 steps work too, only slower
+           "--width", "64", "--height", "64", "--steps", "2", "--frame-window", "17", "--motion-frames", "5"]
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # It says plainly what the embedded set is.
+    assert "the picture will be noise; the sound and the timing are real" in result.stderr
+    assert "picture is noise" in result.stdout
+    # A progress bar per window and step.
+    assert "window 1/3" in result.stderr and "window 3/3" in result.stderr and "step 2/2" in result.stderr
+
+    info = _streams(out)
+    speech = sf.info(str(short_speech)).duration
+    assert info["vcodec"] == "h264" and info["pix_fmt"] == "yuv420p"
+    assert info["acodec"] == "aac"
+    assert (info["width"], info["height"]) == (64, 64)
+    assert info["fps"] == 25
+    assert info["frames"] == int(speech * 25)  # frames = int(seconds x fps), as the reference counts
+    video_seconds = info["frames"] / info["fps"]
+    assert abs(video_seconds - speech) <= 1 / 25
+    assert abs(info["adur"] - speech) <= 1 / 25
+    # One file left: the finished windows are removed once the MP4 is written.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.mp4"]
+
+
+def _run(argv, capsys):
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_missing_input_files_get_clear_errors(tmp_path, short_speech, media_dir, capsys):
+    image = str(media_dir / "portrait_480x832.png")
+    out = str(tmp_path / "x.mp4")
+    code, _, err = _run(["generate", "--image", str(tmp_path / "nope.png"), "--audio", str(short_speech),
+                         "--output", out], capsys)
+    assert code == 2 and "--image" in err and "file not found" in err and "Traceback" not in err
+    code, _, err = _run(["generate", "--image", image, "--audio", str(tmp_path / "nope.wav"), "--output", out], capsys)
+    assert code == 2 and "--audio" in err and "file not found" in err
+    code, _, err = _run(["generate", "--image", image, "--audio", str(short_speech),
+                         "--output", str(tmp_path / "no_such_dir" / "x.mp4")], capsys)
+    assert code == 2 and "does not exist" in err
+    code, _, err = _run(["generate", "--image", str(short_speech), "--audio", str(short_speech), "--output", out], capsys)
+    assert code == 2 and "not an image" in err
+    code, _, err = _run(["generate", "--image", image, "--audio", image, "--output", out], capsys)
+    assert code == 2 and "--audio" in err
+    assert not os.path.exists(out)
+
+
+def test_missing_model_files_are_named(tmp_path, short_speech, media_dir, capsys):
+    image = str(media_dir / "portrait_480x832.png")
+    out = str(tmp_path / "x.mp4")
+    code, _, err = _run(["generate", "--image", image, "--audio", str(short_speech), "--output", out,
+                         "--model", str(tmp_path / "missing.safetensors")], capsys)
+    assert code == 2 and "--model" in err and "not found" in err
+    (tmp_path / "wan.safetensors").write_bytes(b"")
+    code, _, err = _run(["generate", "--image", image, "--audio", str(short_speech), "--output", out,
+                         "--model", str(tmp_path / "wan.safetensors")], capsys)
+    assert code == 2 and "--infinitetalk is missing" in err and "--models-dir" in err
+    code, _, err = _run(["generate", "--image", image, "--audio", str(short_speech), "--output", out,
+                         "--models-dir", str(tmp_path / "empty")], capsys)
+    assert code == 2 and "not a folder" in err
+
+
+def _touch(root, *parts):
+    path = root.joinpath(*parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return str(path)
+
+
+def test_models_dir_is_searched_in_comfyui_layout(tmp_path):
+    m = tmp_path / "models"
+    wan = _touch(m, "diffusion_models", "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors")
+    single = _touch(m, "diffusion_models", "WanVideo", "Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors")
+    multi = _touch(m, "diffusion_models", "WanVideo", "Wan2_1-InfiniteTalk-Multi_fp8_e4m3fn_scaled_KJ.safetensors")
+    _touch(m, "diffusion_models", "wan2.1_t2v_1.3B_fp16.safetensors")
+    wav = _touch(m, "wav2vec2", "wav2vec2-chinese-base_fp16.safetensors")
+    vae = _touch(m, "vae", "wan_2.1_vae.safetensors")
+    _touch(m, "vae", "wan2.2_vae.safetensors")
+    clip = _touch(m, "clip_vision", "clip_vision_h.safetensors")
+    te = _touch(m, "text_encoders", "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    found = resolve_models(ModelPaths(models_dir=str(m)), two_speakers=False)
+    assert found == dict(model=wan, infinitetalk=single, wav2vec=wav, vae=vae, clip_vision=clip, text_encoder=te)
+    assert resolve_models(ModelPaths(models_dir=str(m)), two_speakers=True)["infinitetalk"] == multi
+    # An explicit path wins over the search.
+    other = _touch(tmp_path, "elsewhere", "my_vae.safetensors")
+    assert resolve_models(ModelPaths(models_dir=str(m), vae=other), two_speakers=False)["vae"] == other
+    # Two equally good candidates: ask, listing both.
+    _touch(m, "text_encoders", "umt5_xxl_fp16.safetensors")
+    with pytest.raises(InputError, match="several umt5-xxl") as err:
+        resolve_models(ModelPaths(models_dir=str(m)), two_speakers=False)
+    assert "--text-encoder" in str(err.value) and "umt5_xxl_fp16" in str(err.value)
+    # A kind that is absent names the folder to put it in.
+    with pytest.raises(InputError, match="no Wan2.1 I2V 14B .* found in .*elsewhere/diffusion_models/"):
+        resolve_models(ModelPaths(models_dir=str(tmp_path / "elsewhere")), two_speakers=False)
+    os.remove(clip)
+    with pytest.raises(InputError, match="no CLIP ViT-H/14 .* found in .*models/clip_vision/"):
+        resolve_models(ModelPaths(models_dir=str(m), text_encoder=te), two_speakers=False)
+
+
+def test_wan_vae_loader_names_wrong_files(tmp_path):
+    save_file({"blocks.0.self_attn.q.weight": torch.zeros(2, 2)}, str(tmp_path / "dit.safetensors"))
+    with pytest.raises(ModelFileError, match="not a Wan 2.1 VAE"):
+        load_wan_vae(str(tmp_path / "dit.safetensors"))
+    (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(ModelFileError, match="re-download"):
+        load_wan_vae(str(tmp_path / "broken.safetensors"))
+
+
+def test_write_tiny_models_loads_through_the_engine_loaders(tmp_path, capsys):
+    from wanvideo.audio import load_wav2vec
+    from wanvideo.model import load_model
+
+    code, out, _ = _run(["write-tiny-models", str(tmp_path)], capsys)
+    assert code == 0
+    import json
+
+    names = json.loads(out.strip().splitlines()[-1])
+    dm = tmp_path / "diffusion_models"
+    with_audio = load_model([str(dm / names["model"])], dtype="fp32", device="cpu")
+    plain = load_model([str(dm / names["model_no_audio"])], dtype="fp32", device="cpu")
+    assert with_audio.config["audio_adapter"] and not plain.config["audio_adapter"]
+    assert with_audio.config["text_dim"] == names["text_dim"] and with_audio.config["clip_dim"] == names["clip_dim"]
+    enc = load_wav2vec(str(tmp_path / "wav2vec2" / names["wav2vec"]))
+    assert enc.num_layers == with_audio.config["audio_layers"]
+    assert enc.hidden_size == with_audio.config["audio_channels"]
+    assert np.isfinite(sum(float(p.abs().sum()) for p in with_audio.parameters()))

@@ -1,0 +1,148 @@
+"""Command line: a talking video with sound from a portrait (or a video) and speech, through the same
+engine the ComfyUI nodes call.
+
+    python -m wanvideo generate --image portrait.png --audio speech.wav --output talk.mp4
+
+With no model options it runs an embedded tiny random-weight model set made on the fly: the picture is
+noise, the sound and the timing are real (a check that everything works, in a minute on a CPU). Give
+real weights with `--models-dir` (a ComfyUI `models/` folder) or one path per model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .errors import WanVideoError
+
+EPILOG = """\
+model files (real weights; any option not given is looked up in --models-dir):
+  --model         Wan2.1 I2V 14B       models/diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors
+  --infinitetalk  InfiniteTalk         models/diffusion_models/Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors
+  --wav2vec       wav2vec2             models/wav2vec2/wav2vec2-chinese-base_fp16.safetensors (or a HF folder)
+  --vae           Wan 2.1 VAE          models/vae/wan_2.1_vae.safetensors
+  --clip-vision   CLIP ViT-H/14        models/clip_vision/clip_vision_h.safetensors
+  --text-encoder  umt5-xxl             models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors
+  --lora          e.g. the step-distillation LoRA (then --steps 4..8 --cfg 1 --audio-cfg 2..4)
+
+examples:
+  python -m wanvideo generate --image face.png --audio speech.wav --output talk.mp4
+  python -m wanvideo generate --image face.png --audio speech.wav --output talk.mp4 \\
+      --models-dir ~/ComfyUI/models --lora ~/ComfyUI/models/loras/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors \\
+      --steps 6 --cfg 1 --audio-cfg 3
+"""
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="make a talking video with sound",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                       description=__doc__.split("\n\n")[0])
+    src = p.add_argument_group("inputs")
+    what = src.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", help="portrait (png/jpg/webp) that will talk")
+    what.add_argument("--video", help="source video to re-voice (video-to-video dubbing)")
+    src.add_argument("--audio", required=True, help="speech (wav/flac/mp3/m4a/... or a video's sound track)")
+    src.add_argument("--audio-2", help="speech of a second person (two people in the picture)")
+    src.add_argument("--speaker-mode", choices=("para", "add"), default="para",
+                     help="two speakers: para = at the same time, add = one after the other (default para)")
+    src.add_argument("--output", required=True, help="the MP4 to write (H.264 + AAC)")
+    src.add_argument("--prompt", default=None, help="what the video shows (default: a neutral talking-person prompt)")
+    src.add_argument("--negative-prompt", default=None, help="what to avoid (default: the reference's list)")
+
+    s = p.add_argument_group("sampling")
+    s.add_argument("--steps", type=int, help="denoising steps per window (default 4 for the embedded set, "
+                   "40 with real weights, 6 with a --lora)")
+    s.add_argument("--cfg", type=float, help="text guidance (default 5; 1 with a step-distillation --lora)")
+    s.add_argument("--audio-cfg", type=float, help="audio guidance (default 4; 2..4 with a --lora)")
+    s.add_argument("--shift", type=float, help="schedule shift (default 7 at 480p, 11 at 720p)")
+    s.add_argument("--scheduler", default="euler", help="euler (the reference's), unipc or dpm++")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--width", type=int, default=0, help="output width (0 = automatic from the image)")
+    s.add_argument("--height", type=int, default=0, help="output height (0 = automatic from the image)")
+    s.add_argument("--size", choices=("480p", "720p"), default="480p",
+                   help="automatic size bucket with real weights (default 480p)")
+    s.add_argument("--frame-window", type=int, default=81, help="frames per window, 4n+1 (default 81)")
+    s.add_argument("--motion-frames", type=int, default=9, help="frames carried into the next window (default 9)")
+    s.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = the whole audio)")
+    s.add_argument("--fps", type=float, default=25.0, help="frame rate (InfiniteTalk is trained at 25)")
+    s.add_argument("--color-correction", type=float, default=1.0,
+                   help="pull each window's colours toward the image, 0..1 (default 1)")
+
+    m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
+    m.add_argument("--models-dir", help="a ComfyUI models/ folder to find the files below in")
+    m.add_argument("--model", help="Wan2.1 I2V 14B weights (diffusion_models)")
+    m.add_argument("--infinitetalk", help="InfiniteTalk weights (diffusion_models or model_patches)")
+    m.add_argument("--wav2vec", help="wav2vec2 file or Hugging Face folder (wav2vec2 / audio_encoders)")
+    m.add_argument("--vae", help="Wan 2.1 VAE (vae)")
+    m.add_argument("--clip-vision", help="CLIP ViT-H/14 image encoder (clip_vision)")
+    m.add_argument("--text-encoder", help="umt5-xxl text encoder (text_encoders)")
+    m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+                   help="LoRA to apply (repeatable), e.g. a step-distillation LoRA")
+    m.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
+    m.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16",
+                   help="compute precision of the video model with real weights (default bf16)")
+    m.add_argument("--blocks-to-swap", type=int, default=0,
+                   help="keep N transformer blocks in RAM and stream them to the GPU (less VRAM, slower)")
+
+    o = p.add_argument_group("other")
+    o.add_argument("--work-dir", help="where finished windows are kept (default: <output>.parts/); "
+                   "a rerun with the same inputs resumes there")
+    o.add_argument("--keep-parts", action="store_true", help="keep the finished windows after the MP4 is written")
+    o.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_tiny(sub):
+    p = sub.add_parser("write-tiny-models",
+                       help="write the tiny random-weight model files in ComfyUI's models/ layout "
+                            "(to try the pack's own loaders without downloading anything)")
+    p.add_argument("models_dir", help="folder to write into (diffusion_models/, wav2vec2/ are created)")
+    p.add_argument("--clip-dim", type=int, default=None, help="image feature width of the tiny video model "
+                   "(1280 matches ComfyUI's CLIP ViT-H output)")
+    p.add_argument("--text-dim", type=int, default=None, help="text feature width of the tiny video model")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m wanvideo", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+    _add_tiny(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(message)s")
+    try:
+        if args.command == "write-tiny-models":
+            from .pipeline import write_tiny_models
+
+            names = write_tiny_models(args.models_dir, clip_dim=args.clip_dim, text_dim=args.text_dim)
+            print(json.dumps(names))
+            return 0
+        from .pipeline import GenerateRequest, generate
+
+        request = GenerateRequest.from_args(args)
+        result = generate(request)
+        print(f"wrote {result.path}: {result.frames} frames, {result.seconds:.2f} s at {result.fps:g} fps, with sound")
+        if result.embedded:
+            print("(embedded tiny random-weight models: the picture is noise; the sound and the timing are real. "
+                  "Give real weights with --models-dir to make the real video.)")
+        return 0
+    except WanVideoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        request = locals().get("request")
+        work = None
+        if request is not None:
+            work = request.work_dir or os.path.abspath(request.output) + ".parts"
+        kept = f"; finished windows are kept in {work} and the same command resumes there" \
+            if work and os.path.isdir(work) else ""
+        print(f"interrupted{kept}", file=sys.stderr)
+        return 130
