@@ -125,3 +125,31 @@ def test_plain_i2v_without_infinitetalk(reference, tmp_path):
     args = call_args(tensors, "cond")
     args["audio"] = None
     assert model(**args).shape == (1, 16, 5, 8, 12)
+
+
+def test_loading_streams_one_tensor_at_a_time(reference, tmp_path, monkeypatch):
+    """Each tensor is read from the file once and dropped before the next: no state-dict copy in memory."""
+    import gc
+    import weakref
+
+    from wanvideo.model import weight_files
+
+    _, weights, _ = reference
+    paths = write_layout(weights, "comfyui", "bf16", tmp_path)
+    alive, reads, most = [], [], [0]
+    original = weight_files.SafetensorsSource.get
+
+    def tracking_get(self, key):
+        gc.collect()
+        alive[:] = [r for r in alive if r() is not None]
+        most[0] = max(most[0], len(alive))
+        tensor = original(self, key)
+        alive.append(weakref.ref(tensor))
+        reads.append(key)
+        return tensor
+
+    monkeypatch.setattr(weight_files.SafetensorsSource, "get", tracking_get)
+    model = _load(paths, dtype=torch.bfloat16)
+    assert len(reads) == len(set(reads)) == len(weights)
+    assert most[0] <= 1  # at most the previous raw tensor (now owned by the model, same dtype) is alive
+    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
