@@ -72,6 +72,8 @@ class InputSpec:
                 return [f"{where}: {value!r} is not a string"]
         elif t == "COMBO":
             if isinstance(self.options, dict):
+                if value in self.options.get("also", ()):
+                    return []  # a fixed choice beside the files, e.g. "none"
                 folder = self.options["files"]
                 exts = FOLDER_EXTENSIONS.get(folder, FOLDER_EXTENSIONS["default"])
                 if not isinstance(value, str) or not value:
@@ -196,11 +198,41 @@ def spec_frontend(node_id: str) -> NodeSpec:
     return NodeSpec(node_id, [InputSpec(name=n, type="STRING") for n in FRONTEND_ONLY[node_id]], [], [], False, "frontend")
 
 
+PROBE_FILE = "__infinitetalk_probe__.safetensors"
+
+
+def _probe_file_combos(pack_classes: dict) -> dict[str, dict[str, list]]:
+    """Which of our combos list model files: call INPUT_TYPES() with the host adapter reporting one
+    probe file in every folder. Returns {node_id: {input: [fixed extra choices such as "none"]}}."""
+    import sys
+
+    hosts = {getattr(sys.modules.get(cls.__module__), "host", None) for cls in pack_classes.values()} - {None}
+    saved = [(h, name, getattr(h, name)) for h in hosts for name in ("model_files", "model_subfolders")
+             if hasattr(h, name)]
+    try:
+        for h, name, _ in saved:
+            setattr(h, name, (lambda *a, **k: [PROBE_FILE]) if name == "model_files" else (lambda *a, **k: []))
+        found = {}
+        for node_id, cls in pack_classes.items():
+            for section in ("required", "optional"):
+                for name, decl in cls.INPUT_TYPES().get(section, {}).items():
+                    if isinstance(decl[0], (list, tuple)) and PROBE_FILE in decl[0]:
+                        found.setdefault(node_id, {})[name] = [c for c in decl[0] if c != PROBE_FILE]
+        return found
+    finally:
+        for h, name, original in saved:
+            setattr(h, name, original)
+
+
 def all_specs(pack_classes: dict) -> dict[str, NodeSpec]:
     specs = {n: spec_from_core(n) for n in CORE_NODES}
     specs.update({n: spec_frontend(n) for n in FRONTEND_ONLY})
+    probed = _probe_file_combos(pack_classes)
     for node_id, cls in pack_classes.items():
-        specs[node_id] = spec_from_class(node_id, cls)
+        spec = spec_from_class(node_id, cls)
+        for name, extras in probed.get(node_id, {}).items():
+            spec.input(name).options = {"files": "default", "also": extras}
+        specs[node_id] = spec
     return specs
 
 
