@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
-from .workflows import check_api_workflow, spec_from_class
+from .workflows import check_api_workflow, specs_for_classes
 
 
 class PromptError(AssertionError):
@@ -67,7 +67,7 @@ def run_prompt(prompt: dict, classes: dict, extra_pnginfo: dict | None = None) -
     unknown = sorted({n["class_type"] for n in prompt.values()} - set(classes))
     if unknown:
         raise PromptError(f"no node class for {unknown}")
-    specs = {name: spec_from_class(name, cls) for name, cls in classes.items()}
+    specs = specs_for_classes(classes)
     problems = check_api_workflow(prompt, specs)
     if problems:
         raise PromptError("prompt refused:\n  " + "\n  ".join(problems))

@@ -398,3 +398,56 @@ NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in (
     LoadImage, LoadImageMask, LoadAudio, LoadVideo, GetVideoComponents, SolidMask, MaskComposite,
     CLIPLoader, CLIPTextEncode, CLIPVisionLoader, CLIPVisionEncode, VAELoader,
 )}
+
+
+# ---------------------------------------------------------------- folder_paths stand-in
+
+class FolderPaths:
+    """Stands in for ComfyUI's `folder_paths` module (the parts the pack's host adapter uses), over a
+    temporary base folder laid out as ComfyUI's: models/<folder>/, input/, output/, temp/.
+    Install it with `monkeypatch.setitem(sys.modules, "folder_paths", FolderPaths(base))`."""
+
+    FOLDERS = ("diffusion_models", "unet", "model_patches", "loras", "vae", "clip_vision", "text_encoders",
+               "audio_encoders", "wav2vec2")
+
+    def __init__(self, base):
+        base = str(base)
+        self.base_path = base
+        self.models_dir = os.path.join(base, "models")
+        self._dirs = {k: os.path.join(base, k) for k in ("input", "output", "temp")}
+        for path in self._dirs.values():
+            os.makedirs(path, exist_ok=True)
+        # Extensions as ComfyUI registers them (supported_pt_extensions); the pack registers wav2vec2 itself.
+        exts = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+        self.folder_names_and_paths = {f: ([os.path.join(self.models_dir, f)], set(exts)) for f in self.FOLDERS}
+
+    def get_input_directory(self):
+        return self._dirs["input"]
+
+    def get_output_directory(self):
+        return self._dirs["output"]
+
+    def get_temp_directory(self):
+        return self._dirs["temp"]
+
+    def get_folder_paths(self, folder):
+        return list(self.folder_names_and_paths[folder][0])
+
+    def get_filename_list(self, folder):
+        paths, exts = self.folder_names_and_paths[folder]
+        names = set()
+        for root in paths:
+            for dirpath, _, files in os.walk(root):
+                for f in files:
+                    if not exts or os.path.splitext(f)[1].lower() in exts:
+                        names.add(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
+        return sorted(names)
+
+    def get_full_path(self, folder, filename):
+        if folder not in self.folder_names_and_paths:
+            return None
+        for root in self.folder_names_and_paths[folder][0]:
+            path = os.path.join(root, filename)
+            if os.path.isfile(path):
+                return path
+        return None

@@ -224,15 +224,23 @@ def _probe_file_combos(pack_classes: dict) -> dict[str, dict[str, list]]:
             setattr(h, name, original)
 
 
-def all_specs(pack_classes: dict) -> dict[str, NodeSpec]:
-    specs = {n: spec_from_core(n) for n in CORE_NODES}
-    specs.update({n: spec_frontend(n) for n in FRONTEND_ONLY})
-    probed = _probe_file_combos(pack_classes)
-    for node_id, cls in pack_classes.items():
+def specs_for_classes(classes: dict) -> dict[str, NodeSpec]:
+    """NodeSpecs of node classes (ours read from INPUT_TYPES with file combos probed; core doubles from data)."""
+    ours = {n: c for n, c in classes.items() if not getattr(c, "CORE_SPEC", False)}
+    probed = _probe_file_combos(ours)
+    specs = {}
+    for node_id, cls in classes.items():
         spec = spec_from_class(node_id, cls)
         for name, extras in probed.get(node_id, {}).items():
             spec.input(name).options = {"files": "default", "also": extras}
         specs[node_id] = spec
+    return specs
+
+
+def all_specs(pack_classes: dict) -> dict[str, NodeSpec]:
+    specs = {n: spec_from_core(n) for n in CORE_NODES}
+    specs.update({n: spec_frontend(n) for n in FRONTEND_ONLY})
+    specs.update(specs_for_classes(pack_classes))
     return specs
 
 
