@@ -156,3 +156,80 @@ def test_progress_goes_to_the_host_bar(comfy_dirs, monkeypatch):
     monkeypatch.setattr(host, "progress_bar", Bar)
     _run(images=_images(8))
     assert seen == [("total", 8)] + [(i, 8) for i in range(1, 9)]
+
+
+# -- the front-end player (js/video_combine_preview.js), run in Node.js with stand-ins for ComfyUI ----------
+
+_JS_HOOKS = """const STUBS = {
+  "app.js": `export const app = globalThis.__stubApp;`,
+  "api.js": `export const api = globalThis.__stubApi;`,
+};
+export async function resolve(specifier, context, next) {
+  for (const [name, code] of Object.entries(STUBS)) {
+    if (specifier.endsWith("/scripts/" + name)) {
+      return { url: "data:text/javascript," + encodeURIComponent(code), shortCircuit: true };
+    }
+  }
+  return next(specifier, context);
+}
+"""
+
+_JS_REGISTER = """import { register } from "node:module";
+register(new URL("./hooks.mjs", import.meta.url));
+"""
+
+_JS_RUN = """function el(tag) {
+  const e = { tag, style: {}, children: [], listeners: {}, attrs: {},
+    append(...c) { this.children.push(...c); }, addEventListener(t, f) { (this.listeners[t] ??= []).push(f); },
+    removeAttribute(a) { delete this[a]; }, load() { this.loaded = (this.loaded ?? 0) + 1; }, pause() { this.paused = true; } };
+  return e;
+}
+globalThis.document = { createElement: el };
+const extensions = [];
+globalThis.__stubApp = { registerExtension: (e) => extensions.push(e), canvas: {} };
+globalThis.__stubApi = { apiURL: (p) => "/api" + p };
+await import(process.argv[2]);
+const ext = extensions[0];
+function NodeType() {}
+ext.beforeRegisterNodeDef(NodeType, { name: "InfiniteTalkVideoCombine" });
+const node = new NodeType();
+let removed = 0;
+node.size = [400, 300];
+node.widgets = [{ name: "frame_rate" }, { name: "video-preview", onRemove() { removed++; } }];
+node.addDOMWidget = (name, type, element, options) => { const w = { name, type, element, options }; node.widgets.push(w); return w; };
+node.setDirtyCanvas = () => {};
+node.onExecuted({ images: [{ filename: "talk_00001.mp4", subfolder: "InfiniteTalk", type: "output" }], animated: [true],
+  infinitetalk_video: [{ filename: "talk_00001.mp4", subfolder: "InfiniteTalk", type: "output", format: "video/mp4",
+  frame_rate: 25, frames: 50, duration: 2, width: 480, height: 832, has_audio: true, writer: "ffmpeg", browser_playable: true, notes: [] }] });
+node.widgets.push({ name: "video-preview", onRemove() { removed++; } });  // the stock preview arriving late
+node.onDrawForeground({});
+const player = node.infinitetalkPlayer;
+const w = node.widgets.find((x) => x.name === "infinitetalk_video_player");
+console.log(JSON.stringify({ name: ext.name, widgets: node.widgets.map((x) => x.name), removed,
+  video: { controls: player.video.controls, muted: player.video.muted, src: player.video.src },
+  caption: player.caption.textContent, height: w.options.getMinHeight(), size: w.computeSize(400) }));
+"""
+
+
+def test_player_extension_plays_the_file_with_sound_and_replaces_the_stock_preview(tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js not installed (the extension itself runs in the browser)")
+    (tmp_path / "hooks.mjs").write_text(_JS_HOOKS)
+    (tmp_path / "register.mjs").write_text(_JS_REGISTER)
+    (tmp_path / "run.mjs").write_text(_JS_RUN)
+    js = Path(__file__).resolve().parents[2] / "js" / "video_combine_preview.js"
+    result = subprocess.run([node, "--import", "./register.mjs", "run.mjs", js.as_uri()],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["video"] == {"controls": True, "muted": False,
+                            "src": "/api/view?filename=talk_00001.mp4&subfolder=InfiniteTalk&type=output"}
+    assert out["caption"] == "talk_00001.mp4 · 2.00 s · 50 frames @ 25 fps · 480×832 · with sound"
+    # One player: ours is added, the stock one (also when it shows up late) is taken off this node.
+    assert out["widgets"] == ["frame_rate", "infinitetalk_video_player"] and out["removed"] == 2
+    assert out["size"][1] == out["height"] > 400 * 832 / 480 * 0.9  # sized to the portrait video
