@@ -116,7 +116,7 @@ class PyAVWriter:
         if target <= self._samples_written:
             return
         chunk = np.ascontiguousarray(self.audio.chunk(self._samples_written, target))
-        af = av.AudioFrame.from_ndarray(chunk if self.audio.channels > 1 else chunk[:1], format="fltp", layout=self._layout)
+        af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._layout)  # [channels, samples]
         af.sample_rate = self.audio.sample_rate
         af.pts = self._samples_written
         af.time_base = Fraction(1, self.audio.sample_rate)

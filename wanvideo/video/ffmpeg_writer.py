@@ -322,6 +322,8 @@ class FfmpegWriter:
         self._join_threads()
 
     def _join_threads(self) -> None:
+        if self._audio_feeder is not None:
+            self._audio_feeder.finish(self.frames_written)  # wake it if it waits for frames that never come
         for thread in ([self._audio_feeder] if self._audio_feeder else []) + self._feeders + ([self._stderr] if self._stderr else []):
             thread.join(timeout=30)
         self._remove_temp_files()

@@ -11,6 +11,9 @@ Values are `json.dumps` of the objects, as ComfyUI's own SaveVideo writes them.
 from __future__ import annotations
 
 import json
+import logging
+
+log = logging.getLogger("wanvideo.video")
 
 
 def metadata_strings(metadata: dict | None) -> dict[str, str]:
@@ -21,7 +24,8 @@ def metadata_strings(metadata: dict | None) -> dict[str, str]:
             continue
         key = str(key)
         if not key or any(c in key for c in "=;#\\\n\r"):
-            raise ValueError(f"metadata key {key!r} cannot be stored (empty or contains = ; # \\ or a newline)")
+            log.warning("metadata entry %r not stored: a key must be non-empty without = ; # \\ or newlines", key)
+            continue
         out[key] = value if isinstance(value, str) else json.dumps(value)
     return out
 

@@ -97,7 +97,10 @@ def _preflight(ffmpeg: str, fmt: VideoFormat, audio_key, use_fd_pipes: bool, tem
     finally:
         if os.path.exists(path):
             os.remove(path)
-    _PREFLIGHT[key] = error
+    if error is None:
+        _PREFLIGHT[key] = None  # only successes are remembered: a failure may be passing (disk full, ...)
+    else:
+        log.debug("ffmpeg preflight failed for %s: %s", fmt.name, error)
     return error
 
 
@@ -229,6 +232,8 @@ def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None
     if writer != "auto" and writer not in WRITERS:
         raise InputError(f"writer must be 'auto' or one of {', '.join(WRITERS)}, got {writer!r}")
     path = os.fspath(path)
+    if not path.lower().endswith("." + fmt.extension):
+        log.warning("%s is written as %s (a .%s file) whatever its name says", path, fmt.name, fmt.extension)
     source = FrameSource(frames, frame_count=frame_count)
     track = None
     if audio is not None:
