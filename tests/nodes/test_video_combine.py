@@ -14,7 +14,7 @@ from wanvideo_infinitetalk_pack.wanvideo.errors import InputError
 from wanvideo_infinitetalk_pack.wanvideo.video import EncodingInterrupted
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "video"))
-from video_testutils import comfy_metadata_mp4, comfy_metadata_webm, listing, moving_frames, probe, tone  # noqa: E402
+from video_testutils import comfy_metadata_mp4, comfy_metadata_webm, listing, moving_frames, probe, psnr, tone  # noqa: E402
 
 WORKFLOW = {"last_node_id": 2, "nodes": [{"id": 1, "type": "LoadImage"}, {"id": 2, "type": "InfiniteTalkVideoCombine"}]}
 PROMPT = {"2": {"class_type": "InfiniteTalkVideoCombine", "inputs": {"frame_rate": 25}}}
@@ -91,6 +91,21 @@ def test_frames_from_the_sampler_stream_at_their_own_rate(comfy_dirs, media_dir)
     assert p.fps == pytest.approx(20.0)  # the store's rate, so lips stay on the audio
     assert p.frames == 149  # 7.41 s of speech at 20 fps -> 149 frames (the rest is dropped)
     assert abs(p.audio_duration - 149 / 20) <= 1 / 20
+
+
+def test_the_samplers_real_frame_store_streams_in(comfy_dirs, tmp_path):
+    from wanvideo_infinitetalk_pack.wanvideo.video.frame_store import FrameStore
+
+    src = moving_frames(60)
+    store = FrameStore.open_for_run(str(tmp_path / "frames"), "abcdef12", width=64, height=48, fps=25.0,
+                                    total_frames=60, num_windows=2)
+    store.write_window(0, src[:33])
+    store.write_window(1, src[33:])
+    result = _run(frames=store, audio=_audio(tone(2.0), 16000))
+    p = probe(result["result"][0], keep_frames=True)
+    assert p.frames == 60 and abs(p.audio_duration - 2.4) <= 1 / 25
+    assert result["ui"]["infinitetalk_video"][0]["frames"] == 60
+    assert np.mean([psnr(a, b) for a, b in zip(p.decoded, src)]) > 30
 
 
 def test_webm_in_temp_folder_without_metadata(comfy_dirs):
