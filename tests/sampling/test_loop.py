@@ -205,3 +205,22 @@ def test_bad_conditioning_is_explained(tmp_path):
     plain = FakeDiT(lambda x, *a: x, config=dict(CONFIG, audio_adapter=False))
     with pytest.raises(InputError, match="no InfiniteTalk audio weights"):
         generate(plain, FakeVAE(), _image(), _clip(), audio=row_embeddings(17), **args)
+
+
+def test_the_run_id_covers_weights_inputs_and_settings(tmp_path):
+    class WeightedFake(FakeDiT):
+        def __init__(self, value):
+            super().__init__(lambda x, *a: 0.1 * x)
+            self.weight = torch.nn.Parameter(torch.full((64,), value))
+
+    def path(model=None, seed=0, image=None, audio_rows=17, **kw):
+        store = generate(model or WeightedFake(1.0), FakeVAE(), _image() if image is None else image, _clip(),
+                         audio=row_embeddings(audio_rows), settings=_settings(seed=seed, **kw),
+                         store_root=str(tmp_path))
+        return store.path
+
+    base = path()
+    assert path() == base  # identical inputs: the same store (resumed / reused)
+    others = [path(model=WeightedFake(2.0)), path(seed=1), path(image=_image((1, 2, 3))), path(audio_rows=18),
+              path(audio_cfg=3.0), path(scheduler="unipc"), path(color_correction=0.2)]
+    assert len({base, *others}) == 1 + len(others)

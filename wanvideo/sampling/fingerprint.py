@@ -63,9 +63,15 @@ def module_fingerprint(module: torch.nn.Module, samples: int = _SAMPLES_PER_TENS
         digest.add(name, [str(tensor.dtype), list(tensor.shape)])
         if tensor.device.type == "meta" or tensor.numel() == 0:
             continue
-        flat = tensor.detach().reshape(-1)
-        if flat.numel() > samples:
-            index = torch.linspace(0, flat.numel() - 1, samples, device=flat.device).long()
-            flat = flat[index]
-        digest.add(name + ":values", flat)
+        try:
+            flat = tensor.detach().reshape(-1)
+            if flat.dtype.is_floating_point and flat.element_size() == 1:
+                flat = flat.view(torch.uint8)  # float8 kinds: gather their bytes (no float8 indexing kernels)
+            if flat.numel() > samples:
+                index = torch.linspace(0, flat.numel() - 1, samples, device=flat.device).long()
+                flat = flat[index]
+            digest.add(name + ":values", flat)
+        except (RuntimeError, TypeError, NotImplementedError):
+            # an exotic tensor type (quantised wrapper): its name, shape and dtype identify it
+            digest.add(name + ":values", "<unsampled>")
     return digest.hexdigest()
