@@ -162,6 +162,13 @@ def _per_token(fn, x: torch.Tensor, chunk: int) -> torch.Tensor:
     return torch.cat([fn(x[:, t:t + chunk]) for t in range(0, x.shape[1], chunk)], dim=1)
 
 
+def _per_token_(fn, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """In-place version of `_per_token` (the function must map each token on its own)."""
+    for t in range(0, x.shape[1], chunk):
+        x[:, t:t + chunk] = fn(x[:, t:t + chunk])
+    return x
+
+
 def _positional(enc, hidden: torch.Tensor, chunk: int) -> torch.Tensor:
     """The positional conv embedding, in token chunks with a halo of one kernel width on each side."""
     pos = enc.model.encoder.pos_conv_embed
@@ -169,59 +176,70 @@ def _positional(enc, hidden: torch.Tensor, chunk: int) -> torch.Tensor:
     halo = int(enc.config.num_conv_pos_embeddings)
     if T <= chunk + 2 * halo:
         return pos(hidden)
-    parts = []
+    out = torch.empty_like(hidden)
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         a, b = max(0, t0 - halo), min(T, t1 + halo)
         # Inside the halo the module's own zero padding is never reached, so rows t0..t1 are exact.
-        parts.append(pos(hidden[:, a:b])[:, t0 - a:t1 - a])
-    return torch.cat(parts, dim=1)
+        out[:, t0:t1] = pos(hidden[:, a:b])[:, t0 - a:t1 - a]
+    return out
 
 
-def _self_attention(enc, attention, x: torch.Tensor) -> torch.Tensor:
-    """The layer's multi-head self-attention through torch SDPA (O(tokens) memory kernels)."""
-    T, H = x.shape[1], x.shape[2]
+def _add_self_attention_(enc, attention, src: torch.Tensor, dst: torch.Tensor, chunk: int) -> None:
+    """dst += self-attention(src), exact and global, through torch SDPA (O(tokens) memory kernels).
+
+    Keys and values cover all tokens; queries go in blocks and each block's
+    result is added to its own rows of `dst` (which may be `src` itself: a
+    block's queries are read before its rows are updated).
+    """
+    T, H = src.shape[1], src.shape[2]
     heads = int(enc.config.num_attention_heads)
     d = H // heads
 
     def split(t):
-        return t.view(1, T, heads, d).transpose(1, 2)
+        return t.view(1, t.shape[1], heads, d).transpose(1, 2)
 
-    q = split(attention.q_proj(x))
-    k = split(attention.k_proj(x))
-    v = split(attention.v_proj(x))
-    o = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, scale=d ** -0.5)
-    del q, k, v
-    o = o.transpose(1, 2).reshape(1, T, H)
-    return _per_token(attention.out_proj, o, DEFAULT_TOKEN_CHUNK * 4)
+    # contiguous [1, heads, T, d] once, so the kernel does not re-layout them for every query block
+    k = split(attention.k_proj(src)).contiguous()
+    v = split(attention.v_proj(src)).contiguous()
+    for t0 in range(0, T, chunk):
+        q = split(attention.q_proj(src[:, t0:t0 + chunk]))
+        o = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, scale=d ** -0.5)
+        o = o.transpose(1, 2).reshape(1, q.shape[2], H)
+        dst[:, t0:t0 + chunk] += attention.out_proj(o)
 
 
-def encode_features(enc, features: torch.Tensor, out: torch.Tensor | None = None,
-                    token_chunk: int = DEFAULT_TOKEN_CHUNK, intermediates: dict | None = None,
-                    callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Projection + transformer on frame-rate conv features `[T, conv_dim]` -> hidden states 1..L `[T, L, H]` float32 (CPU)."""
-    model = enc.model
+def project_features(enc, features: torch.Tensor, token_chunk: int = DEFAULT_TOKEN_CHUNK) -> torch.Tensor:
+    """Feature projection (LayerNorm + Linear) of frame-rate conv features `[T, conv_dim]` -> `[1, T, hidden]`."""
+    return _per_token(lambda t: enc.model.feature_projection(t)[0], features[None], token_chunk)
+
+
+def encode_hidden(enc, hidden: torch.Tensor, out: torch.Tensor | None = None,
+                  token_chunk: int = DEFAULT_TOKEN_CHUNK, intermediates: dict | None = None,
+                  callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Positional conv + transformer on projected features `[1, T, hidden]` (updated in place)
+    -> hidden states 1..L `[T, L, H]` float32 (CPU)."""
     cfg = enc.config
-    T = features.shape[0]
+    enc_mod = enc.model.encoder
+    T = hidden.shape[1]
     L, H = int(cfg.num_hidden_layers), int(cfg.hidden_size)
     if out is None:
         out = torch.empty(T, L, H, dtype=torch.float32)
     stable = bool(cfg.do_stable_layer_norm)
-    enc_mod = model.encoder
+    q_chunk = 2 * token_chunk
 
-    hidden = _per_token(lambda t: model.feature_projection(t)[0], features[None], token_chunk)
-    if intermediates is not None:
-        intermediates["projected_features"] = hidden.float().cpu()
-    hidden = hidden + _positional(enc, hidden, token_chunk)
+    pos = _positional(enc, hidden, token_chunk)
+    hidden += pos
+    del pos
     if not stable:
-        hidden = _per_token(enc_mod.layer_norm, hidden, token_chunk)
+        _per_token_(enc_mod.layer_norm, hidden, token_chunk)
     if intermediates is not None:
-        intermediates["encoder_input_hidden_state"] = hidden.float().cpu()
+        intermediates["encoder_input_hidden_state"] = hidden.float().cpu().clone()
 
     for i, layer in enumerate(enc_mod.layers):
-        if stable:
+        if stable:  # pre-norm layers (large LV-60 / XLSR style)
             attn_in = _per_token(layer.layer_norm, hidden, token_chunk)
-            hidden = hidden + _self_attention(enc, layer.attention, attn_in)
+            _add_self_attention_(enc, layer.attention, attn_in, hidden, q_chunk)
             del attn_in
 
             def rest(t, layer=layer):
@@ -229,20 +247,33 @@ def encode_features(enc, features: torch.Tensor, out: torch.Tensor | None = None
                 if getattr(layer, "adapter_layer", None) is not None:
                     t = t + layer.adapter_layer(t)
                 return t
-        else:
-            hidden = hidden + _self_attention(enc, layer.attention, hidden)
+        else:  # post-norm layers (chinese-wav2vec2-base)
+            _add_self_attention_(enc, layer.attention, hidden, hidden, q_chunk)
 
             def rest(t, layer=layer):
                 t = layer.layer_norm(t)
                 return layer.final_layer_norm(t + layer.feed_forward(t))
-        hidden = _per_token(rest, hidden, token_chunk)
+        _per_token_(rest, hidden, token_chunk)
         last = i == L - 1
-        # transformers' stable-layer-norm encoder reports its last hidden state after the final LayerNorm.
-        result = _per_token(enc_mod.layer_norm, hidden, token_chunk) if (stable and last) else hidden
-        out[:, i, :] = result[0].to(device=out.device, dtype=out.dtype)
+        for t0 in range(0, T, token_chunk):
+            rows = hidden[:, t0:t0 + token_chunk]
+            if stable and last:
+                # transformers' stable-layer-norm encoder reports its last hidden state after the final LayerNorm
+                rows = enc_mod.layer_norm(rows)
+            out[t0:t0 + rows.shape[1], i, :] = rows[0].to(device=out.device, dtype=out.dtype)
         if callback is not None:
             callback(i + 1, L)
     return out
+
+
+def encode_features(enc, features: torch.Tensor, out: torch.Tensor | None = None,
+                    token_chunk: int = DEFAULT_TOKEN_CHUNK, intermediates: dict | None = None,
+                    callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Projection + transformer on frame-rate conv features `[T, conv_dim]` -> hidden states 1..L `[T, L, H]` float32 (CPU)."""
+    hidden = project_features(enc, features, token_chunk)
+    if intermediates is not None:
+        intermediates["projected_features"] = hidden.float().cpu().clone()
+    return encode_hidden(enc, hidden, out=out, token_chunk=token_chunk, intermediates=intermediates, callback=callback)
 
 
 def prepare_model_input(enc, wave16k) -> torch.Tensor:
@@ -277,4 +308,8 @@ def embed_waveform16k(enc, wave16k, fps: float = 25.0, chunk_frames: int = DEFAU
     feats = interpolate_features(feats, frames)
     if intermediates is not None:
         intermediates["interpolated_features"] = feats.float().cpu()
-    return encode_features(enc, feats, token_chunk=token_chunk, intermediates=intermediates, callback=layer_cb)
+    hidden = project_features(enc, feats, token_chunk)
+    del feats, wave  # keep only what the transformer needs alive
+    if intermediates is not None:
+        intermediates["projected_features"] = hidden.float().cpu().clone()
+    return encode_hidden(enc, hidden, token_chunk=token_chunk, intermediates=intermediates, callback=layer_cb)
