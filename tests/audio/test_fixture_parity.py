@@ -109,3 +109,13 @@ def test_half_precisions_run_close_to_fp32(audio_fixture, tmp_path, precision, t
     ref = audio_fixture["output.embedding"]
     assert emb.dtype == torch.float32 and torch.isfinite(emb).all()
     assert _max_err(emb, ref) <= tol * float(ref.abs().max())
+
+
+def test_fixture_file_itself_loads_with_its_metadata_config(audio_fixture):
+    """A single file whose metadata carries the wav2vec2 config (extra tensors are ignored)."""
+    from testlib import FIXTURES
+
+    enc = audio.load_wav2vec(FIXTURES / "audio_public.safetensors")
+    assert enc.config.num_attention_heads == audio_fixture.config["num_attention_heads"]
+    emb = audio.embed_audio(enc, audio_fixture["input.waveform_raw"], 16000)
+    assert _max_err(emb, audio_fixture["output.embedding"]) <= ATOL
