@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -111,37 +112,51 @@ def write_host_model_file(python, comfy_root, kind, path):
     log(f"wrote {path.name}: {params / 1e6:.0f} M random parameters ({time.time() - t0:.0f} s)")
 
 
-def write_tiny_pack_models(python, models: Path, clip_dim: int) -> dict:
-    """Tiny DiT and wav2vec2 files our own loaders read; returns the names to put into the workflow."""
-    code = r"""
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from wanvideo.e2e_models import write_tiny_models
-print(json.dumps(write_tiny_models(sys.argv[2], clip_dim=int(sys.argv[3]))))
+TINY_LORA = r"""
+import sys, torch
+from safetensors.torch import save_file
+path, dim = sys.argv[1], int(sys.argv[2])
+gen = torch.Generator().manual_seed(5)
+sd = {}
+for layer, out_dim in (("blocks.0.self_attn.q", dim), ("blocks.1.ffn.0", 2 * dim)):
+    sd[f"diffusion_model.{layer}.lora_down.weight"] = torch.randn(4, dim, generator=gen) * 0.1
+    sd[f"diffusion_model.{layer}.lora_up.weight"] = torch.randn(out_dim, 4, generator=gen) * 0.1
+    sd[f"diffusion_model.{layer}.alpha"] = torch.tensor(4.0)
+save_file(sd, path)
 """
-    out = subprocess.run([python, "-c", code, str(REPO), str(models), str(clip_dim)],
+
+
+def write_tiny_pack_models(python, models: Path, clip_dim: int) -> dict:
+    """Tiny DiT and wav2vec2 files (python -m wanvideo write-tiny-models) and a tiny LoRA, for our own loaders."""
+    out = subprocess.run([python, "-m", "wanvideo", "write-tiny-models", str(models), "--clip-dim", str(clip_dim)],
                          capture_output=True, text=True, cwd=REPO)
     if out.returncode != 0:
         raise SystemExit(f"could not write the tiny model files:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    names = json.loads(out.stdout.strip().splitlines()[-1])
+    (models / "loras").mkdir(parents=True, exist_ok=True)
+    names["lora"] = "tiny_lora_random_e2e.safetensors"
+    out = subprocess.run([python, "-c", TINY_LORA, str(models / "loras" / names["lora"]), "64"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"could not write the tiny LoRA:\n{out.stderr[-3000:]}")
+    return names
 
 
 # ----------------------------------------------------------------------------- inputs
 
-def write_inputs(python, input_dir: Path, seconds: float) -> dict:
+def write_inputs(input_dir: Path, seconds: float) -> dict:
+    """A portrait and the first `seconds` of a 16-bit PCM speech file (stdlib wave: no extra package)."""
+    import wave
+
     shutil.copy(MEDIA / "portrait_480x832.png", input_dir / "portrait.png")
-    code = r"""
-import sys, soundfile as sf
-data, rate = sf.read(sys.argv[1], dtype="float32")
-n = int(float(sys.argv[3]) * rate)
-sf.write(sys.argv[2], data[:n], rate)
-print(len(data[:n]) / rate)
-"""
-    out = subprocess.run([python, "-c", code, str(MEDIA / "speech_en_mono16k.wav"), str(input_dir / "speech.wav"),
-                          str(seconds)], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"could not cut the speech clip:\n{out.stderr[-2000:]}")
-    return {"image": "portrait.png", "audio": "speech.wav", "speech_seconds": float(out.stdout.strip())}
+    with wave.open(str(MEDIA / "speech_en_mono16k.wav"), "rb") as src:
+        params = src.getparams()
+        n = min(int(seconds * params.framerate), params.nframes)
+        data = src.readframes(n)
+    with wave.open(str(input_dir / "speech.wav"), "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes(data)
+    return {"image": "portrait.png", "audio": "speech.wav", "speech_seconds": n / params.framerate}
 
 
 # ----------------------------------------------------------------------------- workflow
@@ -185,20 +200,21 @@ def adapt_pack_nodes(prompt, by_class, names, tiny):
     """Point our loaders at the tiny files and make the sampler's run small."""
     for nid in by_class.get("InfiniteTalkModelLoader", []):
         inputs = prompt[nid]["inputs"]
-        for key, value in names["model_inputs"].items():
-            if key in inputs or key in names.get("model_optional", ()):
-                inputs[key] = value
+        audio = inputs.get("infinitetalk", "none") != "none"
+        # The tiny set ships the Wan model with the InfiniteTalk weights in one file.
+        inputs["model"] = names["model"] if audio else names["model_no_audio"]
+        inputs["infinitetalk"] = "none"
+        inputs["precision"] = "fp32"
     for nid in by_class.get("InfiniteTalkWav2VecLoader", []):
-        inputs = prompt[nid]["inputs"]
-        for key, value in names["wav2vec_inputs"].items():
-            inputs[key] = value
+        prompt[nid]["inputs"]["model"] = names["wav2vec"]
+    for nid in by_class.get("InfiniteTalkLoraSelect", []):
+        prompt[nid]["inputs"]["lora"] = names["lora"]
     for nid in by_class.get("InfiniteTalkSampler", []):
         inputs = prompt[nid]["inputs"]
         for key in ("width", "height", "frame_window", "motion_frames", "steps"):
-            if key in inputs:
-                inputs[key] = tiny[key]
+            inputs[key] = tiny[key]
     for nid in by_class.get("InfiniteTalkVideoCombine", []):
-        prompt[nid]["inputs"]["filename_prefix"] = "infinitetalk_e2e"
+        prompt[nid]["inputs"]["filename_prefix"] = "infinitetalk_e2e/talk"
 
 
 # ----------------------------------------------------------------------------- server
@@ -324,6 +340,27 @@ def check_mp4(path: Path, speech_seconds: float) -> list[str]:
     return problems
 
 
+def check_preview(base_url, history_entry) -> list[str]:
+    """The UI entry Video Combine returned can be fetched the way the front end's player fetches it."""
+    from urllib.parse import urlencode
+
+    for node_out in (history_entry or {}).get("outputs", {}).values():
+        for key in ("gifs", "videos", "images"):
+            for item in node_out.get(key, []) or []:
+                if not str(item.get("filename", "")).endswith(".mp4"):
+                    continue
+                query = urlencode({"filename": item["filename"], "subfolder": item.get("subfolder", ""),
+                                   "type": item.get("type", "output")})
+                with urllib.request.urlopen(f"{base_url}/view?{query}", timeout=30) as resp:
+                    kind = resp.headers.get("Content-Type", "")
+                    size = len(resp.read())
+                log(f"preview entry '{key}': GET /view -> {resp.status} {kind}, {size} bytes")
+                if resp.status != 200 or "video" not in kind or size == 0:
+                    return [f"the preview entry does not serve the video (status {resp.status}, {kind})"]
+                return []
+    return ["Video Combine returned no UI entry the front end can preview"]
+
+
 def find_video(history_entry, output_dir: Path):
     for node_out in (history_entry or {}).get("outputs", {}).values():
         for key in ("gifs", "videos", "images", "video"):
@@ -348,6 +385,7 @@ def main(argv=None):
     ap.add_argument("--keep", action="store_true", help="do not delete the temporary folder")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--no-validate", action="store_true", help="skip validating the four API examples first")
     args = ap.parse_args(argv)
 
     comfy = args.comfyui.resolve()
@@ -378,13 +416,23 @@ def main(argv=None):
         names["clip_vision"] = "clip_vision_h_random_e2e.safetensors"
         if not (models / "clip_vision" / names["clip_vision"]).exists():
             write_host_model_file(args.python, comfy, "clip_vision", models / "clip_vision" / names["clip_vision"])
-    inputs = write_inputs(args.python, base / "input", TINY_RUN["speech_seconds"])
+    inputs = write_inputs(base / "input", TINY_RUN["speech_seconds"])
     log(f"model and input files ready ({time.time() - t0:.0f} s)")
 
     yaml_path = work / "extra_model_paths.yaml"
     folders = sorted(p.name for p in models.iterdir() if p.is_dir())
     yaml_path.write_text("infinitetalk_e2e:\n" + f"  base_path: {models}\n"
                          + "".join(f"  {f}: {f}\n" for f in folders))
+
+    if not args.no_validate:
+        log("validating every API example with ComfyUI's own validator")
+        check = subprocess.run([args.python, str(REPO / "scripts" / "comfyui_validate_examples.py"), str(comfy)],
+                               capture_output=True, text=True)
+        for line in check.stdout.splitlines():
+            if line.startswith(("VALID", "INVALID", "  ")):
+                log(line)
+        if check.returncode != 0:
+            raise SystemExit("an example failed ComfyUI's validation:\n" + check.stdout[-4000:] + check.stderr[-2000:])
 
     prompt = adapt_workflow(json.loads(args.workflow.read_text()), names, inputs, args.clip_vision, TINY_RUN)
     (work / "prompt_api.json").write_text(json.dumps(prompt, indent=1))
@@ -404,6 +452,16 @@ def main(argv=None):
         info = http_json(f"{base_url}/object_info")
         ours = sorted(k for k in info if k.startswith("InfiniteTalk") and not k.startswith("InfiniteTalkE2E"))
         log(f"ComfyUI is up; pack nodes registered: {ours}")
+        # The front end loads every .js of the pack's WEB_DIRECTORY from /extensions.
+        scripts = [u for u in http_json(f"{base_url}/extensions") if f"/{PACK_FOLDER}/" in u]
+        log(f"front-end scripts served for the pack: {scripts}")
+        expected_js = sorted(p.name for p in (REPO / "js").glob("*.js"))
+        if sorted(u.rsplit("/", 1)[-1] for u in scripts) != expected_js:
+            raise SystemExit(f"the host serves {scripts}, the pack has {expected_js}")
+        for url in scripts:
+            with urllib.request.urlopen(base_url + url, timeout=10) as resp:
+                if resp.status != 200 or not resp.read():
+                    raise SystemExit(f"{url} is not served (status {resp.status})")
         missing = sorted({n["class_type"] for n in prompt.values()} - set(info))
         if missing:
             raise SystemExit(f"node classes missing in the host: {missing}; see {log_path}")
@@ -415,7 +473,8 @@ def main(argv=None):
             raise SystemExit(f"no video in the outputs; see {log_path}")
         log(f"output: {video} ({video.stat().st_size} bytes)")
         problems = check_mp4(video, inputs["speech_seconds"])
-        window_texts = [t for _, t in texts if "window" in t.lower()]
+        problems += check_preview(base_url, entry)
+        window_texts = [t for _, t in texts if re.search(r"window \d+/\d+", t)]
         if not window_texts:
             problems.append("the sampler sent no 'window k/n' progress text")
         else:
