@@ -55,7 +55,7 @@ def _add_generate(sub):
     s.add_argument("--steps", type=int, help="denoising steps per window (default 4 for the embedded set, "
                    "40 with real weights, 6 with a --lora)")
     s.add_argument("--cfg", type=float, help="text guidance (default 5; 1 with a step-distillation --lora)")
-    s.add_argument("--audio-cfg", type=float, help="audio guidance (default 4; 2..4 with a --lora)")
+    s.add_argument("--audio-cfg", type=float, help="audio guidance (default 4; 3 with a --lora)")
     s.add_argument("--shift", type=float, help="schedule shift (default 7 at 480p, 11 at 720p)")
     s.add_argument("--scheduler", default="euler", help="euler (the reference's), unipc or dpm++")
     s.add_argument("--seed", type=int, default=42)

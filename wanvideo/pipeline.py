@@ -484,8 +484,9 @@ def generate(req: GenerateRequest) -> GenerateResult:
         width, height = req.width, req.height
         steps = req.steps or (6 if lora else 40)
         cfg = req.cfg if req.cfg is not None else (1.0 if lora else 5.0)
-    audio_cfg = req.audio_cfg if req.audio_cfg is not None else (2.0 if lora else 4.0)
-    shift = req.shift if req.shift is not None else (2.0 if lora else (11.0 if req.size == "720p" else 7.0))
+    # The same defaults as the example workflows: the reference's, or the step-distillation LoRA ones.
+    audio_cfg = req.audio_cfg if req.audio_cfg is not None else (3.0 if lora else 4.0)
+    shift = req.shift if req.shift is not None else (11.0 if req.size == "720p" else 7.0)
 
     # Speech -> embeddings (the same engine function as the audio embeds node).
     if embedded:
