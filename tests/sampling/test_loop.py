@@ -224,3 +224,21 @@ def test_the_run_id_covers_weights_inputs_and_settings(tmp_path):
     others = [path(model=WeightedFake(2.0)), path(seed=1), path(image=_image((1, 2, 3))), path(audio_rows=18),
               path(audio_cfg=3.0), path(scheduler="unipc"), path(color_correction=0.2)]
     assert len({base, *others}) == 1 + len(others)
+
+
+def test_a_failure_mid_run_keeps_finished_windows_and_says_so(tmp_path, caplog):
+    state = {"fail": True}
+
+    def velocity(x, t, *a):
+        if state["fail"] and model.num_calls > 3:  # window 1 takes 2 calls (cond, uncond); fail in window 3
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return 0.1 * x
+
+    model = FakeDiT(velocity)
+    args = dict(audio=row_embeddings(33), settings=_settings(), store_root=str(tmp_path))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        generate(model, FakeVAE(), _image(), _clip(), **args)
+    assert "window 3/3 failed; 2 finished windows (25 frames) are kept in" in caplog.text
+    state["fail"], model.num_calls = False, 0
+    store = generate(model, FakeVAE(), _image(), _clip(), **args)
+    assert model.num_calls == 2 and len(store) == 33  # only window 3 was computed

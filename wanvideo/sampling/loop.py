@@ -198,9 +198,8 @@ def generate(
         if on_progress is not None:
             on_progress(Progress(window.index + 1, len(windows), step, s.steps, resumed))
 
-    for window in windows[resumed:]:
-        started = time.perf_counter()
-        report(window, 0)
+    def conditioning(window: Window):
+        """(y, clip row) of the window's reference frame, computed once per distinct frame."""
         frame_index = min(window.start, len(source) - 1) if source.is_video else 0
         cond_key = (frame_index, window.length)
         cond_pixels = source.conditioning(frame_index, height, width)
@@ -212,7 +211,13 @@ def generate(
             y = torch.cat([first_frame_mask(window.length, lat_h, lat_w), y_latent], 0)[None]
             clip_row = clip_all[frame_index if clip_all.shape[0] > 1 else 0][None]
             cache[cond_key] = (y.to(device), clip_row.to(device))
-        y, clip_row = cache[cond_key]
+        return cond_pixels, *cache[cond_key]
+
+    def run_window(window: Window, motion_latent):
+        """Sample, decode and store one window; returns the next window's motion latent."""
+        started = time.perf_counter()
+        report(window, 0)
+        cond_pixels, y, clip_row = conditioning(window)
         if window.index == 0:
             motion_latent = vae.encode(cond_pixels).float()
         if motion_latent is None:
@@ -220,47 +225,50 @@ def generate(
                              f"window are missing from {store.path}; delete that folder to start again")
         motion_latent = motion_latent.to(device)
 
-        passes = {}
         audio_in = audio_null = None
         if has_audio:
             audio_in = gather_audio(audio.speakers, window, audio_window).to(device)
             audio_null = torch.zeros_like(audio_in[:1])
-        common = dict(clip_fea=clip_row, y=y, ref_target_masks=masks_d)
+        passes = {}
         for name in pass_names:
-            text = ctx_d if name in (COND, DROP_AUDIO) else ctx_null_d
-            sound = audio_in if name in (COND, DROP_TEXT) else audio_null
-            passes[name] = dict(context=text, audio=sound, **common)
-
-        noise = window_noise(s.seed, window.index, (LATENT_CHANNELS, latent_frames(window.length), lat_h, lat_w),
-                             device)
+            passes[name] = dict(context=ctx_d if name in (COND, DROP_AUDIO) else ctx_null_d,
+                                audio=audio_in if name in (COND, DROP_TEXT) else audio_null,
+                                clip_fea=clip_row, y=y, ref_target_masks=masks_d)
+        shape = (LATENT_CHANNELS, latent_frames(window.length), lat_h, lat_w)
+        noise = window_noise(s.seed, window.index, shape, device)
         solver = FlowSolver(s.scheduler, s.steps, s.shift)
+        with torch.no_grad():
+            latent = denoise_window(model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg, has_audio,
+                                    on_step=lambda i: report(window, i), should_stop=should_stop)
+            del noise, passes, audio_in, audio_null
+            video = vae.decode(latent)
+            del latent
+            if color_ref is not None:
+                video = match_and_blend_colors(video, color_ref.to(video.device), s.color_correction)
+            next_motion = None
+            if window.index < len(windows) - 1:
+                next_motion = vae.encode(video[:, -s.motion_frames:]).float()
+            kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
+            del video
+        store.write_window(window.index, kept, {"motion_latent": next_motion} if next_motion is not None else None)
+        log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)", window.index + 1,
+                 len(windows), time.perf_counter() - started, len(store), total)
+        return next_motion
+
+    for window in windows[resumed:]:
         try:
-            with torch.no_grad():
-                latent = denoise_window(model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg, has_audio,
-                                        on_step=lambda i, w=window: report(w, i), should_stop=should_stop)
+            motion_latent = run_window(window, motion_latent)
         except GenerationInterrupted as exc:
             raise GenerationInterrupted(
                 f"generation stopped in window {window.index + 1}/{len(windows)} ({exc}); {store.finished_windows} "
                 f"finished windows ({len(store)} frames) are kept in {store.path} and a rerun with the same inputs "
                 "resumes there", store) from None
-        del noise, passes, audio_in, audio_null
-
-        with torch.no_grad():
-            video = vae.decode(latent)
-            del latent
-            if color_ref is not None:
-                video = match_and_blend_colors(video, color_ref.to(video.device), s.color_correction)
-            last = window.index == len(windows) - 1
-            next_state = None
-            if not last:
-                motion_latent = vae.encode(video[:, -s.motion_frames:]).float()
-                next_state = {"motion_latent": motion_latent}
-            kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
-            del video
-        store.write_window(window.index, kept, next_state)
-        del kept
-        log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)", window.index + 1, len(windows),
-                 time.perf_counter() - started, len(store), total)
+        except BaseException:
+            # out of memory, a late bad input, Ctrl-C...: say what is safe before the error surfaces
+            log.error("WanVideo InfiniteTalk: window %d/%d failed; %d finished windows (%d frames) are kept in %s "
+                      "and a rerun with the same inputs resumes there", window.index + 1, len(windows),
+                      store.finished_windows, len(store), store.path)
+            raise
         if on_window_done is not None:
             on_window_done(window.index, store)
 
