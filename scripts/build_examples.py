@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,13 +143,13 @@ class Graph:
         dst["inputs"][dst_slot]["link"] = link_id
         return link_id
 
-    def ui(self):
+    def ui(self, name="example"):
         for node in self.nodes:
             for out in node["outputs"]:
                 if not out["links"]:
                     out["links"] = None
         return {
-            "id": "00000000-0000-4000-8000-000000000000",
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"comfyui-wanvideo-infinitetalk/examples/{name}")),
             "revision": 0,
             "last_node_id": len(self.nodes),
             "last_link_id": len(self.links),
@@ -174,7 +175,7 @@ def models_note(files, extra=""):
 
 
 def write(name, graph):
-    ui = graph.ui()
+    ui = graph.ui(name)
     api = ui_to_api(ui, graph.specs)
     EXAMPLES.mkdir(exist_ok=True)
     (EXAMPLES / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
