@@ -132,7 +132,7 @@ class Graph:
         return [320, 30 + 24 * rows]
 
     def link(self, src, output, dst, input_name):
-        spec_src, spec_dst = self.specs[src["type"]], self.specs[dst["type"]]
+        spec_src = self.specs[src["type"]]
         names = spec_src.output_names or spec_src.outputs
         slot = names.index(output) if output in names else spec_src.outputs.index(output)
         dst_slot = next(i for i, s in enumerate(dst["inputs"]) if s["name"] == input_name)

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from testlib import REPO_ROOT
 from wanvideo import cli
 from wanvideo.errors import InputError, ModelFileError
-from wanvideo.pipeline import ModelPaths, load_wan_vae, resolve_models, write_tiny_models
+from wanvideo.pipeline import ModelPaths, load_wan_vae, resolve_models
 
 SPEECH_SECONDS = 1.5  # 37 frames at 25 fps: three windows of 17 frames (12 new frames each after the first)
 
