@@ -171,3 +171,71 @@ def test_write_tiny_models_loads_through_the_engine_loaders(tmp_path, capsys):
     assert enc.num_layers == with_audio.config["audio_layers"]
     assert enc.hidden_size == with_audio.config["audio_channels"]
     assert np.isfinite(sum(float(p.abs().sum()) for p in with_audio.parameters()))
+
+
+def test_real_weights_path_with_a_models_dir(tmp_path, short_speech, media_dir, monkeypatch, capsys):
+    """--models-dir in ComfyUI's layout, through the standalone encoders, the model and LoRA loaders:
+    every file is a tiny random-weight one in the real format. Only the Wan VAE is swapped for the tiny
+    one (its loader takes the real 127 M-parameter architecture only; checked against ComfyUI's by hand)."""
+    import io
+    import json
+
+    import sentencepiece as spm
+    from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    import wanvideo.encoders as encoders
+    import wanvideo.pipeline as pipeline
+    from wanvideo.tiny import tiny_vae
+
+    models = tmp_path / "models"
+    code, out, _ = _run(["write-tiny-models", str(models)], capsys)
+    names = json.loads(out.strip().splitlines()[-1])
+    # umt5 (text width 32) with its sentencepiece model, as ComfyUI's single file.
+    (tmp_path / "corpus.txt").write_text("\n".join(["a person is talking to the camera", "hello world",
+                                                   "the woman speaks calmly in a quiet room"] * 30))
+    proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(input=str(tmp_path / "corpus.txt"), model_writer=proto, vocab_size=30,
+                                   pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+    torch.manual_seed(0)
+    umt5 = UMT5EncoderModel(UMT5Config(vocab_size=30, d_model=names["text_dim"], d_kv=8, d_ff=48, num_layers=1,
+                                       num_heads=4, feed_forward_proj="gated-gelu", is_gated_act=True,
+                                       dense_act_fn="gelu_pytorch_tanh", tie_word_embeddings=False))
+    sd = {k: v for k, v in umt5.state_dict().items() if k != "encoder.embed_tokens.weight"}
+    sd["spiece_model"] = torch.frombuffer(bytearray(proto.getvalue()), dtype=torch.uint8)
+    (models / "text_encoders").mkdir()
+    save_file(sd, str(models / "text_encoders" / "umt5_xxl_tiny.safetensors"))
+    # CLIP vision with 257 tokens (224 px, patch 14) of width clip_dim, named as ComfyUI's file.
+    clip = CLIPVisionModel(CLIPVisionConfig(hidden_size=names["clip_dim"], intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=1, image_size=224, patch_size=14, hidden_act="gelu"))
+    (models / "clip_vision").mkdir()
+    save_file({("vision_model." + k if not k.startswith("vision_model.") else k): v for k, v in clip.state_dict().items()},
+              str(models / "clip_vision" / "clip_vision_h.safetensors"))
+    (models / "vae").mkdir()
+    (models / "vae" / "wan_2.1_vae.safetensors").write_bytes(b"")
+    vae_loads = []
+    monkeypatch.setattr(pipeline, "load_wan_vae", lambda path, **kw: vae_loads.append(path) or tiny_vae(seed=2))
+    used = []
+    for name in ("load_text_encoder", "load_clip_vision"):
+        original = getattr(encoders, name)
+        monkeypatch.setattr(encoders, name, lambda path, _f=original, **kw: used.append(path) or _f(path, **kw))
+    gen = torch.Generator().manual_seed(5)
+    lora = {"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.randn(4, 64, generator=gen),
+            "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.randn(64, 4, generator=gen),
+            "diffusion_model.blocks.0.self_attn.q.alpha": torch.tensor(4.0)}
+    (models / "loras").mkdir()
+    save_file(lora, str(models / "loras" / "tiny_lora.safetensors"))
+
+    out_path = tmp_path / "real.mp4"
+    code, stdout, err = _run(
+        ["generate", "--image", str(media_dir / "portrait_480x832.png"), "--audio", str(short_speech),
+         "--output", str(out_path), "--models-dir", str(models), "--device", "cpu", "--dtype", "fp32",
+         "--model", str(models / "diffusion_models" / names["model"]), "--infinitetalk", "none",
+         "--lora", str(models / "loras" / "tiny_lora.safetensors") + ":0.5", "--prompt", "a person is talking",
+         "--width", "64", "--height", "64", "--frame-window", "17", "--motion-frames", "5", "--quiet"], capsys)
+    assert code == 0, err
+    assert "picture is noise" not in stdout  # not the embedded set
+    assert used == [str(models / "text_encoders" / "umt5_xxl_tiny.safetensors"),
+                    str(models / "clip_vision" / "clip_vision_h.safetensors")]
+    assert vae_loads == [str(models / "vae" / "wan_2.1_vae.safetensors")]
+    info = _streams(out_path)
+    assert info["frames"] == int(sf.info(str(short_speech)).duration * 25) and info["acodec"] == "aac"

@@ -73,7 +73,8 @@ def _add_generate(sub):
     m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
     m.add_argument("--models-dir", help="a ComfyUI models/ folder to find the files below in")
     m.add_argument("--model", help="Wan2.1 I2V 14B weights (diffusion_models)")
-    m.add_argument("--infinitetalk", help="InfiniteTalk weights (diffusion_models or model_patches)")
+    m.add_argument("--infinitetalk", help="InfiniteTalk weights (diffusion_models or model_patches); "
+                   "'none' when the --model file already holds them")
     m.add_argument("--wav2vec", help="wav2vec2 file or Hugging Face folder (wav2vec2 / audio_encoders)")
     m.add_argument("--vae", help="Wan 2.1 VAE (vae)")
     m.add_argument("--clip-vision", help="CLIP ViT-H/14 image encoder (clip_vision)")
@@ -83,6 +84,11 @@ def _add_generate(sub):
     m.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
     m.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16",
                    help="compute precision of the video model with real weights (default bf16)")
+    m.add_argument("--quantization", choices=("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2"), default="keep_fp8",
+                   help="weight storage, as on the model loader node: keep_fp8 keeps fp8 files in fp8 (half the "
+                        "VRAM of bf16); fp8_e4m3fn/fp8_e5m2 store a bf16 file's blocks in fp8; disabled converts all")
+    m.add_argument("--attention", choices=("sdpa", "sage", "flash"), default="sdpa",
+                   help="attention kernel (sage/flash must be installed)")
     m.add_argument("--blocks-to-swap", type=int, default=0,
                    help="keep N transformer blocks in RAM and stream them to the GPU (less VRAM, slower)")
 

@@ -89,6 +89,8 @@ class GenerateRequest:
     models: ModelPaths = field(default_factory=ModelPaths)
     device: str = "auto"
     dtype: str = "bf16"
+    quantization: str = "keep_fp8"
+    attention: str = "sdpa"
     blocks_to_swap: int = 0
     work_dir: str | None = None
     keep_parts: bool = False
@@ -265,6 +267,9 @@ def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = Tru
     kinds = [k for k in ModelPaths.FILES if need_audio or k not in ("infinitetalk", "wav2vec")]
     for kind in kinds:
         given = getattr(paths, kind)
+        if kind == "infinitetalk" and given == "none":
+            out[kind] = None  # the model file holds the InfiniteTalk weights itself (a combined file)
+            continue
         if given:
             if not os.path.exists(given):
                 raise InputError(f"--{kind.replace('_', '-')} {given}: not found (the {WHAT[kind]})")
@@ -406,10 +411,13 @@ def _load_real(req, files, device, frames, window_starts) -> _Models:
     from .model import load_model
 
     context, context_null, clip_fea = _encode_conditioning(req, files, device, frames, window_starts)
-    log.info("loading the video model: %s + %s", os.path.basename(files["model"]),
-             os.path.basename(files["infinitetalk"]))
+    log.info("loading the video model: %s%s", os.path.basename(files["model"]),
+             f" + {os.path.basename(files['infinitetalk'])}" if files["infinitetalk"] else "")
     dit = load_model([files["model"]], dtype=req.dtype, device=device, infinitetalk=files["infinitetalk"],
-                     blocks_to_swap=req.blocks_to_swap, loras=list(req.models.loras))
+                     require_audio=True,
+                     keep_fp8=req.quantization == "keep_fp8",
+                     quantize=req.quantization if req.quantization.startswith("fp8_") else None,
+                     attention=req.attention, blocks_to_swap=req.blocks_to_swap, loras=list(req.models.loras))
     vae = load_wan_vae(files["vae"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32, device=device)
     return _Models(dit, vae, None, context, context_null, clip_fea, False)
 
