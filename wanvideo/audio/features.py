@@ -116,10 +116,11 @@ def conv_features(enc, wave: torch.Tensor, chunk_frames: int = DEFAULT_CHUNK_FRA
     cfg = enc.config
     fe = enc.model.feature_extractor
     total = num_conv_frames(wave.numel(), cfg)
-    if total <= 0:
-        stride, field = conv_geometry(cfg)
-        raise InputError(f"audio of {wave.numel()} samples is shorter than wav2vec2's {field}-sample window")
     stride, field = conv_geometry(cfg)
+    if total <= 0:
+        raise InputError(
+            f"audio of {wave.numel()} samples ({wave.numel() / enc.sample_rate:.3f} s) is shorter than wav2vec2's "
+            f"{field}-sample window: use a longer recording")
     group_norm = cfg.feat_extract_norm == "group"
     if group_norm:
         mean, inv_std = _group_norm_stats(enc, wave, chunk_frames)
