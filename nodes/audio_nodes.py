@@ -28,16 +28,6 @@ def _model_choices() -> list[str]:
     return folders + files
 
 
-def _resolve(name: str) -> str:
-    folder = host.model_subfolder_path(name, *MODEL_FOLDERS)
-    if folder is not None:
-        return folder
-    try:
-        return host.model_path(name, *MODEL_FOLDERS)
-    except FileNotFoundError as exc:
-        raise InputError(str(exc)) from exc
-
-
 class InfiniteTalkWav2VecLoader:
     CATEGORY = "InfiniteTalk"
     FUNCTION = "load"
@@ -64,7 +54,7 @@ class InfiniteTalkWav2VecLoader:
         }
 
     def load(self, model, precision="fp32", device="main"):
-        path = _resolve(model)
+        path = host.resolve_model(model, *MODEL_FOLDERS)
         main = host.torch_device("main")
         if device == "offload":
             enc = load_wav2vec(path, dtype=precision, device=host.torch_device("offload"), compute_device=main)

@@ -206,3 +206,19 @@ def torch_device(which: str = "main"):
             return torch.device("cuda")
         return torch.device("cpu")
     return mm.get_torch_device() if which == "main" else mm.unet_offload_device()
+
+
+def resolve_model(name: str, *folders: str) -> str:
+    """Path of a model the user picked: a listed sub-folder (Hugging Face / diffusers layout) or a file.
+
+    A missing one raises the engine's InputError, so the UI shows what to do, not a traceback.
+    """
+    from ..wanvideo.errors import InputError
+
+    folder = model_subfolder_path(name, *folders)
+    if folder is not None:
+        return folder
+    try:
+        return model_path(name, *folders)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from exc

@@ -33,16 +33,6 @@ def _weight_files(*folders: str) -> list[str]:
     return subfolders + files
 
 
-def _resolve(name: str, folders) -> str:
-    folder = host.model_subfolder_path(name, *folders)
-    if folder is not None:
-        return folder
-    try:
-        return host.model_path(name, *folders)
-    except FileNotFoundError as exc:
-        raise InputError(str(exc)) from exc
-
-
 class InfiniteTalkModelLoader:
     CATEGORY = "InfiniteTalk"
     FUNCTION = "load"
@@ -97,9 +87,9 @@ class InfiniteTalkModelLoader:
              attention="sdpa", lora=None):
         if quantization not in QUANTIZATION:
             raise InputError(f"quantization {quantization!r}: choose one of {', '.join(QUANTIZATION)}")
-        model_path = _resolve(model, MODEL_FOLDERS)
-        adapter_path = None if infinitetalk in (None, "", NONE) else _resolve(infinitetalk, ADAPTER_FOLDERS)
-        loras = [(_resolve(item["name"], LORA_FOLDERS) if "path" not in item else item["path"], item["strength"])
+        model_path = host.resolve_model(model, *MODEL_FOLDERS)
+        adapter_path = None if infinitetalk in (None, "", NONE) else host.resolve_model(infinitetalk, *ADAPTER_FOLDERS)
+        loras = [(host.resolve_model(item["name"], *LORA_FOLDERS) if "path" not in item else item["path"], item["strength"])
                  for item in (lora or [])]
         bar = host.progress_bar(100)
 
@@ -151,7 +141,7 @@ class InfiniteTalkLoraSelect:
         }
 
     def select(self, lora, strength=1.0, prev_lora=None):
-        path = _resolve(lora, LORA_FOLDERS)
+        path = host.resolve_model(lora, *LORA_FOLDERS)
         chosen = list(prev_lora or [])
         chosen.append({"name": lora, "path": path, "strength": float(strength), "file": os.path.basename(path)})
         return (chosen,)

@@ -110,11 +110,11 @@ def test_loader_lists_files_and_folders_of_both_model_folders(tmp_path, monkeypa
     assert set(folders) == {"wav2vec2", "audio_encoders"}
     choices = InfiniteTalkWav2VecLoader.INPUT_TYPES()["required"]["model"][0]
     assert choices == ["chinese-wav2vec2-base", "wav2vec2-chinese-base_fp16.safetensors"]
-    assert audio_nodes._resolve("chinese-wav2vec2-base") == str(models / "wav2vec2" / "chinese-wav2vec2-base")
-    assert audio_nodes._resolve("wav2vec2-chinese-base_fp16.safetensors") == str(
+    assert audio_nodes.host.resolve_model("chinese-wav2vec2-base", *audio_nodes.MODEL_FOLDERS) == str(models / "wav2vec2" / "chinese-wav2vec2-base")
+    assert audio_nodes.host.resolve_model("wav2vec2-chinese-base_fp16.safetensors", *audio_nodes.MODEL_FOLDERS) == str(
         models / "audio_encoders" / "wav2vec2-chinese-base_fp16.safetensors")
     with pytest.raises(InputError, match="not found"):
-        audio_nodes._resolve("nothing.safetensors")
+        audio_nodes.host.resolve_model("nothing.safetensors", *audio_nodes.MODEL_FOLDERS)
 
 
 def test_loader_errors_reach_the_user(tmp_path):
