@@ -20,14 +20,6 @@ for _folder in MODEL_FOLDERS:
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
-def _model_choices() -> list[str]:
-    files = [f for f in host.model_files(*MODEL_FOLDERS) if not f.endswith(".json")]
-    folders = host.model_subfolders(*MODEL_FOLDERS)
-    # A file inside a listed Hugging Face folder is reached through the folder.
-    files = [f for f in files if not any(f.startswith(d + "/") for d in folders)]
-    return folders + files
-
-
 class InfiniteTalkWav2VecLoader:
     CATEGORY = "InfiniteTalk"
     FUNCTION = "load"
@@ -39,7 +31,7 @@ class InfiniteTalkWav2VecLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (_model_choices(), {
+                "model": (host.model_choices(*MODEL_FOLDERS, keep=lambda f: not f.endswith(".json")), {
                     "tooltip": "A Hugging Face folder (config.json + model.safetensors) or a single .safetensors file "
                                "from models/wav2vec2 or models/audio_encoders, e.g. chinese-wav2vec2-base or its fp16 repack."}),
                 "precision": (list(PRECISIONS), {

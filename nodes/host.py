@@ -115,6 +115,17 @@ def model_subfolders(*folders: str, markers=HF_FOLDER_MARKERS, max_depth: int = 
     return sorted(names)
 
 
+def model_choices(*folders: str, keep=lambda name: True, markers=HF_FOLDER_MARKERS) -> list[str]:
+    """A loader's list: model sub-folders of `folders` first, then the files `keep` accepts.
+
+    A file inside a listed sub-folder (a shard, its config) is reached through the folder, so it is left out.
+    """
+    subfolders = model_subfolders(*folders, markers=markers)
+    files = [f for f in model_files(*folders) if keep(f)]
+    files = [f for f in files if not any(f.replace("\\", "/").startswith(d + "/") for d in subfolders)]
+    return subfolders + files
+
+
 def model_subfolder_path(name: str, *folders: str) -> str | None:
     """Full path of sub-folder `name` in the first of `folders` holding it (a plain existing folder is accepted too)."""
     if ".." in name.replace("\\", "/").split("/"):

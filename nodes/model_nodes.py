@@ -26,11 +26,7 @@ QUANTIZATION = ("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2")
 
 
 def _weight_files(*folders: str) -> list[str]:
-    files = [f for f in host.model_files(*folders) if f.lower().endswith(WEIGHT_EXTENSIONS)]
-    subfolders = host.model_subfolders(*folders, markers=FOLDER_MARKERS)
-    # shards of a listed folder are picked through the folder
-    files = [f for f in files if not any(f.replace("\\", "/").startswith(d + "/") for d in subfolders)]
-    return subfolders + files
+    return host.model_choices(*folders, keep=lambda f: f.lower().endswith(WEIGHT_EXTENSIONS), markers=FOLDER_MARKERS)
 
 
 class InfiniteTalkModelLoader:
