@@ -58,20 +58,15 @@ class SelfAttention(nn.Module):
         return self.o(out.flatten(2)), q, k
 
 
-class I2VCrossAttention(nn.Module):
-    """Cross-attention to the text tokens plus, added, to the CLIP image tokens."""
+class I2VCrossAttention(SelfAttention):
+    """Cross-attention to the text tokens plus, added, to the CLIP image tokens.
+
+    Same q/k/v/o projections and q/k norms as self-attention (and the same state-dict names), plus the image ones.
+    """
 
     def __init__(self, dim, num_heads, qk_norm=True, eps=1e-6, device=None, dtype=None):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        super().__init__(dim, num_heads, qk_norm=qk_norm, eps=eps, device=device, dtype=dtype)
         kw = dict(device=device, dtype=dtype)
-        self.q = Linear(dim, dim, **kw)
-        self.k = Linear(dim, dim, **kw)
-        self.v = Linear(dim, dim, **kw)
-        self.o = Linear(dim, dim, **kw)
-        self.norm_q = RMSNorm(dim, eps=eps, **kw) if qk_norm else nn.Identity()
-        self.norm_k = RMSNorm(dim, eps=eps, **kw) if qk_norm else nn.Identity()
         self.k_img = Linear(dim, dim, **kw)
         self.v_img = Linear(dim, dim, **kw)
         self.norm_k_img = RMSNorm(dim, eps=eps, **kw) if qk_norm else nn.Identity()
