@@ -82,7 +82,7 @@ def _oracle(enc, wave16k, fps=25.0):
     # [j*stride, j*stride + field); computed in windows of that, written in place.
     cfg = enc.config
     stride, field = 1, 1
-    for k, s in zip(cfg.conv_kernel[1:], cfg.conv_stride[1:]):
+    for k, s in zip(cfg.conv_kernel[1:], cfg.conv_stride[1:], strict=False):
         field += (k - 1) * stride
         stride *= s
     n_out = (n0 - field) // stride + 1

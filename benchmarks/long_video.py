@@ -188,7 +188,7 @@ def main():
         print(f"== {minutes:g} min of audio: {' '.join(cmd[1:])}", flush=True)
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO,
                               env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("CHILD_RESULT ")]
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("CHILD_RESULT ")]
         if proc.returncode != 0 or not lines:
             print(proc.stdout)
             raise SystemExit(f"benchmark child for {minutes:g} min failed (exit {proc.returncode})")

@@ -269,8 +269,9 @@ def main() -> None:
         print(json.dumps(fn(args)))
         return
 
-    from wanvideo.video.audio_track import AudioTrack, prepare_audio
     from fractions import Fraction
+
+    from wanvideo.video.audio_track import AudioTrack, prepare_audio
 
     own_tmp = args.workdir is None
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="wanvideo_bench_")

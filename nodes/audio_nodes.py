@@ -25,7 +25,8 @@ class InfiniteTalkWav2VecLoader:
     FUNCTION = "load"
     RETURN_TYPES = ("INFINITETALK_WAV2VEC",)
     RETURN_NAMES = ("wav2vec",)
-    DESCRIPTION = "Loads the wav2vec2 speech encoder (e.g. TencentGameMate/chinese-wav2vec2-base) that turns speech into InfiniteTalk's audio features."
+    DESCRIPTION = ("Loads the wav2vec2 speech encoder (e.g. TencentGameMate/chinese-wav2vec2-base) "
+                   "that turns speech into InfiniteTalk's audio features.")
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -11,8 +11,15 @@ import os
 
 from ..wanvideo.errors import InputError
 from ..wanvideo.video import (
-    DEFAULT_CRF, DEFAULT_FORMAT, FORMATS, LENGTH_POLICIES, EncodingInterrupted, encode_video, get_format,
-    output_folder, reserve_path,
+    DEFAULT_CRF,
+    DEFAULT_FORMAT,
+    FORMATS,
+    LENGTH_POLICIES,
+    EncodingInterrupted,
+    encode_video,
+    get_format,
+    output_folder,
+    reserve_path,
 )
 from . import host
 

@@ -93,7 +93,7 @@ class Graph:
             "mode": 0,
             "inputs": [self._socket(i) for i in spec.sockets],
             "outputs": [{"name": name, "type": t, "slot_index": k, "links": []}
-                        for k, (name, t) in enumerate(zip(spec.output_names or spec.outputs, spec.outputs))],
+                        for k, (name, t) in enumerate(zip(spec.output_names or spec.outputs, spec.outputs, strict=False))],
             "properties": {} if spec.origin == "frontend" else {"Node name for S&R": node_type},
             "widgets_values": values,
         }

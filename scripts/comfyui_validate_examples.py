@@ -60,6 +60,7 @@ def main(comfy_root: str) -> int:
 
     utils.extra_config.load_extra_path_config(str(yaml_path))
     import execution
+
     import nodes
 
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))

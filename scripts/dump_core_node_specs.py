@@ -74,6 +74,7 @@ def main(comfy_root):
 
     comfy.options.enable_args_parsing()
     import comfyui_version
+
     import nodes
 
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))

@@ -8,6 +8,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+# Lint first: CI fails on it (configuration in pyproject.toml).
+.venv/bin/ruff check --quiet .
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"

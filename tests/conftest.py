@@ -1,7 +1,6 @@
 import os
 
 import pytest
-
 from testlib import FIXTURES, MEDIA, load_pack
 
 # Deterministic, CI-sized CPU runs.

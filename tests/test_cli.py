@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 from safetensors.torch import save_file
-
 from testlib import REPO_ROOT
+
 from wanvideo import cli
 from wanvideo.errors import InputError, ModelFileError
 from wanvideo.pipeline import ModelPaths, load_wan_vae, resolve_models

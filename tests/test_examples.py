@@ -9,11 +9,9 @@ import json
 import re
 
 import pytest
-
 from testlib import REPO_ROOT, load_pack
 from testlib.core_nodes import CORE_NODES
-from testlib.workflows import (CONTROL_VALUES, all_specs, check_api_workflow, check_ui_workflow,
-                               spec_from_core, ui_to_api)
+from testlib.workflows import CONTROL_VALUES, all_specs, check_api_workflow, check_ui_workflow, spec_from_core, ui_to_api
 
 EXAMPLES = REPO_ROOT / "examples"
 UI_FILES = sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith("_api.json"))

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from testlib import REPO_ROOT
 
 JS = REPO_ROOT / "js"

@@ -450,7 +450,8 @@ class _ProgressBars:
 def generate(req: GenerateRequest) -> GenerateResult:
     """Run the whole job; the MP4 is written to `req.output`."""
     from .audio import build_audio_embeddings
-    from .sampling import SamplerSettings, generate as sample_video, plan_windows
+    from .sampling import SamplerSettings, plan_windows
+    from .sampling import generate as sample_video
     from .video import write_video
 
     # Inputs first: every file problem is reported before any model is loaded.
@@ -484,7 +485,7 @@ def generate(req: GenerateRequest) -> GenerateResult:
 
     lora = bool(req.models.loras)
     if embedded:
-        print(EMBEDDED_NOTICE, file=sys.stderr)
+        print(EMBEDDED_NOTICE, file=sys.stderr)  # noqa: T201 - the CLI's user must see this even without logging
         width, height = _embedded_size(req, src_h, src_w)
         steps = req.steps or 4
         cfg = 1.0 if req.cfg is None else req.cfg

@@ -6,7 +6,11 @@ import torch
 
 import wanvideo.audio as audio
 from wanvideo.audio.features import (
-    conv_features, conv_geometry, embed_waveform16k, num_conv_frames, num_video_frames,
+    conv_features,
+    conv_geometry,
+    embed_waveform16k,
+    num_conv_frames,
+    num_video_frames,
 )
 from wanvideo.audio.whole_clip import embed_whole_clip, set_attention_implementation
 

@@ -1,8 +1,12 @@
 """Loading the reference DiT fixtures (shared/fixtures/dit_*.safetensors) for the model tests."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from wanvideo.model import config_from_reference
 
@@ -40,12 +44,6 @@ def call_args(tensors, output_name):
 
 
 # ----- writing the same weights in the layouts and precisions people have -------------------------------
-import json
-from pathlib import Path
-
-import torch
-from safetensors.torch import save_file
-
 # Sizes of the tiny config that weights cannot tell (a real 14B file needs none of these).
 TINY_OVERRIDES = {"num_heads": 4, "text_len": 16, "audio_layers": 2, "audio_channels": 32}
 PRECISIONS = ["fp32", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2", "fp8_e4m3fn_scaled", "fp8_e4m3fn_scaled_new"]
@@ -142,7 +140,8 @@ def write_layout(weights: dict, layout: str, precision: str, root: Path) -> list
         folder = root / "Wan2.1-I2V-14B-480P-Diffusers" / "transformer"
         folder.mkdir(parents=True)
         stored = to_precision(wan, precision)
-        weights_only = {k: v for k, v in stored.items() if not k.endswith((".scale_weight", ".weight_scale", ".scale_input", ".comfy_quant")) and k != "scaled_fp8"}
+        scale_suffixes = (".scale_weight", ".weight_scale", ".scale_input", ".comfy_quant")
+        weights_only = {k: v for k, v in stored.items() if not k.endswith(scale_suffixes) and k != "scaled_fp8"}
         converted = convert_wan_transformer_to_diffusers(dict(weights_only))
         # scales follow their layer's diffusers name (as diffusers' converter renames the layer)
         native_of = {}

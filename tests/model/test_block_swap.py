@@ -1,9 +1,8 @@
 """Block swap gives the same output as no swap, and really moves the blocks through the swap path."""
 import torch
+from model_testutils import call_args, load_dit_fixture
 
 from wanvideo.model import build_model, load_model
-
-from model_testutils import call_args, load_dit_fixture
 
 
 def test_block_swap_output_equals_no_swap():

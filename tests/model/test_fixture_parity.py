@@ -1,11 +1,10 @@
 """Our model, loading the official weights by name, reproduces the official outputs (shared/fixtures)."""
 import pytest
 import torch
+from model_testutils import CALLS, call_args, load_dit_fixture
 
 from wanvideo.model import build_model
 from wanvideo.model.audio_adapter import reference_attention_map, token_masks_from
-
-from model_testutils import CALLS, call_args, load_dit_fixture
 
 CASES = ["dit_a_single", "dit_b_two_speakers"]
 
@@ -70,7 +69,8 @@ def test_batched_call_equals_separate_calls(case):
     a = call_args(tensors, "cond")
     b = call_args(tensors, "drop_text")
     ctx_len = max(a["context"].shape[1], b["context"].shape[1])
-    pad = lambda c: torch.nn.functional.pad(c, (0, 0, 0, ctx_len - c.shape[1]))  # zero padding = the reference's
+    def pad(c):
+        return torch.nn.functional.pad(c, (0, 0, 0, ctx_len - c.shape[1]))  # zero padding = the reference's
     batched = dict(a, x=torch.cat([a["x"], a["x"]]), t=torch.cat([a["t"], a["t"]]),
                    context=torch.cat([pad(a["context"]), pad(b["context"])]))
     out = model(**batched)

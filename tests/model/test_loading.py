@@ -1,13 +1,20 @@
 """load_model: every layout x precision loads the same model; fp8 within its quantisation error."""
 import pytest
 import torch
+from model_testutils import (
+    CALLS,
+    LAYOUTS,
+    PRECISIONS,
+    TINY_OVERRIDES,
+    call_args,
+    expected_weights,
+    load_dit_fixture,
+    write_layout,
+)
 
 from wanvideo.model import build_model, load_model
 from wanvideo.model.fp8 import quantize_fp8
 from wanvideo.model.layers import Linear
-
-from model_testutils import (CALLS, LAYOUTS, PRECISIONS, TINY_OVERRIDES, call_args, expected_weights,
-                             load_dit_fixture, write_layout)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,11 @@
 """LoRA: at strength s a layer's weight changes by exactly s * B @ A * alpha / rank, in every key layout."""
 import pytest
 import torch
+from model_testutils import TINY_OVERRIDES, load_dit_fixture
 from safetensors.torch import save_file
 
 from wanvideo.errors import ModelFileError
 from wanvideo.model import apply_lora, build_model, load_model, tiny_config
-
-from model_testutils import TINY_OVERRIDES, load_dit_fixture
 
 RANK = 4
 
@@ -89,9 +88,8 @@ def test_diff_and_diff_b_full_deltas(model):
 
 
 def test_lora_on_fp8_weights_requantises(tmp_path):
-    from testlib import FIXTURES
-
     from model_testutils import write_layout
+    from testlib import FIXTURES
 
     _, weights, _ = load_dit_fixture(FIXTURES / "dit_a_single.safetensors")
     paths = write_layout(weights, "comfyui", "fp8_e4m3fn_scaled", tmp_path)

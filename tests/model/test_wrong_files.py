@@ -3,12 +3,11 @@ import json
 
 import pytest
 import torch
+from model_testutils import TINY_OVERRIDES, is_adapter_key, load_dit_fixture
 from safetensors.torch import save_file
 
 from wanvideo.errors import ModelFileError
 from wanvideo.model import load_model
-
-from model_testutils import TINY_OVERRIDES, is_adapter_key, load_dit_fixture
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 from safetensors.torch import save_file
-
-from testlib import MEDIA, REPO_ROOT, load_pack
-from testlib import comfy_doubles
+from testlib import MEDIA, REPO_ROOT, comfy_doubles, load_pack
 from testlib.api_runner import PromptError, run_prompt
 
 EXAMPLES = REPO_ROOT / "examples"

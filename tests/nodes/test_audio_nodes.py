@@ -8,7 +8,6 @@ import pytest
 import soundfile as sf
 import torch
 from safetensors.torch import load_file, save_file
-
 from wanvideo_infinitetalk_pack.nodes import audio_nodes
 from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader
 from wanvideo_infinitetalk_pack.wanvideo.audio.tiny import tiny_wav2vec2
@@ -110,7 +109,8 @@ def test_loader_lists_files_and_folders_of_both_model_folders(tmp_path, monkeypa
     assert set(folders) == {"wav2vec2", "audio_encoders"}
     choices = InfiniteTalkWav2VecLoader.INPUT_TYPES()["required"]["model"][0]
     assert choices == ["chinese-wav2vec2-base", "wav2vec2-chinese-base_fp16.safetensors"]
-    assert audio_nodes.host.resolve_model("chinese-wav2vec2-base", *audio_nodes.MODEL_FOLDERS) == str(models / "wav2vec2" / "chinese-wav2vec2-base")
+    resolved = audio_nodes.host.resolve_model("chinese-wav2vec2-base", *audio_nodes.MODEL_FOLDERS)
+    assert resolved == str(models / "wav2vec2" / "chinese-wav2vec2-base")
     assert audio_nodes.host.resolve_model("wav2vec2-chinese-base_fp16.safetensors", *audio_nodes.MODEL_FOLDERS) == str(
         models / "audio_encoders" / "wav2vec2-chinese-base_fp16.safetensors")
     with pytest.raises(InputError, match="not found"):

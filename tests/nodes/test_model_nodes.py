@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-
 from wanvideo_infinitetalk_pack.nodes import model_nodes
 from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkLoraSelect, InfiniteTalkModelLoader
 from wanvideo_infinitetalk_pack.wanvideo.errors import InputError, ModelFileError

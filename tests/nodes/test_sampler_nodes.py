@@ -1,8 +1,6 @@
 """The sampler nodes as ComfyUI calls them, with test doubles of the host's VAE, CONDITIONING and CLIP vision."""
-import numpy as np
 import pytest
 import torch
-
 from testlib.comfy_doubles import HostVAE, TinyClipVision, TinyTextEncoder
 from wanvideo_infinitetalk_pack.nodes import host, sampler_nodes
 from wanvideo_infinitetalk_pack.nodes.host_adapters import HostWanVAE, conditioning_to_context

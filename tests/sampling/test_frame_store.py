@@ -42,7 +42,7 @@ def test_store_is_compact_on_real_video(tmp_path, media_dir):
     import av
 
     with av.open(str(media_dir / "source_talk_4s.mp4")) as container:
-        frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(16), container.decode(video=0))])
+        frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(16), container.decode(video=0), strict=False)])
     h, w = frames.shape[1:3]
     store = FrameStore.open_for_run(str(tmp_path), KEY, width=w, height=h, fps=25.0, total_frames=16, num_windows=1)
     store.write_window(0, frames)

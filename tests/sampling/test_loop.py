@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 import torch
-
 from sampling_fakes import CONFIG, FakeDiT, FakeVAE, code_rgb, row_embeddings, row_target_velocity
+
 from wanvideo.errors import InputError
 from wanvideo.sampling import SamplerSettings, default_two_speaker_masks, generate, reference_timesteps, window_noise
 
@@ -131,7 +131,7 @@ def test_dubbing_conditions_each_window_on_the_source_frame_at_its_start(tmp_pat
     assert len(store) == 30
     # one call per window (cfg = audio_cfg = 1): y and CLIP come from source frames 0, 8, 16
     assert len(model.calls) == 3
-    for call, start in zip(model.calls, (0, 8, 16)):
+    for call, start in zip(model.calls, (0, 8, 16), strict=False):
         assert torch.allclose(call["y"][0, 4:7, 0, 0, 0], _px(colours[start]), atol=1e-6)
         assert torch.equal(call["clip_fea"][0], clip_rows[start])
     # the first window starts from the source's first frame

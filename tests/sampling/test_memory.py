@@ -6,8 +6,8 @@ import tracemalloc
 
 import psutil
 import torch
-
 from sampling_fakes import CONFIG, FakeDiT, FakeVAE, row_embeddings
+
 from wanvideo.sampling import SamplerSettings, generate
 
 H = W = 256  # each window keeps 8 frames: 1.5 MB as uint8, 12.6 MB as the float frames the VAE decodes

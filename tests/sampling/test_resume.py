@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
 import resume_job
+import torch
 from testlib import REPO_ROOT
+
 from wanvideo.sampling import GenerationInterrupted, generate
 
 

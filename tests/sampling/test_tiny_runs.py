@@ -65,7 +65,7 @@ def test_dubbing_a_source_video_runs(models, media_dir, tmp_path):
     import av
 
     with av.open(str(media_dir / "source_talk_4s.mp4")) as container:
-        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(30), container.decode(video=0))]
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(30), container.decode(video=0), strict=False)]
     source = torch.from_numpy(np.stack(frames)).float() / 255  # [30, 832, 480, 3], an IMAGE batch
     wave, rate = _speech(media_dir, 1.0)
     embeds = build_audio_embeddings(models.wav2vec, wave, rate)

@@ -18,7 +18,7 @@ def test_streaming_example_of_the_reference(fixtures_dir):
     windows = plan_windows(ex["embedding_length"], ex["frame_num"], ex["motion_frame"])
     assert len(windows) == len(ex["clips"])
     video_rows = []
-    for window, clip in zip(windows, ex["clips"]):
+    for window, clip in zip(windows, ex["clips"], strict=False):
         assert (window.start, window.end) == (clip["audio_start_idx"], clip["audio_end_idx"])
         rows = audio_rows(window, ex["embedding_length"])
         assert rows.tolist() == clip["windows_original_rows"]

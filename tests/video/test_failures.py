@@ -7,10 +7,10 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from video_testutils import listing, moving_frames, probe, tone
 
 from wanvideo.errors import EncoderError, InputError
 from wanvideo.video import EncodingInterrupted, formats, write_video
-from video_testutils import listing, moving_frames, probe, tone
 
 FPS = 25
 

@@ -3,11 +3,11 @@ import logging
 import os
 
 import pytest
+from video_testutils import listing, moving_frames, probe, tone
 
 from wanvideo.errors import EncoderError
 from wanvideo.video import encode_video, ffmpeg_locate, write_video
 from wanvideo.video.fallback_writers import Cv2Writer, PyAVWriter
-from video_testutils import listing, moving_frames, probe, tone
 
 FPS = 25
 

@@ -2,10 +2,10 @@
 import os
 
 import pytest
+from video_testutils import listing
 
 from wanvideo.errors import InputError
 from wanvideo.video import output_folder, reserve_path, split_prefix
-from video_testutils import listing
 
 
 @pytest.mark.parametrize("prefix, message", [

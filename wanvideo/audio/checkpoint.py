@@ -63,7 +63,8 @@ def _guess_other_model(keys) -> str:
         (r"encoder\.block\.\d+\.layer|shared\.weight", "a T5 / UMT5 text encoder"),
         (r"vision_model\.|visual\.transformer|clip", "a CLIP (vision) model"),
         (r"encoder\.embed_positions|model\.encoder\.conv1", "a Whisper model"),
-        (r"feature_extractor\.conv_layers\.\d+\.\d+\.weight|encoder\.layers\.\d+\.self_attn\.k_proj", "a fairseq wav2vec2 checkpoint (convert it to the Hugging Face format first)"),
+        (r"feature_extractor\.conv_layers\.\d+\.\d+\.weight|encoder\.layers\.\d+\.self_attn\.k_proj",
+         "a fairseq wav2vec2 checkpoint (convert it to the Hugging Face format first)"),
         (r"lora_(up|down|A|B)", "a LoRA"),
     )
     for pattern, label in guesses:

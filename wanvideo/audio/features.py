@@ -45,7 +45,7 @@ DEFAULT_TOKEN_CHUNK = 2048  # tokens per chunk for the per-token parts of the tr
 def conv_geometry(config) -> tuple[int, int]:
     """(total stride, receptive field) of the conv feature encoder, in samples."""
     stride, field = 1, 1
-    for k, s in zip(config.conv_kernel, config.conv_stride):
+    for k, s in zip(config.conv_kernel, config.conv_stride, strict=False):
         field += (k - 1) * stride
         stride *= s
     return stride, field
@@ -54,7 +54,7 @@ def conv_geometry(config) -> tuple[int, int]:
 def num_conv_frames(num_samples: int, config) -> int:
     """Number of conv feature frames for a clip, exactly as the strided convolutions give it."""
     n = int(num_samples)
-    for k, s in zip(config.conv_kernel, config.conv_stride):
+    for k, s in zip(config.conv_kernel, config.conv_stride, strict=False):
         if n < k:
             return 0
         n = (n - k) // s + 1

@@ -9,7 +9,12 @@ import torch
 
 from ..errors import InputError, ModelFileError
 from .checkpoint import (
-    OPTIONAL_KEYS, bundled_config, default_preprocessor, find_prefix, infer_config, normalize_state_dict,
+    OPTIONAL_KEYS,
+    bundled_config,
+    default_preprocessor,
+    find_prefix,
+    infer_config,
+    normalize_state_dict,
 )
 from .encoder import Wav2VecEncoder, as_device, as_dtype, build_transformers_model
 

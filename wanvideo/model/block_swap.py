@@ -65,7 +65,7 @@ class BlockSwapper:
             current.wait_event(event)
             for t in copies:
                 t.record_stream(current)  # the allocator must not reuse them before this stream is done
-        for (store, name, _), copy in zip(self._slots[i], copies):
+        for (store, name, _), copy in zip(self._slots[i], copies, strict=False):
             _set(store, name, copy)
         if self.prefetch and len(self.indices) > 1:
             self._start_load(self._next_swapped(i))

@@ -101,7 +101,7 @@ class KeyMap:
         self.weights: dict[str, str] = {}  # native name -> source key
         self.scales: dict[str, str] = {}  # native weight name -> source key of its scale
         self.ignored: list[str] = []
-        for key, (_, rest) in zip(keys, stripped):
+        for key, (_, rest) in zip(keys, stripped, strict=False):
             if NON_WEIGHT_KEY.search(rest):
                 self.ignored.append(key)
                 continue

@@ -10,7 +10,6 @@ fp8 weights kept in memory are dequantised, updated and re-quantised with a new 
 from __future__ import annotations
 
 import logging
-import re
 
 import torch
 

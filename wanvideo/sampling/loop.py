@@ -34,7 +34,7 @@ from ..video.frame_store import FrameStore
 from .color import match_and_blend_colors
 from .conditioning import FrameSource, check_audio, prepare_clip, prepare_context, same_context
 from .fingerprint import Digest, module_fingerprint
-from .guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, combine, needed_passes
+from .guidance import COND, DROP_AUDIO, DROP_TEXT, combine, needed_passes
 from .masks import ref_target_masks
 from .schedules import FlowSolver
 from .settings import GenerationInterrupted, Progress, SamplerSettings

@@ -49,8 +49,9 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
 
 def encode_segment(frames: np.ndarray, path: str, fps: float) -> int:
     """Write [n, H, W, 3] uint8 frames as one lossless FFV1 segment; returns its size in bytes."""
-    import av
     from fractions import Fraction
+
+    import av
 
     tmp = path + ".tmp"
     n, height, width, _ = frames.shape

@@ -59,7 +59,8 @@ def output_folder(base_dir: str, prefix: str) -> tuple[str, str, str]:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create the folder {folder}: {exc.strerror or exc}; check the filename_prefix and the folder's permissions") from exc
+        raise InputError(f"cannot create the folder {folder}: {exc.strerror or exc}; "
+                         "check the filename_prefix and the folder's permissions") from exc
     return folder, stem, "/".join(subparts)
 
 
