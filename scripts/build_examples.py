@@ -1,4 +1,5 @@
-"""Write the example workflows in `examples/` (UI format for drag-and-drop, API format for scripts).
+"""Write the example workflows: UI format in `example_workflows/` (the folder ComfyUI lists as templates,
+Templates → Custom Nodes; drag-and-drop), API format in `examples/api/` (for scripts, `POST /prompt`).
 
     .venv/bin/python scripts/build_examples.py
 
@@ -19,7 +20,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from testlib import load_pack  # noqa: E402
 from testlib.workflows import all_specs, ui_to_api  # noqa: E402
 
-EXAMPLES = REPO / "examples"
+TEMPLATES = REPO / "example_workflows"  # ComfyUI lists every *.json here as a template
+API_EXAMPLES = REPO / "examples" / "api"  # never a template: ComfyUI reads only top-level *.json of examples/
 
 HF_COMFY = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 HF_KIJAI_FP8 = "https://huggingface.co/Kijai/WanVideo_comfy_fp8_scaled/resolve/main"
@@ -177,10 +179,11 @@ def models_note(files, extra=""):
 def write(name, graph):
     ui = graph.ui(name)
     api = ui_to_api(ui, graph.specs)
-    EXAMPLES.mkdir(exist_ok=True)
-    (EXAMPLES / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
-    (EXAMPLES / f"{name}_api.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote examples/{name}.json and examples/{name}_api.json ({len(ui['nodes'])} nodes)")
+    TEMPLATES.mkdir(exist_ok=True)
+    API_EXAMPLES.mkdir(parents=True, exist_ok=True)
+    (TEMPLATES / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
+    (API_EXAMPLES / f"{name}_api.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote example_workflows/{name}.json and examples/api/{name}_api.json ({len(ui['nodes'])} nodes)")
 
 
 def main():

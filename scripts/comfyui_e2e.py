@@ -18,7 +18,7 @@ requirements installed in it. What it does:
    - `clip_vision/`: a random-weight ViT-H/14 at its real size (632 M parameters, 1.26 GB fp16), which
      ComfyUI's own CLIPVisionLoader loads (`--clip-vision stand-in` skips it, see below).
 3. Starts ComfyUI on 127.0.0.1 with `--cpu`, posts an API workflow built from
-   `examples/infinitetalk_single_speaker_api.json`, adapted to the tiny models:
+   `examples/api/infinitetalk_single_speaker_api.json`, adapted to the tiny models:
    - the umt5 text encoder (CLIPLoader + CLIPTextEncode) is replaced by `InfiniteTalkE2ETinyTextEncode`,
      which returns CONDITIONING in the host's format with the tiny model's width: ComfyUI builds umt5-xxl
      at its full 5.7 B-parameter size whatever file it is given, which a test machine cannot hold;
@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
 PACK_FOLDER = "ComfyUI-WanVideo-InfiniteTalk"
 DOUBLES_FOLDER = "infinitetalk_e2e_test_doubles"
-EXAMPLE = REPO / "examples" / "infinitetalk_single_speaker_api.json"
+EXAMPLE = REPO / "examples" / "api" / "infinitetalk_single_speaker_api.json"
 
 # The tiny run: small enough for a CPU in a few minutes, big enough for several windows.
 TINY_RUN = {"width": 64, "height": 64, "frame_window": 17, "motion_frames": 5, "steps": 2, "speech_seconds": 1.6}

@@ -5,7 +5,7 @@
 Runs by hand next to `scripts/comfyui_e2e.py` (CI has no ComfyUI). In a temporary base directory it
 links the pack into `custom_nodes/`, creates empty placeholder files under the example's model file
 names (models/<folder>/...) and input file names (input/...), loads ComfyUI's nodes and the pack the
-way `main.py` does, and calls `execution.validate_prompt` on each `examples/*_api.json`: node classes,
+way `main.py` does, and calls `execution.validate_prompt` on each `examples/api/*_api.json`: node classes,
 input names, link types, value ranges and combo choices (file lists included) as the server checks
 them on `POST /prompt`. Nothing is executed. Exit status 0 when every example is valid.
 """
@@ -67,7 +67,7 @@ def main(comfy_root: str) -> int:
     ours = sorted(k for k in nodes.NODE_CLASS_MAPPINGS if k.startswith("InfiniteTalk"))
     print(f"ComfyUI nodes loaded; pack nodes: {ours}")
     failures = 0
-    for path in sorted((REPO / "examples").glob("*_api.json")):
+    for path in sorted((REPO / "examples" / "api").glob("*_api.json")):
         prompt = json.loads(path.read_text())
         valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt("validate", prompt, None))
         if valid:

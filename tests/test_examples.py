@@ -13,9 +13,12 @@ from testlib import REPO_ROOT, load_pack
 from testlib.core_nodes import CORE_NODES
 from testlib.workflows import CONTROL_VALUES, all_specs, check_api_workflow, check_ui_workflow, spec_from_core, ui_to_api
 
-EXAMPLES = REPO_ROOT / "examples"
-UI_FILES = sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith("_api.json"))
-API_FILES = sorted(EXAMPLES.glob("*_api.json"))
+TEMPLATES = REPO_ROOT / "example_workflows"
+API_DIR = REPO_ROOT / "examples" / "api"
+UI_FILES = sorted(TEMPLATES.glob("*.json"))
+API_FILES = sorted(API_DIR.glob("*_api.json"))
+# The folders ComfyUI lists templates from (app/custom_node_manager.py): every top-level *.json in each.
+COMFYUI_TEMPLATE_FOLDERS = ("example_workflows", "example", "examples", "workflow", "workflows")
 
 # The four jobs the examples must cover (file stem prefix -> what it shows).
 REQUIRED = {
@@ -59,6 +62,16 @@ def test_the_four_examples_exist_in_both_formats():
     assert stems == api_stems, "every UI example has an API twin and vice versa"
 
 
+def test_comfyui_lists_only_ui_workflows_as_templates():
+    """Templates → Custom Nodes opens every *.json ComfyUI finds: each must be a UI workflow."""
+    listed = [p for folder in COMFYUI_TEMPLATE_FOLDERS for p in sorted((REPO_ROOT / folder).glob("*.json"))]
+    assert sorted(listed) == UI_FILES, "only example_workflows/ holds top-level workflow files"
+    for path in listed:
+        wf = json.loads(path.read_text())
+        # The front end refuses API-format files as templates ("Workflow does not contain a valid version").
+        assert wf.get("version") == 0.4 and isinstance(wf.get("nodes"), list), f"{path.name} is not a UI workflow"
+
+
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
 def test_ui_example_is_valid(path, specs):
     wf = json.loads(path.read_text())
@@ -79,7 +92,7 @@ def test_api_example_is_valid(path, specs):
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
 def test_ui_and_api_examples_describe_the_same_graph(path, specs):
     ui = json.loads(path.read_text())
-    api = json.loads(path.with_name(path.stem + "_api.json").read_text())
+    api = json.loads((API_DIR / f"{path.stem}_api.json").read_text())
     assert ui_to_api(ui, specs) == api
 
 
@@ -112,7 +125,7 @@ def test_note_says_what_to_download_and_where(path, specs):
 
 def test_checker_catches_broken_workflows(specs):
     """The checks above can fail: break a valid example in the ways users' files break."""
-    path = EXAMPLES / "infinitetalk_single_speaker.json"
+    path = TEMPLATES / "infinitetalk_single_speaker.json"
     good = json.loads(path.read_text())
     assert check_ui_workflow(good, specs) == []
 
@@ -144,7 +157,7 @@ def test_checker_catches_broken_workflows(specs):
         node["widgets_values"][index] = widget.max + 1
 
     assert any("above the maximum" in p for p in broken(too_big))
-    api = json.loads((EXAMPLES / "infinitetalk_single_speaker_api.json").read_text())
+    api = json.loads((API_DIR / "infinitetalk_single_speaker_api.json").read_text())
     first = next(iter(api))
     api[first]["inputs"]["no_such_input"] = 1
     assert any("no input named" in p for p in check_api_workflow(api, specs))

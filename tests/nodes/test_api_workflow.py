@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from testlib import MEDIA, REPO_ROOT, comfy_doubles, load_pack
 from testlib.api_runner import PromptError, run_prompt
 
-EXAMPLES = REPO_ROOT / "examples"
+EXAMPLES = REPO_ROOT / "examples" / "api"
 TINY_RUN = {"width": 64, "height": 64, "frame_window": 17, "motion_frames": 5, "steps": 2}
 
 
