@@ -30,6 +30,7 @@ class ForwardState:
     audio_tokens: torch.Tensor | None = None  # [latent frames, speakers*context_tokens, output_dim]
     speakers: int = 0
     token_masks: torch.Tensor | None = None  # [3, tokens per latent frame] 0/1 (two speakers only)
+    face_tokens: torch.Tensor | None = None  # WanAnimate: [B, latent frames, K, dim] face tokens per latent frame
 
 
 class SelfAttention(nn.Module):

@@ -70,7 +70,30 @@ TINY = dict(
     audio_channels=32,
 )
 
-PRESETS = {"wan2.1-i2v-14b": WAN21_I2V_14B, "tiny": TINY}
+# WanAnimate (Wan2.2-Animate-14B): the same Wan2.1 blocks plus the pose embedding and the face path.
+# LIA motion-encoder channels per feature-map size (the released model's table).
+LIA_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+ANIMATE_DEFAULTS = {
+    "motion_encoder_dim": 512,  # width of the LIA motion vector (rows of its Direction matrix)
+    "face_encoder_width": 1024,  # FaceEncoder's hard-coded conv width
+    "face_encoder_num_heads": 4,  # FaceEncoder's token streams per frame (hard-coded 4 in the reference)
+    "motion_encoder": {"size": 512, "style_dim": 512, "motion_dim": 20, "channels": dict(LIA_CHANNELS)},
+    "face_block_every": 5,  # a face cross-attention block after blocks 0, 5, 10, ...
+    "use_img_emb": True,
+    "use_context_parallel": False,  # the reference's sequence-parallel switch; accepted, not used here
+}
+WAN22_ANIMATE_14B = dict(DEFAULTS, model_type="animate", audio_adapter=False, **ANIMATE_DEFAULTS)
+
+# Tiny WanAnimate config (the fixture animate_a's sizes): for tests, demos and the CLI's default.
+TINY_ANIMATE = dict(
+    WAN22_ANIMATE_14B,
+    text_len=16, dim=64, ffn_dim=128, freq_dim=32, text_dim=32, num_heads=4, num_layers=5, clip_dim=32,
+    face_encoder_width=8,
+    motion_encoder={"size": 32, "style_dim": 16, "motion_dim": 20, "channels": {32: 8, 16: 12, 8: 16, 4: 16}},
+)
+
+PRESETS = {"wan2.1-i2v-14b": WAN21_I2V_14B, "tiny": TINY, "wan2.2-animate-14b": WAN22_ANIMATE_14B,
+           "tiny-animate": TINY_ANIMATE}
 
 # The number of CLIP image tokens Wan's image cross-attention expects (hard-coded in the reference).
 CLIP_TOKENS = 257
@@ -93,15 +116,21 @@ def tiny_config(**overrides) -> dict:
     return normalize_config(cfg)
 
 
+def is_animate(config: dict) -> bool:
+    return isinstance(config, dict) and config.get("model_type") == "animate"
+
+
 def normalize_config(config: dict) -> dict:
     """Fill defaults, check values, return a new dict with tuples where the reference uses them."""
     if not isinstance(config, dict):
         raise InputError(f"model config must be a dict, got {type(config).__name__}")
-    unknown = set(config) - set(DEFAULTS) - IGNORED_KEYS
+    defaults = WAN22_ANIMATE_14B if is_animate(config) else DEFAULTS
+    unknown = set(config) - set(defaults) - IGNORED_KEYS
     if unknown:
-        raise InputError(f"unknown model config keys {sorted(unknown)}; known keys: {sorted(DEFAULTS)}")
-    cfg = dict(DEFAULTS)
-    cfg.update({k: v for k, v in config.items() if k not in IGNORED_KEYS})
+        hint = " (those are WanAnimate sizes: set model_type='animate')" if unknown & set(ANIMATE_DEFAULTS) else ""
+        raise InputError(f"unknown model config keys {sorted(unknown)}{hint}; known keys: {sorted(defaults)}")
+    cfg = copy.deepcopy(defaults)
+    cfg.update({k: copy.deepcopy(v) for k, v in config.items() if k not in IGNORED_KEYS})
     cfg["patch_size"] = tuple(int(p) for p in cfg["patch_size"])
     cfg["window_size"] = tuple(int(w) for w in cfg["window_size"])
     for key in ("text_len", "in_dim", "dim", "ffn_dim", "freq_dim", "text_dim", "out_dim", "num_heads",
@@ -113,8 +142,13 @@ def normalize_config(config: dict) -> dict:
     cfg["eps"] = float(cfg["eps"])
     for key in ("qk_norm", "cross_attn_norm", "norm_input_visual", "norm_output_audio", "audio_adapter"):
         cfg[key] = bool(cfg[key])
-    if cfg["model_type"] != "i2v":
-        raise InputError(f"model_type {cfg['model_type']!r}: InfiniteTalk needs the Wan2.1 image-to-video (i2v) model")
+    if cfg["model_type"] == "animate":
+        _normalize_animate(cfg)
+    elif cfg["model_type"] != "i2v":
+        raise InputError(
+            f"model_type {cfg['model_type']!r}: InfiniteTalk needs the Wan2.1 image-to-video model ('i2v'); "
+            "WanAnimate is 'animate'"
+        )
     if cfg["window_size"] != (-1, -1):
         raise InputError("window_size other than (-1, -1) (local attention) is not supported; Wan2.1 uses global attention")
     if len(cfg["patch_size"]) != 3:
@@ -131,6 +165,40 @@ def normalize_config(config: dict) -> dict:
     return cfg
 
 
+def _normalize_animate(cfg: dict) -> None:
+    """WanAnimate's extra sizes: positive ints, a power-of-two face size with a channel for every LIA level."""
+    if cfg["audio_adapter"]:
+        raise InputError("WanAnimate has no InfiniteTalk audio adapter: audio_adapter must be False for model_type 'animate'")
+    for key in ("motion_encoder_dim", "face_encoder_width", "face_encoder_num_heads", "face_block_every"):
+        cfg[key] = int(cfg[key])
+        if cfg[key] <= 0:
+            raise InputError(f"model config {key} must be positive, got {cfg[key]}")
+    if not cfg["use_img_emb"]:
+        raise InputError("use_img_emb=False (no CLIP image branch) is not supported: Wan2.2-Animate uses the CLIP image")
+    cfg["use_img_emb"] = True
+    cfg["use_context_parallel"] = bool(cfg["use_context_parallel"])
+    given = dict(cfg["motion_encoder"] or {})
+    unknown = set(given) - {"size", "style_dim", "motion_dim", "channels"}
+    if unknown:
+        raise InputError(f"unknown motion_encoder keys {sorted(unknown)}; known: size, style_dim, motion_dim, channels")
+    motion = dict(ANIMATE_DEFAULTS["motion_encoder"])
+    motion.update(given)
+    channels = dict(LIA_CHANNELS)
+    channels.update({int(k): int(v) for k, v in (given.get("channels") or {}).items()})
+    size = int(motion["size"])
+    if size < 4 or size & (size - 1):
+        raise InputError(f"motion_encoder size (face crop size) must be a power of two >= 4, got {size}")
+    levels = [size >> i for i in range(size.bit_length()) if size >> i >= 4]
+    missing = [s for s in levels if s not in channels]
+    if missing:
+        raise InputError(f"motion_encoder channels has no entry for feature-map sizes {missing}")
+    motion["size"] = size
+    motion["style_dim"] = int(motion["style_dim"])
+    motion["motion_dim"] = int(motion["motion_dim"])
+    motion["channels"] = {s: channels[s] for s in levels}
+    cfg["motion_encoder"] = motion
+
+
 def config_from_reference(reference: dict | str) -> dict:
     """Config from a reference fixture's `config` metadata (JSON or dict).
 
@@ -142,6 +210,12 @@ def config_from_reference(reference: dict | str) -> dict:
     cfg = dict(reference.get("model_kwargs", reference))
     if "clip_dim" in reference:
         cfg["clip_dim"] = reference["clip_dim"]
+    if "motion_encoder" in reference or "motion_encoder_dim" in cfg:  # a WanAnimate fixture
+        cfg["model_type"] = "animate"
+        cfg["audio_adapter"] = False
+        for key in ("face_encoder_width", "face_encoder_num_heads", "motion_encoder"):
+            if key in reference:
+                cfg[key] = reference[key]
     audio = reference.get("audio_proj") or {}
     if "blocks" in audio:
         cfg["audio_layers"] = audio["blocks"]

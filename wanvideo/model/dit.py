@@ -16,7 +16,7 @@ from ..errors import InputError
 from .attention import check_backend
 from .audio_adapter import AudioProjModel, audio_tokens_per_frame, token_masks_from
 from .blocks import AttentionBlock, ForwardState, Head, MLPProj
-from .config import audio_frames_for, normalize_config
+from .config import audio_frames_for, is_animate, normalize_config
 from .layers import Conv3d, Linear
 from .rope import grid_cos_sin
 
@@ -76,6 +76,11 @@ class WanInfiniteTalkModel(nn.Module):
 
     # ----- input checks -------------------------------------------------------------------------------
     def _check_inputs(self, x, t, context, clip_fea, y, audio, ref_target_masks):
+        self._check_video_inputs(x, t, context, clip_fea, y)
+        self._check_audio(x, audio, ref_target_masks)
+
+    def _check_video_inputs(self, x, t, context, clip_fea, y):
+        """Checks shared by every model variant: latents, y, text, CLIP tokens, timesteps."""
         cfg = self.config
         if x.dim() != 5:
             raise InputError(f"x must be [batch, channels, frames, height, width], got shape {tuple(x.shape)}")
@@ -102,6 +107,10 @@ class WanInfiniteTalkModel(nn.Module):
             raise InputError(f"clip_fea must be [batch, 257, {cfg['clip_dim']}], got {tuple(clip_fea.shape)}")
         if t.dim() > 1 or (t.dim() == 1 and t.shape[0] not in (1, b)):
             raise InputError(f"t must be a scalar or [batch] timesteps, got shape {tuple(t.shape)}")
+
+    def _check_audio(self, x, audio, ref_target_masks):
+        cfg = self.config
+        pf = cfg["patch_size"][0]
         if audio is None:
             return
         if not cfg["audio_adapter"]:
@@ -135,14 +144,25 @@ class WanInfiniteTalkModel(nn.Module):
         (speaker 1, speaker 2, background; used with two speakers). Returns [B,16,F,H,W] float32."""
         t = torch.as_tensor(t)
         self._check_inputs(x, t, context, clip_fea, y, audio, ref_target_masks)
-        cfg, dev, dt = self.config, self.main_device, self.compute_dtype
-        b = x.shape[0]
-
-        xy = torch.cat([x.to(dev, dt), y.to(dev, dt).expand(b, -1, -1, -1, -1)], dim=1)
-        h = self.patch_embedding(xy)
-        grid = tuple(h.shape[2:])
+        h = self._patch_embed(x, y)
+        state, e, e0 = self._prepare(h, t, context, clip_fea)
         h = h.flatten(2).transpose(1, 2)
+        if audio is not None:
+            self._prepare_audio(state, audio, ref_target_masks)
+        return self._run_blocks(h, e, e0, state)
 
+    # ----- the steps of a forward, shared with the WanAnimate model -----------------------------------
+    def _patch_embed(self, x, y) -> torch.Tensor:
+        """[B, dim, F, H/2, W/2] patch embedding of x and y concatenated on channels."""
+        b = x.shape[0]
+        dev, dt = self.main_device, self.compute_dtype
+        return self.patch_embedding(torch.cat([x.to(dev, dt), y.to(dev, dt).expand(b, -1, -1, -1, -1)], dim=1))
+
+    def _prepare(self, h, t, context, clip_fea):
+        """(ForwardState, time embedding e [B, dim], block modulation e0 [B, 6, dim]) for patch tokens h [B, dim, f, h, w]."""
+        cfg, dev, dt = self.config, self.main_device, self.compute_dtype
+        b = h.shape[0]
+        grid = tuple(h.shape[2:])
         t = t.to(dev).reshape(-1).expand(b)
         e = self.time_embedding(sinusoidal_embedding(cfg["freq_dim"], t))
         e0 = self.time_projection(e).unflatten(1, (6, cfg["dim"]))
@@ -156,25 +176,33 @@ class WanInfiniteTalkModel(nn.Module):
         cos, sin = grid_cos_sin(grid, cfg["dim"] // cfg["num_heads"], dev)
         state = ForwardState(grid=grid, rope_cos=cos, rope_sin=sin, context=ctx, context_img=ctx_img,
                              backend=self.attention_backend)
-        if audio is not None:
-            projected = self.audio_proj(audio.to(dev, dt))
-            state.audio_tokens = audio_tokens_per_frame(projected)
-            state.speakers = audio.shape[0]
-            if state.speakers == 2:
-                state.token_masks = token_masks_from(ref_target_masks.to(dev), grid)
-                sizes = state.token_masks.sum(dim=1)
-                for i in (0, 1):
-                    if sizes[i] == 0:
-                        raise InputError(
-                            f"speaker {i + 1}'s mask covers no token at latent resolution: draw a larger box/mask"
-                        )
+        return state, e, e0
 
+    def _prepare_audio(self, state, audio, ref_target_masks) -> None:
+        projected = self.audio_proj(audio.to(self.main_device, self.compute_dtype))
+        state.audio_tokens = audio_tokens_per_frame(projected)
+        state.speakers = audio.shape[0]
+        if state.speakers == 2:
+            state.token_masks = token_masks_from(ref_target_masks.to(self.main_device), state.grid)
+            sizes = state.token_masks.sum(dim=1)
+            for i in (0, 1):
+                if sizes[i] == 0:
+                    raise InputError(
+                        f"speaker {i + 1}'s mask covers no token at latent resolution: draw a larger box/mask"
+                    )
+
+    def _run_blocks(self, h, e, e0, state) -> torch.Tensor:
+        """The transformer blocks (with `_after_block` after each), the head and unpatchify -> [B, c, F, H, W]."""
         for i, block in enumerate(self.blocks):
             with self.block_swap.use(i) if self.block_swap is not None else contextlib.nullcontext():
                 h = block(h, e0, state)
-
+            h = self._after_block(i, h, state)
         out = self.head(h, e)
-        return self.unpatchify(out, grid)
+        return self.unpatchify(out, state.grid)
+
+    def _after_block(self, index: int, h: torch.Tensor, state) -> torch.Tensor:
+        """Hook for model variants (WanAnimate adds its face blocks here)."""
+        return h
 
     def unpatchify(self, x: torch.Tensor, grid) -> torch.Tensor:
         """[B, L, p*q*r*c] (c fastest) -> [B, c, F*p, H*q, W*r] float32."""
@@ -193,9 +221,13 @@ class WanInfiniteTalkModel(nn.Module):
 def build_model(config: dict, dtype=torch.float32, device="cpu") -> WanInfiniteTalkModel:
     """A model with freshly initialised (random) weights built directly on `device` in `dtype`.
 
-    `config` uses the reference constructor names (see wanvideo.model.config); use
-    `load_model` for real checkpoints.
+    `config` uses the reference constructor names (see wanvideo.model.config); `model_type` 'i2v' (default) gives
+    the Wan2.1 I2V (+ InfiniteTalk) model, 'animate' the WanAnimate model. Use `load_model` for real checkpoints.
     """
+    if is_animate(config):
+        from .animate_dit import WanAnimateModel
+
+        return WanAnimateModel(config, dtype=dtype, device=device)
     return WanInfiniteTalkModel(config, dtype=dtype, device=device)
 
 
