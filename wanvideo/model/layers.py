@@ -1,15 +1,18 @@
 """Basic layers with the reference's numerics.
 
 `Linear` computes in its input's dtype whatever its stored weight dtype is, so the
-same module serves bf16/fp16/fp32 weights and fp8 weights kept in memory (with an
-optional per-tensor `weight_scale`, dequantised on the fly), and float32 steps of
-the reference (time embedding, head) can run on bf16 weights.
+same module serves bf16/fp16/fp32 weights, fp8 weights kept in memory (with an
+optional per-tensor `weight_scale`, dequantised on the fly), block-quantised GGUF
+weights kept packed (`weight_format`, see quantized.py), and float32 steps of the
+reference (time embedding, head) can run on bf16 weights.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .quantized import unpacked_weight
 
 
 class Linear(nn.Linear):
@@ -19,8 +22,12 @@ class Linear(nn.Linear):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         # Per-tensor (or per-output-row) scale of a scaled-fp8 weight; not part of the native state dict.
         self.register_buffer("weight_scale", None, persistent=False)
+        # A quantized.PackedFormat when `weight` holds packed GGUF blocks (uint8), dequantised per call.
+        self.weight_format = None
 
     def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        if self.weight_format is not None:
+            return unpacked_weight(self, dtype)
         w = self.weight
         if w.dtype != dtype:
             w = w.to(dtype)
