@@ -171,8 +171,11 @@ class FfmpegWriter:
         if self.width % 2 or self.height % 2:
             # yuv420p needs even sizes; one black row/column is added rather than a pixel cut.
             filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2")
-        # BT.709 conversion and matching tags: what browsers assume for HD, so colours do not shift.
+        # BT.709 conversion and matching tags: what browsers assume for HD, so colours do not shift. The frames'
+        # own colour properties decide the stream's tags (the -color_* output options alone leave primaries and
+        # transfer "unknown" with this ffmpeg), so setparams stamps all four on every frame.
         filters.append("scale=out_color_matrix=bt709:out_range=tv")
+        filters.append("setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709")
         return ",".join(filters)
 
     def _codec_args(self) -> list[str]:
