@@ -45,6 +45,30 @@ def reference_timesteps(steps: int, shift: float) -> torch.Tensor:
     return timestep_transform(raw, shift, NUM_TRAIN_TIMESTEPS)
 
 
+def wan22_schedule(kind: str, steps: int, shift: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int64 timesteps [steps], float32 sigmas [steps + 1] ending in 0) of Wan2.2's WanAnimate loop.
+
+    UniPC: the official FlowUniPCMultistepScheduler's schedule, linspace(0.999, 0, steps + 1)[:-1] shifted;
+    DPM++ (and Euler here): `get_sampling_sigmas`, linspace(1, 0, steps + 1)[:-1] shifted. Computed in float64 as
+    numpy does there; the model gets sigma * 1000 truncated to an integer, the solver the float32 sigmas.
+    """
+    kind = normalize_scheduler(kind)
+    steps = int(steps)
+    if steps < 1:
+        raise InputError(f"steps must be at least 1, got {steps}")
+    if not (shift > 0 and math.isfinite(shift)):
+        raise InputError(f"shift must be a positive number, got {shift}")
+    if kind == "unipc":
+        # the scheduler's training sigmas run from 1 - 1/1000 (held as float32) down to 0
+        top = float(np.float32(1.0 - 1.0 / NUM_TRAIN_TIMESTEPS))
+        sigmas = np.linspace(top, 0.0, steps + 1)[:-1]
+    else:
+        sigmas = np.linspace(1.0, 0.0, steps + 1)[:steps]
+    sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+    timesteps = torch.from_numpy(sigmas * NUM_TRAIN_TIMESTEPS).to(torch.int64)
+    return timesteps, torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
+
+
 class FlowSolver:
     """Walks one window's latent down a timestep schedule, one model velocity per step.
 
@@ -53,13 +77,25 @@ class FlowSolver:
     A fresh solver is made per window (multistep solvers keep history).
     """
 
-    def __init__(self, kind: str, steps: int, shift: float):
+    def __init__(self, kind: str, steps: int, shift: float, schedule: str = "infinitetalk"):
+        """schedule: 'infinitetalk' (the InfiniteTalk loop's float timesteps, default) or 'wan22' (the WanAnimate
+        loop's: integer model timesteps, the official solver's own sigmas; see `wan22_schedule`)."""
         kind = normalize_scheduler(kind)
         self.kind = kind
-        self.timesteps_full = reference_timesteps(steps, shift)
-        self.timesteps = self.timesteps_full[:-1]
         self.num_steps = int(steps)
         self._scheduler = None
+        if schedule == "wan22":
+            self.timesteps, sigmas = wan22_schedule(kind, steps, shift)
+            self.timesteps_full = sigmas * NUM_TRAIN_TIMESTEPS
+            if kind == "euler":
+                self._dt = [sigmas[i:i + 1] - sigmas[i + 1:i + 2] for i in range(self.num_steps)]
+            else:
+                self._scheduler = _diffusers_scheduler(kind, sigmas, self.timesteps, nudge_top=False)
+            return
+        if schedule != "infinitetalk":
+            raise InputError(f"unknown schedule {schedule!r}; 'infinitetalk' or 'wan22'")
+        self.timesteps_full = reference_timesteps(steps, shift)
+        self.timesteps = self.timesteps_full[:-1]
         if kind == "euler":
             # Per-step dt exactly as the reference computes it (float32 difference, then / 1000).
             self._dt = [
@@ -86,14 +122,18 @@ def normalize_scheduler(kind: str) -> str:
     return aliases[name]
 
 
-def _diffusers_scheduler(kind: str, sigmas_full: torch.Tensor):
-    """A diffusers multistep scheduler in flow-matching mode set to exactly our sigmas."""
+def _diffusers_scheduler(kind: str, sigmas_full: torch.Tensor, timesteps=None, nudge_top: bool = True):
+    """A diffusers multistep scheduler in flow-matching mode set to exactly our sigmas.
+
+    With Wan2.2's sigmas and `nudge_top=False` its steps equal the official Flow UniPC / DPM++ schedulers' bit for
+    bit (shared/fixtures animate_sampler)."""
     from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
     sigmas = sigmas_full.double().numpy().copy()
-    # sigma = 1 exactly makes log(alpha) = -inf inside the multistep updates; diffusers' own
-    # flow schedule nudges it by 1e-6 for that reason, we do the same for both solvers.
-    sigmas[0] = min(sigmas[0], 1.0 - 1e-6)
+    if nudge_top:
+        # sigma = 1 exactly makes log(alpha) = -inf inside the multistep updates; diffusers' own
+        # flow schedule nudges it by 1e-6 for that reason, we do the same for both solvers.
+        sigmas[0] = min(sigmas[0], 1.0 - 1e-6)
     common = dict(
         num_train_timesteps=NUM_TRAIN_TIMESTEPS,
         solver_order=2,
@@ -111,6 +151,9 @@ def _diffusers_scheduler(kind: str, sigmas_full: torch.Tensor):
     sched.set_timesteps(steps)
     # Replace diffusers' own flow schedule by ours (same length, same terminal 0).
     sched.sigmas = torch.from_numpy(sigmas.astype(np.float32))
-    sched.timesteps = torch.from_numpy((sigmas[:-1] * NUM_TRAIN_TIMESTEPS).astype(np.float32))
+    if timesteps is not None:
+        sched.timesteps = timesteps.clone()
+    else:
+        sched.timesteps = torch.from_numpy((sigmas[:-1] * NUM_TRAIN_TIMESTEPS).astype(np.float32))
     sched.set_begin_index(0)
     return sched
