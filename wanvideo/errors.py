@@ -15,3 +15,15 @@ class ModelFileError(InputError):
 
 class EncoderError(WanVideoError, RuntimeError):
     """Writing a video failed; the message names every file that was kept."""
+
+
+class OutputError(WanVideoError):
+    """A file could not be written for a reason outside the pack (disk full, read-only folder, permission)."""
+
+
+class NonFiniteError(WanVideoError, RuntimeError):
+    """NaN or infinite numbers where real ones must be (weights, embeddings, latents, frames); says the likely cause."""
+
+
+class RunInProgressError(WanVideoError, RuntimeError):
+    """Another run is already working in the same work folder."""

@@ -10,7 +10,7 @@ import torch
 from video_testutils import listing, moving_frames, probe, tone
 
 from wanvideo.errors import EncoderError, InputError
-from wanvideo.video import EncodingInterrupted, formats, write_video
+from wanvideo.video import EncodingInterrupted, encode_video, formats, write_video
 
 FPS = 25
 
@@ -116,25 +116,37 @@ def test_mux_failure_keeps_silent_video_and_wav_and_names_both(tmp_path, monkeyp
     assert probe(wav).audio_duration == pytest.approx(1.0, abs=1e-3)
 
 
-def test_encoder_crash_mid_way_keeps_what_exists_and_the_audio(tmp_path):
+def _ffmpeg_killer(at_frame):
     me = psutil.Process()
 
     def kill_ffmpeg(done, total):
-        if done == 10:
+        if done == at_frame:
             for child in me.children():
                 if "ffmpeg" in child.name():
                     child.kill()
+    return kill_ffmpeg
 
-    frames = moving_frames(200, h=96, w=128)
+
+def test_encoder_crash_mid_way_on_a_stream_keeps_the_audio_and_no_broken_video(tmp_path):
+    """A one-shot stream cannot be encoded again: a clear error, the audio kept, no unplayable file."""
+    frames = iter(moving_frames(200, h=96, w=128))
     with pytest.raises(EncoderError) as err:
-        write_video(frames, tmp_path / "k.mp4", FPS, tone(8.0), 16000, progress=kill_ffmpeg)
+        write_video(frames, tmp_path / "k.mp4", FPS, tone(8.0), 16000, progress=_ffmpeg_killer(10))
     message = str(err.value)
     assert "ffmpeg stopped while receiving frame" in message
     wav = str(tmp_path / "k.wav")
     assert wav in message and os.path.isfile(wav)  # the audio is never lost
-    # Whatever ffmpeg had written stays (an unfinished MP4 is not playable, but it is not deleted either).
-    if os.path.exists(tmp_path / "k.mp4"):
-        assert str(tmp_path / "k.mp4") in message
+    assert listing(tmp_path) == {"k.wav"}  # the unfinished MP4 was a temporary: nothing half-written is left
+
+
+def test_encoder_crash_mid_way_falls_back_to_the_next_writer(tmp_path):
+    """Frames that can be read again are encoded again with the next writer; the note says why."""
+    result = encode_video(moving_frames(60, h=96, w=128), tmp_path / "k.mp4", FPS, tone(8.0), 16000,
+                          progress=_ffmpeg_killer(10))
+    assert result.writer != "ffmpeg" and any("ffmpeg writer failed" in n for n in result.notes)
+    p = probe(result.path)
+    assert p.frames == 60 and p.audio_codec == "aac" and result.has_audio
+    assert listing(tmp_path) == {"k.mp4"}
 
 
 def test_interrupt_keeps_a_playable_file_of_the_frames_so_far(tmp_path):

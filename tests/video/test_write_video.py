@@ -161,7 +161,8 @@ def test_temp_file_mode_for_hosts_without_inherited_pipes(tmp_path):
 def test_float_frames_are_rounded_and_saturated(make):
     from wanvideo.video.frames import FrameSource
 
-    values = [-0.1, 0.0, 0.2, 0.5, 1.0, 1.7]
+    # small overshoots (resampling, rounding) are clipped; far-off ranges are detected (tests/reliability)
+    values = [-0.03, 0.0, 0.2, 0.5, 1.0, 1.04]
     frame = np.array(values * 6, np.float32).reshape(1, 6, 6, 1).repeat(3, axis=-1)
     out = next(FrameSource(make(frame)).frames())
     assert out.dtype == np.uint8 and out.shape == (6, 6, 3) and out.flags.c_contiguous

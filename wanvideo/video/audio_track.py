@@ -16,6 +16,9 @@ from ..errors import InputError
 
 log = logging.getLogger("wanvideo.video")
 
+MIN_SAMPLE_RATE = 1000  # below this there is no speech to hear, and encoders refuse or drop the track
+MAX_SAMPLE_RATE = 768000
+
 
 def _as_numpy(audio) -> np.ndarray:
     if type(audio).__module__.startswith("torch"):
@@ -51,6 +54,9 @@ def prepare_audio(audio, sample_rate) -> tuple[np.ndarray, int]:
         raise InputError(f"audio sample_rate must be a number of samples per second, got {sample_rate!r}") from None
     if not np.isfinite(rate) or rate <= 0:
         raise InputError(f"audio sample_rate must be positive, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InputError(f"audio sample_rate {sample_rate!r} Hz is outside the supported {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz "
+                         "(speech is usually 16000, 44100 or 48000 Hz): check the node or file that gives the audio")
     if abs(rate - round(rate)) > 1e-6:
         log.info("audio sample rate %.3f Hz rounded to %d Hz", rate, round(rate))
     rate = int(round(rate))
@@ -131,12 +137,18 @@ class AudioTrack:
 
     def write_wav(self, path: str, frames: int | None = None) -> str:
         """A 16-bit PCM WAV of the track (fitted to `frames` when given): what a failed mux leaves beside the video."""
+        import io
+
+        from ..outputs import write_bytes
+
         total = self.samples_for(frames) if frames is not None else self.data.shape[1]
         pcm = np.clip(self.chunk(0, total), -1.0, 1.0)
         pcm = np.round(pcm.T * 32767.0).astype("<i2")
-        with wave.open(path, "wb") as out:
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as out:
             out.setnchannels(self.channels)
             out.setsampwidth(2)
             out.setframerate(self.sample_rate)
             out.writeframes(pcm.tobytes())
+        write_bytes(path, buffer.getvalue())  # atomic: never a 0-byte or half WAV
         return path

@@ -29,6 +29,94 @@ from .metadata import ffmetadata
 log = logging.getLogger("wanvideo.video")
 
 _F_SETPIPE_SZ = 1031  # Linux fcntl: grow a pipe's buffer (fewer wake-ups per 1 MB frame)
+TIMEOUT_ENV = "WANVIDEO_FFMPEG_TIMEOUT"
+DEFAULT_TIMEOUT = 120.0  # seconds without any sign of life while we wait for ffmpeg
+
+
+def stall_timeout() -> float:
+    """Seconds an ffmpeg may show no progress while we wait on it (WANVIDEO_FFMPEG_TIMEOUT, default 120)."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        log.warning("%s=%r is not a number of seconds; using %g", TIMEOUT_ENV, text, DEFAULT_TIMEOUT)
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """CPU time a process has used (Linux /proc), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class _Watchdog(threading.Thread):
+    """Kills an ffmpeg that shows no sign of life for `timeout` seconds while we wait on it.
+
+    Signs of life: bytes it accepted from us, growth of its output file, CPU time it used. Waiting
+    for frames from the sampler does not count: the clock runs only inside `busy()` sections.
+    """
+
+    def __init__(self, proc, output: str, timeout: float):
+        super().__init__(name="wanvideo-ffmpeg-watchdog", daemon=True)
+        self._proc, self._output, self.timeout = proc, output, timeout
+        self._busy = 0
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self.bytes_in = 0
+        self.fired = False
+
+    def busy(self):
+        watchdog = self
+
+        class _Busy:
+            def __enter__(self):
+                with watchdog._lock:
+                    watchdog._busy += 1
+
+            def __exit__(self, *exc):
+                with watchdog._lock:
+                    watchdog._busy -= 1
+
+        return _Busy()
+
+    def _signs(self):
+        try:
+            size = os.path.getsize(self._output)
+        except OSError:
+            size = -1
+        return self.bytes_in, size, _cpu_ticks(self._proc.pid)
+
+    def run(self) -> None:
+        import time
+
+        tick = min(1.0, self.timeout / 4)
+        last_signs, last_change = None, time.monotonic()
+        while not self._stop_event.wait(tick):
+            if self._proc.poll() is not None:
+                return
+            signs = self._signs()
+            now = time.monotonic()
+            if signs != last_signs or not self._busy:
+                last_signs, last_change = signs, now
+                continue
+            if now - last_change > self.timeout:
+                self.fired = True
+                log.warning("ffmpeg showed no progress for %.0f s: stopping it", self.timeout)
+                try:
+                    self._proc.kill()
+                except OSError:
+                    pass
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
 
 
 def _write_all(fd: int, data) -> None:
@@ -93,7 +181,7 @@ class _AudioFeeder(threading.Thread):
                     self.samples_written = target
                 if done:
                     return
-        except OSError as exc:  # ffmpeg went away: the main thread reports why
+        except BaseException as exc:  # noqa: BLE001 - ffmpeg went away, or a bug: the main thread reports it
             self.error = exc
         finally:
             os.close(self._fd)
@@ -164,6 +252,7 @@ class FfmpegWriter:
         self._audio_feeder: _AudioFeeder | None = None
         self._stderr: _StderrTail | None = None
         self._temp_files: list[str] = []
+        self._watchdog: _Watchdog | None = None
 
     # -- command line -----------------------------------------------------------------
     def _video_filters(self) -> str:
@@ -260,6 +349,8 @@ class FfmpegWriter:
             os.close(fd)  # the child holds them now; ours would keep the pipes from ever reporting EOF/EPIPE
         self._stdin_fd = self._proc.stdin.fileno()
         _grow_pipe(self._stdin_fd)
+        self._watchdog = _Watchdog(self._proc, self.path, stall_timeout())
+        self._watchdog.start()
         self._stderr = _StderrTail(self._proc.stderr)
         self._stderr.start()
         if audio_w is not None:
@@ -292,11 +383,17 @@ class FfmpegWriter:
 
     def write(self, frame: np.ndarray) -> None:
         try:
-            _write_all(self._stdin_fd, frame)
-        except OSError as exc:  # BrokenPipe: ffmpeg stopped; say why
-            self._proc.wait()
+            with self._watchdog.busy():
+                _write_all(self._stdin_fd, frame)
+        except OSError as exc:  # BrokenPipe: ffmpeg stopped (or the watchdog stopped it); say why
+            with self._watchdog.busy():
+                self._proc.wait()
             self._join_threads()
+            feeder_error = self._audio_feeder.error if self._audio_feeder is not None else None
+            if feeder_error is not None and not isinstance(feeder_error, OSError):
+                raise feeder_error from exc  # the audio thread's own failure is the real cause
             raise EncoderError(self._failure_text(f"ffmpeg stopped while receiving frame {self.frames_written + 1}")) from exc
+        self._watchdog.bytes_in += frame.nbytes
         self.frames_written += 1
         if self._audio_feeder is not None:
             self._audio_feeder.advance(self.frames_written)
@@ -309,12 +406,16 @@ class FfmpegWriter:
             self._proc.stdin.close()
         except OSError:
             pass
-        code = self._proc.wait()
+        with self._watchdog.busy():
+            code = self._proc.wait()
         self._join_threads()
         if code != 0:
             raise EncoderError(self._failure_text(f"ffmpeg failed (exit code {code})"))
-        if self._audio_feeder is not None and self._audio_feeder.error is not None:
-            raise EncoderError(self._failure_text(f"ffmpeg did not take all the audio ({self._audio_feeder.error})"))
+        error = self._audio_feeder.error if self._audio_feeder is not None else None
+        if isinstance(error, OSError):
+            raise EncoderError(self._failure_text(f"ffmpeg did not take all the audio ({error})"))
+        if error is not None:
+            raise error  # a bug in the feeder: surfaced as the run's error, with its traceback
 
     def abort(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -329,8 +430,13 @@ class FfmpegWriter:
             self._audio_feeder.finish(self.frames_written)  # wake it if it waits for frames that never come
         for thread in ([self._audio_feeder] if self._audio_feeder else []) + self._feeders + ([self._stderr] if self._stderr else []):
             thread.join(timeout=30)
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self._remove_temp_files()
 
     def _failure_text(self, what: str) -> str:
+        if self._watchdog is not None and self._watchdog.fired:
+            what = (f"ffmpeg ({self.ffmpeg}) showed no progress for {self._watchdog.timeout:g} s and was stopped "
+                    f"({what}); set {TIMEOUT_ENV} to wait longer, or WANVIDEO_FFMPEG to another ffmpeg")
         tail = self._stderr.text() if self._stderr is not None else ""
         return f"{what}: {tail}" if tail else what

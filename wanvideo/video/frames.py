@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, NonFiniteError
 
 log = logging.getLogger("wanvideo.video")
 
@@ -56,19 +56,81 @@ def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
     return tmp.astype(np.uint8)
 
 
-def _to_uint8_numpy(block):
+_TOLERANCE = 0.05  # float frames may overshoot their range this much (rounding, resampling) and are clipped
+_RANGES = {"0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0), "0..255": (0.0, 255.0)}
+
+
+class FloatRange:
+    """Which range float frames use, decided on the first float frames seen and kept for the rest.
+
+    0..1 is ComfyUI's IMAGE convention. 0..255 (a uint8 image cast to float) and -1..1 (a VAE's raw
+    output) are common mistakes that would otherwise turn white or lose every dark tone: they are
+    converted, with a warning. NaN/Inf, or values that fit none of these, are refused (never written black).
+    """
+
+    def __init__(self):
+        self.mode: str | None = None
+        self._clip_warned = False
+
+    def decide(self, low: float, high: float, first_index: int) -> str:
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise NonFiniteError(
+                f"frame {first_index} (or one of the frames after it in the same batch) contains NaN or infinite "
+                "values: the node that made the frames failed (e.g. a model file with damaged weights, or fp16 "
+                "overflow: try bf16). Refusing to write them (they would come out black)"
+            )
+        tol = _TOLERANCE
+        if self.mode is None:
+            if low >= -tol and high <= 1.0 + tol:
+                self.mode = "0..1"
+            elif low >= -1.0 - tol and high <= 1.0 + tol:
+                self.mode = "-1..1"
+                log.warning("float frames range from %.3g to %.3g: read as -1..1 (a VAE's raw output) and converted "
+                            "to 0..1; give 0..1 frames to silence this warning", low, high)
+            elif low >= -tol and high <= 255.0 + tol:
+                self.mode = "0..255"
+                log.warning("float frames range from %.3g to %.3g: read as 0..255 and converted to 0..1; give 0..1 "
+                            "frames (or uint8) to silence this warning", low, high)
+            else:
+                raise InputError(f"float frames range from {low:.4g} to {high:.4g}: expected 0..1 (ComfyUI images; "
+                                 "0..255 and -1..1 are understood too); rescale them first")
+            return self.mode
+        lo, hi = _RANGES[self.mode]
+        span = hi - lo
+        if low < lo - 2 * span or high > hi + 2 * span:
+            raise InputError(f"frame {first_index}: float values {low:.4g}..{high:.4g} do not fit the {self.mode} range "
+                             "of the frames before it; all frames of a video must use one range")
+        if (low < lo - tol * span or high > hi + tol * span) and not self._clip_warned:
+            self._clip_warned = True
+            log.warning("frame %d: float values %.4g..%.4g go beyond %s and are clipped", first_index, low, high, self.mode)
+        return self.mode
+
+
+def _to_unit(arr, mode: str):
+    if mode == "-1..1":
+        return (arr + 1.0) * 0.5
+    if mode == "0..255":
+        return arr * (1.0 / 255.0)
+    return arr
+
+
+def _to_uint8_numpy(block, float_range: FloatRange | None = None, first_index: int = 0):
     """[..., H, W, C] tensor/array (uint8, or float 0..1) -> uint8 numpy with 3 channels, C-contiguous."""
+    float_range = float_range or FloatRange()
     if _is_torch(block):
         import torch
 
         if block.dtype == torch.uint8:
             out = block.detach().cpu().numpy()
         elif block.is_floating_point():
+            block = block.detach()
+            low, high = torch.aminmax(block.float()) if block.numel() else (block.new_zeros(()), block.new_zeros(()))
+            mode = float_range.decide(float(low), float(high), first_index)
             if block.device.type != "cpu":
                 # On the GPU the conversion is free and a quarter of the bytes cross to the host.
-                out = (block.detach() * 255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).cpu().numpy()
+                out = (_to_unit(block.float(), mode) * 255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).cpu().numpy()
             else:
-                out = _float_to_uint8(block.detach().float().numpy())
+                out = _float_to_uint8(_to_unit(block.float().numpy(), mode))
         else:
             raise InputError(f"frames must be uint8 (0..255) or float (0..1), got a {block.dtype} tensor")
     else:
@@ -76,7 +138,8 @@ def _to_uint8_numpy(block):
         if arr.dtype == np.uint8:
             out = arr
         elif np.issubdtype(arr.dtype, np.floating):
-            out = _float_to_uint8(arr)
+            low, high = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+            out = _float_to_uint8(_to_unit(arr, float_range.decide(low, high, first_index)))
         elif arr.dtype == np.bool_:
             out = arr.astype(np.uint8) * 255
         else:
@@ -118,6 +181,7 @@ class FrameSource:
         self._first = None  # the first frame, peeked from a one-shot iterator
         self._iterator = None
         self._batched = None  # [N,H,W,C] tensor/array
+        self.float_range = FloatRange()
 
         if frames is None:
             raise InputError("no frames given: connect `images` (IMAGE) or `frames` (INFINITETALK_FRAMES)")
@@ -188,7 +252,7 @@ class FrameSource:
             per_frame = self.height * self.width * 3
             step = max(1, _CHUNK_BYTES // per_frame)
             for start in range(0, self.count, step):
-                yield from _to_uint8_numpy(self._batched[start:start + step])
+                yield from _to_uint8_numpy(self._batched[start:start + step], self.float_range, start)
             return
         if hasattr(self._input, "iter_frames"):
             source = self._input.iter_frames()
@@ -199,8 +263,8 @@ class FrameSource:
             self._first, self._iterator = None, None
         else:
             source = iter(self._input)
-        for frame in source:
-            yield _to_uint8_numpy(frame)
+        for index, frame in enumerate(source):
+            yield _to_uint8_numpy(frame, self.float_range, index)
 
     def frames(self, limit: int | None = None):
         """Yield validated H×W×3 uint8 C-contiguous frames (at most `limit`)."""

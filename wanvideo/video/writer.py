@@ -17,7 +17,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import EncoderError, InputError, WanVideoError
+from .. import outputs
+from ..errors import EncoderError, InputError, NonFiniteError, OutputError, WanVideoError
 from . import ffmpeg_locate
 from .audio_track import AudioTrack, fps_fraction, prepare_audio
 from .fallback_writers import Cv2Writer, ImageioWriter, PyAVWriter
@@ -26,6 +27,7 @@ from .formats import DEFAULT_CRF, VideoFormat, check_crf, get_format
 from .frames import FrameSource
 from .metadata import metadata_strings
 from .naming import sibling_path
+from .verify import read_facts, verify_video
 
 log = logging.getLogger("wanvideo.video")
 
@@ -89,8 +91,7 @@ def _preflight(ffmpeg: str, fmt: VideoFormat, audio_key, use_fd_pipes: bool, tem
         for _ in range(3):
             writer.write(frame)
         writer.finish()
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            error = "ffmpeg wrote no file"
+        verify_video(path, 3, audio_key is not None)
     except EncoderError as exc:
         writer.abort()
         error = str(exc)
@@ -104,8 +105,12 @@ def _preflight(ffmpeg: str, fmt: VideoFormat, audio_key, use_fd_pipes: bool, tem
     return error
 
 
-def _pick_writer(choice: str, fmt: VideoFormat, track: AudioTrack | None, use_fd_pipes: bool, temp_dir: str):
-    """(writer name, ffmpeg path or None, audio muxable, reasons the better writers were skipped)."""
+def _pick_writer(choice: str, fmt: VideoFormat, track: AudioTrack | None, use_fd_pipes: bool, temp_dir: str,
+                 excluded=frozenset()):
+    """(writer name, ffmpeg path or None, audio muxable, reasons the better writers were skipped).
+
+    `excluded`: (name, ffmpeg path or None) pairs that already failed on this video.
+    """
     names = WRITERS if choice == "auto" else (choice,)
     skipped: list[str] = []
     audio_key = (track.sample_rate, track.channels) if track is not None else None
@@ -116,6 +121,8 @@ def _pick_writer(choice: str, fmt: VideoFormat, track: AudioTrack | None, use_fd
             if not binaries:
                 skipped.append("no ffmpeg program found (WANVIDEO_FFMPEG, imageio-ffmpeg, PATH)")
             for binary in binaries:
+                if (name, binary) in excluded:
+                    continue
                 error = _preflight(binary, fmt, None, use_fd_pipes, temp_dir)
                 if error is not None:
                     skipped.append(f"ffmpeg {binary} cannot encode {fmt.name}: {error}")
@@ -129,6 +136,8 @@ def _pick_writer(choice: str, fmt: VideoFormat, track: AudioTrack | None, use_fd
                 video_only = video_only or binary
             if video_only is not None:
                 return name, video_only, False, skipped
+            continue
+        if (name, None) in excluded:
             continue
         cls = {"pyav": PyAVWriter, "cv2": Cv2Writer, "imageio": ImageioWriter}[name]
         why_not = cls.available(fmt, with_audio=False)
@@ -155,6 +164,9 @@ def _make_writer(name, binary, path, fmt, width, height, fps, crf, preset, track
 
 # -- checks ---------------------------------------------------------------------------------------
 
+MAX_FPS = 240.0  # beyond this no player keeps up and the AAC track cannot be timed against the frames
+
+
 def _check_fps(fps) -> Fraction:
     try:
         value = float(fps)
@@ -162,36 +174,47 @@ def _check_fps(fps) -> Fraction:
         raise InputError(f"frame_rate must be a number of frames per second, got {fps!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"frame_rate must be more than 0, got {fps!r}: InfiniteTalk makes 25 frames per second")
+    if value > MAX_FPS:
+        raise InputError(f"frame_rate {fps!r} is above the limit of {MAX_FPS:g} frames per second: "
+                         "InfiniteTalk makes 25 frames per second")
     return fps_fraction(value)
 
 
-def _check_output(path: str) -> bool:
-    """Make sure `path` can be written; True if this call created it (an empty file)."""
-    folder = os.path.dirname(os.path.abspath(path))
+def _check_output(path: str) -> str:
+    """Make sure `path` can be written (its folder exists and takes files); returns the temporary to write to."""
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise InputError(f"the output {path} is a folder: give a file name such as {os.path.join(path, 'video.mp4')}")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the folder {folder}: {exc.strerror or exc}; pick a writable output folder") from exc
-    existed = os.path.exists(path)
+    outputs.remove_stale_temps(path)
+    temp = outputs.temp_path(path)
     try:
-        with open(path, "ab"):
-            pass
+        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
     except OSError as exc:
         raise InputError(
             f"cannot write to the folder {folder}: {exc.strerror or exc}; pick a writable output folder or fix its permissions"
         ) from exc
-    return not existed
+    return temp
 
 
-def _drop_if_empty(path: str) -> bool:
-    """Remove `path` if it holds nothing (no encoded work lost); True if it still exists."""
-    try:
-        if os.path.getsize(path) == 0:
-            os.remove(path)
-            return False
-        return True
-    except OSError:
-        return False
+_DISK_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
+
+
+def _disk_fault(exc: BaseException, folder: str) -> OutputError | None:
+    """An OutputError when a writer failed because of the disk, not the encoder (then no other writer can help)."""
+    text = str(exc)
+    for words in _DISK_WORDS:
+        if words in text:
+            return OutputError(f"cannot write the video into {folder}: {words.lower()}. Free some space or choose "
+                               "another output folder (any earlier file of the same name was left as it was)")
+    return None
+
+
+class _TryNextWriter(Exception):
+    """The chosen writer failed on a source that can be read again: try the next writer."""
 
 
 # -- the entry points -------------------------------------------------------------------------------
@@ -210,8 +233,9 @@ def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None
                  use_fd_pipes=None) -> VideoResult:
     """Encode frames (and audio) into `path`.
 
-    frames: [N,H,W,3] tensor/array (uint8 or float 0..1), a frame store (`iter_frames()`), or any
-        iterable of H×W×3 frames (streamed, never all in memory).
+    frames: [N,H,W,3] tensor/array (uint8, or float 0..1; float 0..255 and -1..1 are detected and converted
+        with a warning), a frame store (`iter_frames()`), or any iterable of H×W×3 frames (streamed, never all
+        in memory). NaN/Inf frames are refused.
     audio: float array [samples] or [channels, samples] at `sample_rate`; fitted to the video.
     format: "h264-mp4" (default; ".webm" paths default to "vp9-webm"), "h265-mp4", "vp9-webm".
     length_policy: "fit_audio_to_video" (every frame kept, audio padded with silence or cut to
@@ -223,6 +247,9 @@ def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None
         the frames so far and raises EncodingInterrupted. An exception it raises is re-raised the
         same way, after the file is finished.
     frame_count: the number of frames of a plain iterator, if known (for progress only).
+
+    The file is written under a temporary name in the same folder and renamed onto `path` only when it
+    is complete and read back (frame count, sound track): an earlier file at `path` survives any failure.
     """
     fps_exact = _check_fps(fps)
     fmt = get_format(format, str(path))
@@ -231,7 +258,7 @@ def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None
         raise InputError(f"length_policy must be one of {', '.join(LENGTH_POLICIES)}, got {length_policy!r}")
     if writer != "auto" and writer not in WRITERS:
         raise InputError(f"writer must be 'auto' or one of {', '.join(WRITERS)}, got {writer!r}")
-    path = os.fspath(path)
+    path = os.path.abspath(os.fspath(path))  # never a leading '-' that a tool could read as an option
     if not path.lower().endswith("." + fmt.extension):
         log.warning("%s is written as %s (a .%s file) whatever its name says", path, fmt.name, fmt.extension)
     source = FrameSource(frames, frame_count=frame_count)
@@ -250,17 +277,26 @@ def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None
     temp_dir = temp_dir or tempfile.gettempdir()
     use_fd_pipes = (os.name == "posix") if use_fd_pipes is None else bool(use_fd_pipes)
 
-    created = _check_output(path)
+    temp = _check_output(path)
+    excluded: set = set()
+    earlier_failures: list[str] = []
     try:
-        name, binary, audio_ok, skipped = _pick_writer(writer, fmt, track, use_fd_pipes, temp_dir)
-    except BaseException:
-        if created:
-            _drop_if_empty(path)
-        raise
-    out = _make_writer(name, binary, path, fmt, source.width, source.height, fps_exact, crf, preset,
-                       track if audio_ok else None, meta, threads, use_fd_pipes, temp_dir, total)
-    notes = _announce(name, out, fmt, skipped, track, audio_ok, source)
-    return _encode(out, source, limit, total, track, audio_ok, fmt, fps_exact, progress, interrupt, notes, created)
+        while True:
+            name, binary, audio_ok, skipped = _pick_writer(writer, fmt, track, use_fd_pipes, temp_dir, excluded)
+            out = _make_writer(name, binary, temp, fmt, source.width, source.height, fps_exact, crf, preset,
+                               track if audio_ok else None, meta, threads, use_fd_pipes, temp_dir, total)
+            notes = _announce(name, out, fmt, skipped + earlier_failures, track, audio_ok, source)
+            job = _Job(out, path, temp, source, limit, total, track, audio_ok, fmt, fps_exact, notes,
+                       retry=writer == "auto" and source.reiterable)
+            try:
+                return job.run(progress, interrupt)
+            except _TryNextWriter as failure:
+                excluded.add((name, binary))
+                earlier_failures.append(str(failure))
+                log.warning("%s; trying the next writer", failure)
+                temp = _check_output(path)
+    finally:
+        outputs.discard(temp)
 
 
 def _announce(name, out, fmt, skipped, track, audio_ok, source) -> list[str]:
@@ -271,6 +307,8 @@ def _announce(name, out, fmt, skipped, track, audio_ok, source) -> list[str]:
     if name != "ffmpeg":
         why = "; ".join(skipped) if skipped else "requested"
         notes.append(f"video written with {name} instead of the ffmpeg program ({why})")
+    elif skipped:
+        notes.append(f"video written with the ffmpeg program {out.ffmpeg} ({'; '.join(skipped)})")
     for note in notes:
         log.info(note)
     return notes
@@ -287,81 +325,135 @@ def _fallback_warning(out, fmt, track, audio_ok) -> str | None:
     return " ".join(parts) + ". " + FIX_HINT
 
 
-def _encode(out, source, limit, total, track, audio_ok, fmt, fps, progress, interrupt, notes, created):
-    path = out.path
+@dataclass
+class _Job:
+    """One attempt to encode the whole source with one writer into the temporary file."""
+
+    out: object
+    path: str
+    temp: str
+    source: FrameSource
+    limit: int | None
+    total: int | None
+    track: AudioTrack | None
+    audio_ok: bool
+    fmt: VideoFormat
+    fps: Fraction
+    notes: list
+    retry: bool
+
+    def run(self, progress, interrupt) -> VideoResult:
+        out = self.out
+        try:
+            out.open()
+        except EncoderError as exc:
+            out.abort()
+            self._writer_failed(exc)
+        stopped_by_interrupt = False
+        try:
+            for frame in self.source.frames(self.limit):
+                if interrupt is not None and interrupt():
+                    stopped_by_interrupt = True
+                    break
+                out.write(frame)
+                if progress is not None:
+                    progress(out.frames_written, self.total)
+        except EncoderError as exc:
+            out.abort()
+            self._writer_failed(exc)
+        except BaseException as exc:
+            kept = self._keep_partial()
+            where = (f"the {out.frames_written} frames encoded before it were kept in {kept}"
+                     if kept else "no frame had been encoded, so no file was kept")
+            log.warning("video encoding stopped by %s: %s", type(exc).__name__, where)
+            if isinstance(exc, (InputError, NonFiniteError)):
+                raise type(exc)(f"{exc} ({where})") from exc
+            raise
+        if stopped_by_interrupt:
+            kept = self._keep_partial()
+            message = (f"encoding interrupted after {out.frames_written} frames; the video so far is in {kept}"
+                       if kept else "encoding interrupted before the first frame; no file was kept")
+            log.info(message)
+            raise EncodingInterrupted(message, kept, out.frames_written)
+        try:
+            out.finish()
+            facts = verify_video(self.temp, out.frames_written, self.audio_ok)
+        except EncoderError as exc:
+            out.abort()
+            self._writer_failed(exc)
+        outputs.commit(self.temp, self.path)
+        return self._result(facts)
+
+    def _writer_failed(self, exc: EncoderError):
+        """The writer (not the input) failed: try the next writer when the frames can be read again, else explain."""
+        outputs.discard(self.temp)
+        folder = os.path.dirname(self.path)
+        disk = _disk_fault(exc, folder)
+        if disk is not None:
+            raise OutputError(f"{disk}. {self._kept_text()}") from exc
+        if self.retry:
+            raise _TryNextWriter(f"the {self.out.name} writer failed: {exc}") from exc
+        raise EncoderError(f"{exc}. {self._kept_text()}") from exc
+
+    def _result(self, facts) -> VideoResult:
+        out, track, fmt = self.out, self.track, self.fmt
+        warning = _fallback_warning(out, fmt, track, self.audio_ok)
+        if warning:
+            log.warning(warning)
+            self.notes.append(warning)
+        if track is not None and not self.audio_ok:
+            wav = _save_wav(track, self.path, out.frames_written)
+            kept_audio = f"the audio {wav}" if wav else "no audio file (it could not be written either)"
+            raise EncoderError(
+                f"the audio could not be muxed into the video with the {out.name} writer. Kept: the silent video "
+                f"{self.path} and {kept_audio}. {FIX_HINT}"
+            )
+        log.info("saved %s: %d frames, %.2f s, %s via %s%s", self.path, facts.frames, facts.duration,
+                 fmt.name, out.name, " with sound" if facts.has_audio else "")
+        return VideoResult(path=self.path, frames=facts.frames, fps=float(self.fps), width=facts.width,
+                           height=facts.height, format=fmt.name, writer=out.name,
+                           browser_playable=bool(out.browser_playable), has_audio=facts.has_audio, notes=self.notes)
+
+    def _keep_partial(self) -> str | None:
+        """Finish the frames written so far into a playable file; its path, or None (nothing worth keeping)."""
+        out = self.out
+        if out.frames_written == 0:
+            out.abort()
+            outputs.discard(self.temp)
+            return None
+        try:
+            out.finish()
+            read_facts(self.temp)
+        except EncoderError as exc:
+            log.warning("could not finish the partial video cleanly: %s", exc)
+            out.abort()
+            outputs.discard(self.temp)
+            return None
+        # never over an earlier finished video of the same name: beside it
+        dest = self.path if not outputs.has_content(self.path) else sibling_path(self.path, "partial." + self.fmt.extension)
+        try:
+            outputs.commit(self.temp, dest)
+        except OutputError as exc:
+            log.warning("%s", exc)
+            return None
+        return dest
+
+    def _kept_text(self) -> str:
+        kept = []
+        if outputs.has_content(self.path):
+            kept.append(f"the earlier {os.path.basename(self.path)} was left as it was")
+        if self.track is not None:
+            wav = _save_wav(self.track, self.path, None)  # the whole clip: the video is unfinished
+            if wav:
+                kept.append(f"Kept the audio: {wav}")
+        return ". ".join(kept) if kept else "No file was kept"
+
+
+def _save_wav(track: AudioTrack, path: str, frames: int | None) -> str | None:
+    """The audio as a WAV beside `path` (atomically); None if even that cannot be written (said in the log)."""
+    wav = sibling_path(path, "wav")
     try:
-        out.open()
-    except BaseException:
-        if created:
-            _drop_if_empty(path)
-        raise
-    stopped_by_interrupt = False
-    try:
-        for frame in source.frames(limit):
-            if interrupt is not None and interrupt():
-                stopped_by_interrupt = True
-                break
-            out.write(frame)
-            if progress is not None:
-                progress(out.frames_written, total)
-    except EncoderError as exc:
-        out.abort()
-        raise EncoderError(f"{exc}. {_kept_text(path, track)}") from exc
-    except BaseException as exc:
-        kept = _finish_partial(out, path)
-        where = (f"the {out.frames_written} frames encoded before it were kept in {path}"
-                 if kept else "no frame had been encoded, so no file was kept")
-        log.warning("video encoding stopped by %s: %s", type(exc).__name__, where)
-        if isinstance(exc, InputError):
-            raise InputError(f"{exc} ({where})") from exc
-        raise
-    if stopped_by_interrupt:
-        kept = _finish_partial(out, path)
-        message = (f"encoding interrupted after {out.frames_written} frames; the video so far is in {path}"
-                   if kept else "encoding interrupted before the first frame; no file was kept")
-        log.info(message)
-        raise EncodingInterrupted(message, path if kept else None, out.frames_written)
-
-    try:
-        out.finish()
-    except EncoderError as exc:
-        raise EncoderError(f"{exc}. {_kept_text(path, track)}") from exc
-    warning = _fallback_warning(out, fmt, track, audio_ok)
-    if warning:
-        log.warning(warning)
-        notes.append(warning)
-    if track is not None and not audio_ok:
-        wav = track.write_wav(sibling_path(path, "wav"), out.frames_written)
-        raise EncoderError(
-            f"the audio could not be muxed into the video with the {out.name} writer. Kept both: the silent video "
-            f"{path} and the audio {wav}. {FIX_HINT}"
-        )
-    width, height = source.width + source.width % 2, source.height + source.height % 2
-    log.info("saved %s: %d frames, %.2f s, %s via %s%s", path, out.frames_written, out.frames_written / float(fps),
-             fmt.name, out.name, " with sound" if track is not None else "")
-    return VideoResult(path=path, frames=out.frames_written, fps=float(fps), width=width, height=height,
-                       format=fmt.name, writer=out.name, browser_playable=bool(out.browser_playable),
-                       has_audio=track is not None, notes=notes)
-
-
-def _finish_partial(out, path) -> bool:
-    """Close the file cleanly with the frames written so far; True if a non-empty file remains."""
-    if out.frames_written == 0:
-        out.abort()
-        return _drop_if_empty(path)
-    try:
-        out.finish()
-    except EncoderError as exc:
-        log.warning("could not finish the partial video %s cleanly: %s", path, exc)
-        out.abort()
-    return _drop_if_empty(path)
-
-
-def _kept_text(path, track) -> str:
-    kept = []
-    if _drop_if_empty(path):
-        kept.append(f"the video as far as it got: {path}")
-    if track is not None:
-        wav = track.write_wav(sibling_path(path, "wav"))  # the whole clip: the video is unfinished
-        kept.append(f"the audio: {wav}")
-    return ("Kept " + " and ".join(kept)) if kept else "Nothing had been written yet, so no file was kept"
+        return track.write_wav(wav, frames)
+    except (OSError, OutputError) as exc:
+        log.warning("could not save the audio beside the video either: %s", exc)
+        return None
