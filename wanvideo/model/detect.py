@@ -5,13 +5,22 @@ import math
 import re
 
 from ..errors import ModelFileError
-from .config import DEFAULTS
+from .config import ANIMATE_DEFAULTS, DEFAULTS
 
 _BLOCK_INDEX = re.compile(r"^blocks\.(\d+)\.")
 # Wan uses 128-channel heads; the known sizes spelled out (1.3B: 12 heads, 5B: 24, 14B: 40).
 _HEADS_BY_DIM = {1536: 12, 3072: 24, 5120: 40}
 
 WAN_I2V_HINT = "InfiniteTalk needs Wan2.1 I2V 14B (e.g. wan2.1_i2v_480p_14B_bf16.safetensors)"
+ANIMATE_ROOTS = ("pose_patch_embedding.", "motion_encoder.", "face_adapter.", "face_encoder.")
+ANIMATE_HINT = "WanAnimate needs Wan2.2-Animate-14B (e.g. Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors)"
+_LIA_RESBLOCK = re.compile(r"^motion_encoder\.enc\.net_app\.convs\.(\d+)\.conv2\.1\.weight$")
+_FACE_BLOCK = re.compile(r"^face_adapter\.fuser_blocks\.(\d+)\.")
+
+
+def is_animate(keys) -> bool:
+    """True when native-named weights are a WanAnimate model (pose embedding / face path present)."""
+    return any(k.startswith(ANIMATE_ROOTS) for k in keys)
 
 
 def _names(paths) -> str:
@@ -58,8 +67,11 @@ def check_wan_i2v(shapes: dict, files) -> None:
         )
     if any(k.startswith("vace_blocks.") for k in keys):
         raise ModelFileError(f"{where}: this is a Wan VACE model; {WAN_I2V_HINT}")
-    if any(k.startswith(("motion_encoder.", "face_adapter.")) for k in keys):
-        raise ModelFileError(f"{where}: this is a Wan Animate model; {WAN_I2V_HINT}")
+    if is_animate(keys):
+        raise ModelFileError(
+            f"{where}: this is Wan2.2-Animate (WanAnimate), not Wan2.1 I2V: use it with the InfiniteTalk Animate "
+            f"sampler; {WAN_I2V_HINT}"
+        )
     if "patch_embedding.weight" not in shapes:
         if any(k.startswith("audio_proj.") for k in keys):
             raise ModelFileError(
@@ -81,6 +93,56 @@ def check_wan_i2v(shapes: dict, files) -> None:
         raise ModelFileError(f"{where}: this is Wan2.1 FLF2V (first-last-frame): {WAN_I2V_HINT}")
     if in_dim != 36:
         raise ModelFileError(f"{where}: this model takes {in_dim} input channels, Wan2.1 I2V takes 36: {WAN_I2V_HINT}")
+
+
+def check_wan_animate(shapes: dict, files) -> None:
+    """Raise a ModelFileError naming what is missing when the merged weights are not a complete WanAnimate model."""
+    where = _names(files)
+    keys = list(shapes)
+    if any(k.startswith("audio_proj.") for k in keys):
+        raise ModelFileError(
+            f"{where}: WanAnimate and InfiniteTalk weights are mixed: WanAnimate takes no InfiniteTalk file (set it to none)"
+        )
+    for root, part in (("patch_embedding.weight", "the Wan DiT"), ("pose_patch_embedding.", "the pose embedding"),
+                       ("motion_encoder.", "the LIA motion encoder"), ("face_encoder.", "the face encoder"),
+                       ("face_adapter.", "the face blocks")):
+        if not any(k.startswith(root) for k in keys):
+            raise ModelFileError(f"{where}: the WanAnimate model is incomplete ({part} is missing): {ANIMATE_HINT}")
+    in_dim = shapes["patch_embedding.weight"][1]
+    if in_dim != 36:
+        raise ModelFileError(f"{where}: this Animate model takes {in_dim} input channels, Wan2.2-Animate takes 36")
+
+
+def infer_animate_config(shapes: dict, explicit: dict | None = None) -> dict:
+    """WanAnimate config: the Wan sizes as for I2V, plus the face path's sizes read from its tensor shapes."""
+    explicit = dict(explicit or {})
+    cfg = infer_config(shapes, {k: v for k, v in explicit.items() if k in DEFAULTS})
+    cfg.update(ANIMATE_DEFAULTS, model_type="animate", audio_adapter=False)
+    q_norm = shapes.get("face_adapter.fuser_blocks.0.q_norm.weight")
+    if q_norm and "num_heads" not in explicit:  # the face blocks use the model's heads: head_dim tells them
+        cfg["num_heads"] = cfg["dim"] // q_norm[0]
+    blocks = {int(m.group(1)) for k in shapes for m in [_FACE_BLOCK.match(k)] if m}
+    if blocks and cfg["num_layers"]:
+        cfg["face_block_every"] = max(1, -(-cfg["num_layers"] // (max(blocks) + 1)))
+    conv1 = shapes.get("face_encoder.conv1_local.conv.weight")
+    conv2 = shapes.get("face_encoder.conv2.conv.weight")
+    if conv1 and conv2:
+        cfg["face_encoder_width"] = conv2[0]
+        cfg["face_encoder_num_heads"] = conv1[0] // conv2[0]
+        cfg["motion_encoder_dim"] = conv1[1]
+    direction = shapes.get("motion_encoder.dec.direction.weight")
+    first = shapes.get("motion_encoder.enc.net_app.convs.0.0.weight")
+    resblocks = sorted(int(m.group(1)) for k in shapes for m in [_LIA_RESBLOCK.match(k)] if m)
+    if direction and first:
+        size = 4 << len(resblocks)
+        channels = {size: first[0]}
+        for n, idx in enumerate(resblocks, start=1):
+            channels[size >> n] = shapes[f"motion_encoder.enc.net_app.convs.{idx}.conv2.1.weight"][0]
+        last = shapes.get(f"motion_encoder.enc.net_app.convs.{len(resblocks) + 1}.weight")
+        cfg["motion_encoder"] = {"size": size, "style_dim": last[0] if last else first[0], "motion_dim": direction[1],
+                                 "channels": channels}
+    cfg.update(explicit)
+    return cfg
 
 
 def check_infinitetalk(shapes: dict, files, dim: int) -> None:

@@ -18,12 +18,14 @@ from ..errors import ModelFileError
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".gguf")
 
 NATIVE_ROOTS = ("patch_embedding.", "text_embedding.", "time_embedding.", "time_projection.", "blocks.", "head.",
-                "img_emb.", "audio_proj.")
+                "img_emb.", "audio_proj.", "pose_patch_embedding.", "motion_encoder.", "face_adapter.", "face_encoder.")
 DIFFUSERS_ROOTS = ("condition_embedder.", "proj_out.", "scale_shift_table", "blocks.", "patch_embedding.")
 PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "model.", "module.")
 
 # Keys that describe quantisation but are not weights (ComfyUI scaled fp8 markers / input scales).
 NON_WEIGHT_KEY = re.compile(r"(^|\.)(scaled_fp8|comfy_quant|scale_input|input_scale)$")
+# WanAnimate's LIA blur kernels: constants (rebuilt by the model), stored by some files and not by others.
+LIA_BLUR_KERNEL = re.compile(r"^motion_encoder\..*\.kernel$")
 # Per-layer fp8 scales: ComfyUI's legacy `scale_weight` and its newer `weight_scale`.
 SCALE_SUFFIXES = (".scale_weight", ".weight_scale")
 
@@ -102,7 +104,7 @@ class KeyMap:
         self.scales: dict[str, str] = {}  # native weight name -> source key of its scale
         self.ignored: list[str] = []
         for key, (_, rest) in zip(keys, stripped, strict=False):
-            if NON_WEIGHT_KEY.search(rest):
+            if NON_WEIGHT_KEY.search(rest) or LIA_BLUR_KERNEL.match(rest):
                 self.ignored.append(key)
                 continue
             scale_suffix = next((s for s in SCALE_SUFFIXES if rest.endswith(s)), None)
@@ -187,4 +189,10 @@ def config_from_json(cfg: dict) -> dict:
         return out
     keys = ("model_type", "patch_size", "text_len", "in_dim", "dim", "ffn_dim", "freq_dim", "text_dim", "out_dim",
             "num_heads", "num_layers", "qk_norm", "cross_attn_norm", "eps")
-    return {k: cfg[k] for k in keys if k in cfg}
+    out = {k: cfg[k] for k in keys if k in cfg}
+    if cfg.get("_class_name") == "WanAnimateModel" or "motion_encoder_dim" in cfg:  # the official Animate release
+        out["model_type"] = "animate"
+        out["audio_adapter"] = False
+        if "motion_encoder_dim" in cfg:
+            out["motion_encoder_dim"] = cfg["motion_encoder_dim"]
+    return out

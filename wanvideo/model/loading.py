@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from ..errors import InputError, ModelFileError
 from .config import config_from_reference, normalize_config
-from .detect import check_infinitetalk, check_wan_i2v, infer_config
+from .detect import check_infinitetalk, check_wan_animate, check_wan_i2v, infer_animate_config, infer_config, is_animate
 from .dit import WanInfiniteTalkModel
 from .fp8 import check_quant_marker, check_quant_metadata, dequantize, fp8_dtype, is_fp8, quantize_fp8
 from .layers import Linear
@@ -64,7 +64,8 @@ class _Checkpoint:
                 except (ValueError, InputError, TypeError):
                     pass
             keys = source.keys()
-            if str(source.metadata.get("format", "")).startswith("infinitetalk-reference-fixture"):
+            if str(source.metadata.get("format", "")).startswith(("infinitetalk-reference-fixture",
+                                                                  "wananimate-reference-fixture")):
                 # reference fixtures also carry inputs/outputs/debug tensors beside the weights
                 keys = [k for k in keys if not k.startswith(FIXTURE_EXTRAS)]
             keymap = KeyMap(keys)
@@ -94,6 +95,12 @@ def _parameter_slots(model: nn.Module) -> dict:
         for attr, param in module.named_parameters(recurse=False):
             slots[f"{mod_name}.{attr}" if mod_name else attr] = (module, attr, tuple(param.shape))
     return slots
+
+
+def _animate_only(key: str) -> bool:
+    from .config import ANIMATE_DEFAULTS
+
+    return key in ANIMATE_DEFAULTS
 
 
 def _is_block_linear_weight(name: str, module) -> bool:
@@ -144,6 +151,13 @@ def load_model(
         ckpt.add(p)
     main_files = list(ckpt.files)
     audio_files = []
+    animate = is_animate(ckpt.entries)
+    if animate and (infinitetalk is not None or require_audio):
+        raise ModelFileError(
+            f"{Path(main_files[0]).name} is Wan2.2-Animate (WanAnimate): it takes no InfiniteTalk file and cannot make "
+            "talking video from speech: set the InfiniteTalk file to none and use the InfiniteTalk Animate sampler, or "
+            "pick Wan2.1 I2V 14B + an InfiniteTalk file for lip sync"
+        )
     if infinitetalk is not None:
         audio_ckpt = _Checkpoint().add(infinitetalk)
         audio_files = audio_ckpt.files
@@ -169,19 +183,24 @@ def load_model(
             require_audio = True
 
     shapes = ckpt.shapes()
-    check_wan_i2v(shapes, main_files)
-    dim = shapes["patch_embedding.weight"][0]
-    if require_audio:
-        check_infinitetalk(shapes, audio_files or main_files, dim)
-    elif any(k.startswith("audio_proj.") for k in shapes):
-        check_infinitetalk(shapes, audio_files or main_files, dim)
-
     explicit = dict(ckpt.explicit)
     explicit.update(config or {})
-    cfg = normalize_config(infer_config(shapes, explicit))
+    if animate:
+        from .animate_dit import WanAnimateModel
+
+        check_wan_animate(shapes, main_files)
+        cfg = normalize_config(infer_animate_config(shapes, explicit))
+        model_class = WanAnimateModel
+    else:
+        check_wan_i2v(shapes, main_files)
+        dim = shapes["patch_embedding.weight"][0]
+        if require_audio or any(k.startswith("audio_proj.") for k in shapes):
+            check_infinitetalk(shapes, audio_files or main_files, dim)
+        cfg = normalize_config(infer_config(shapes, {k: v for k, v in explicit.items() if not _animate_only(k)}))
+        model_class = WanInfiniteTalkModel
 
     with torch.device("meta"):
-        model = WanInfiniteTalkModel(cfg, dtype=dtype, device="meta")
+        model = model_class(cfg, dtype=dtype, device="meta")
     model.main_device = device
     slots = _parameter_slots(model)
 
@@ -189,8 +208,9 @@ def load_model(
     unexpected = sorted(set(shapes) - set(slots))
     if unexpected:
         raise ModelFileError(
-            f"{len(unexpected)} tensors of {', '.join(Path(f).name for f in ckpt.files)} are not part of Wan2.1 I2V "
-            f"+ InfiniteTalk: {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}"
+            f"{len(unexpected)} tensors of {', '.join(Path(f).name for f in ckpt.files)} are not part of "
+            f"{'Wan2.2-Animate' if animate else 'Wan2.1 I2V + InfiniteTalk'}: "
+            f"{', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}"
         )
     if missing:
         raise ModelFileError(
