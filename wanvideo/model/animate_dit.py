@@ -123,4 +123,6 @@ class WanAnimateModel(WanInfiniteTalkModel):
         if index % every:
             return h
         block = self.face_adapter.fuser_blocks[index // every]
-        return h + block(h, state.face_tokens, state.backend)
+        if state.shard is None:
+            return h + block(h, state.face_tokens, state.backend)
+        return h + state.per_frame_residual(h, lambda x, span: block(x, state.face_tokens, state.backend, span))

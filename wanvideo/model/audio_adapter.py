@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from .layers import Linear
 from .rope import apply_rope_1d
+from .sequence_parallel import FrameSpan
 
 # Speaker RoPE labels of the reference (class_range 24, class_interval 4).
 SPEAKER1_RANGE = (0.0, 4.0)
@@ -96,13 +97,19 @@ class AudioCrossAttention(nn.Module):
         self.kv_linear = Linear(audio_dim, dim * 2, **kw)
         self.proj = Linear(dim, dim, **kw)
 
-    def forward(self, x, audio_tokens, latent_frames: int, positions=None):
-        """x [B, T*S, dim]; audio_tokens [T, N_a, audio_dim]; positions [B, T*S] speaker RoPE positions or None."""
+    def forward(self, x, audio_tokens, span: FrameSpan, positions=None):
+        """x [B, n, dim]: `span`'s tokens (the whole sequence, or a sequence-parallel shard's real tokens);
+        audio_tokens [T, N_a, audio_dim] for all latent frames; positions [B, n] speaker RoPE positions or None.
+
+        Each token attends to its own latent frame's audio tokens; the span is padded out to whole frames so
+        this runs as one batched attention per frame.
+        """
         b, length, dim = x.shape
         n, d = self.num_heads, self.head_dim
-        t = latent_frames
+        frames = audio_tokens[span.first_frame:span.first_frame + span.frames]
+        t = frames.shape[0]
         q = self.q_linear(x).view(b, length, n, d)
-        kv = self.kv_linear(audio_tokens).view(t, audio_tokens.shape[1], 2, n, d)
+        kv = self.kv_linear(frames).view(t, frames.shape[1], 2, n, d)
         k, v = kv[:, :, 0], kv[:, :, 1]
         if positions is not None:
             q = apply_rope_1d(q, positions)
@@ -110,11 +117,11 @@ class AudioCrossAttention(nn.Module):
             key_pos = torch.full((na,), sum(SPEAKER2_RANGE) / 2, device=k.device)
             key_pos[: na // 2] = sum(SPEAKER1_RANGE) / 2
             k = apply_rope_1d(k, key_pos)
-        q = q.view(b * t, length // t, n, d)
+        q = span.to_frames(q)  # [B*t, per_frame, n, d]
         k = k.repeat(b, 1, 1, 1)
         v = v.repeat(b, 1, 1, 1)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        out = out.transpose(1, 2).reshape(b, length, dim)
+        out = span.from_frames(out.transpose(1, 2), b).reshape(b, length, dim)
         return self.proj(out)
 
 
@@ -158,21 +165,31 @@ def reference_attention_map(q, k, grid, token_masks) -> torch.Tensor:
     return out
 
 
-def _rescale(values, low, high):
-    lo, hi = values.min(), values.max()
+def _rescale(values, lo, hi, low, high):
     return (values - lo) / (hi - lo + 1e-8) * (high - low) + low
 
 
-def speaker_rope_positions(q, k, grid, token_masks) -> torch.Tensor:
+def speaker_rope_positions(q, k, grid, token_masks, shard=None) -> torch.Tensor:
     """[B, L] 1-D RoPE positions: speaker 1's map rescaled to [0,4], speaker 2's to [20,24],
-    background 12, each token taking the class its attention map is largest for."""
-    maps = reference_attention_map(q, k, grid, token_masks)
+    background 12, each token taking the class its attention map is largest for.
+
+    With a sequence-parallel `shard`, q holds the shard's real tokens, k the first latent frame's keys
+    (gathered), and the rescaling uses the map's range over all ranks, as on one process.
+    """
+    maps = reference_attention_map(q, k, grid, token_masks)  # [B, 3, L]
+    if maps.shape[-1]:
+        lo, hi = maps.amin(dim=-1), maps.amax(dim=-1)
+    else:  # a shard of padding only: neutral values for the global range
+        lo = maps.new_full(maps.shape[:2], float("inf"))
+        hi = maps.new_full(maps.shape[:2], float("-inf"))
+    if shard is not None:
+        lo, hi = shard.global_min(lo), shard.global_max(hi)
     positions = []
-    for m in maps:
+    for m, m_lo, m_hi in zip(maps, lo, hi, strict=True):
         labels = torch.stack(
             [
-                _rescale(m[0], *SPEAKER1_RANGE),
-                _rescale(m[1], *SPEAKER2_RANGE),
+                _rescale(m[0], m_lo[0], m_hi[0], *SPEAKER1_RANGE),
+                _rescale(m[1], m_lo[1], m_hi[1], *SPEAKER2_RANGE),
                 torch.full_like(m[0], BACKGROUND_POSITION),
             ],
             dim=1,

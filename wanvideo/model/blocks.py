@@ -15,6 +15,7 @@ from .attention import attention
 from .audio_adapter import AudioCrossAttention, speaker_rope_positions
 from .layers import LayerNorm, LayerNormInputDtype, Linear, RMSNorm
 from .rope import apply_rope_3d
+from .sequence_parallel import FrameSpan, TokenShard
 
 
 @dataclass
@@ -31,6 +32,27 @@ class ForwardState:
     speakers: int = 0
     token_masks: torch.Tensor | None = None  # [3, tokens per latent frame] 0/1 (two speakers only)
     face_tokens: torch.Tensor | None = None  # WanAnimate: [B, latent frames, K, dim] face tokens per latent frame
+    shard: TokenShard | None = None  # sequence parallel: this rank's tokens (hidden states hold only those)
+
+    def self_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Full self-attention of the hidden states' tokens: the backend, or the sequence-parallel exchange."""
+        if self.shard is not None:
+            return self.shard.attention(q, k, v, self.backend)
+        return attention(q, k, v, self.backend)
+
+    def frame_span(self, tokens: int) -> FrameSpan:
+        """The real tokens of the hidden states as a run of latent frames (for per-frame cross-attention)."""
+        per_frame = self.grid[1] * self.grid[2]
+        return FrameSpan(0, tokens, per_frame) if self.shard is None else self.shard.frame_span(per_frame)
+
+    def per_frame_residual(self, h: torch.Tensor, fn) -> torch.Tensor:
+        """`fn(x, span)` on the real tokens x of h and their FrameSpan -> its residual shaped like h
+        (zeros on sequence-parallel padding). For blocks that attend per latent frame (WanAnimate's face blocks)."""
+        n = h.shape[1] if self.shard is None else self.shard.valid
+        if n == 0:
+            return torch.zeros_like(h)
+        out = fn(h[:, :n], self.frame_span(n))
+        return out if self.shard is None else self.shard.pad(out)
 
 
 class SelfAttention(nn.Module):
@@ -55,7 +77,7 @@ class SelfAttention(nn.Module):
         q = apply_rope_3d(self.norm_q(self.q(x)).view(b, s, n, d), state.rope_cos, state.rope_sin)
         k = apply_rope_3d(self.norm_k(self.k(x)).view(b, s, n, d), state.rope_cos, state.rope_sin)
         v = self.v(x).view(b, s, n, d)
-        out = attention(q, k, v, state.backend)
+        out = state.self_attention(q, k, v)
         return self.o(out.flatten(2)), q, k
 
 
@@ -119,14 +141,26 @@ class AttentionBlock(nn.Module):
         x = x + self.cross_attn(self.norm3(x), state)
 
         if self.has_audio and state.audio_tokens is not None:
-            positions = None
-            if state.speakers == 2:
-                positions = speaker_rope_positions(q, k, state.grid, state.token_masks)
-            x = x + self.audio_cross_attn(self.norm_x(x), state.audio_tokens, state.grid[0], positions)
+            x = x + self.audio_residual(x, q, k, state)
         del q, k
 
         y = self.ffn((self.norm2(x).float() * (1 + scale2) + shift2).to(dtype))
         return (x + y * gate2).to(dtype)
+
+
+    def audio_residual(self, x, q, k, state: ForwardState) -> torch.Tensor:
+        """The audio cross-attention's output for x's real tokens (zeros on sequence-parallel padding)."""
+        shard = state.shard
+        n = x.shape[1] if shard is None else shard.valid
+        positions = None
+        if state.speakers == 2:
+            first_frame = state.grid[1] * state.grid[2]
+            k_ref = k if shard is None else shard.leading_tokens(k, first_frame)
+            positions = speaker_rope_positions(q[:, :n], k_ref, state.grid, state.token_masks, shard)
+        if n == 0:
+            return torch.zeros_like(x)
+        out = self.audio_cross_attn(self.norm_x(x[:, :n]), state.audio_tokens, state.frame_span(n), positions)
+        return out if shard is None else shard.pad(out)
 
 
 class Head(nn.Module):

@@ -40,6 +40,7 @@ class WanInfiniteTalkModel(nn.Module):
         self.main_device = torch.device(device)
         self.attention_backend = "sdpa"
         self.block_swap = None  # a BlockSwapper when some blocks live on the offload device
+        self.sequence_parallel = None  # a SequenceParallel when one call's tokens are split across ranks
         kw = dict(device=device, dtype=dtype)
         dim = cfg["dim"]
 
@@ -73,6 +74,17 @@ class WanInfiniteTalkModel(nn.Module):
         from .block_swap import BlockSwapper
 
         self.block_swap = BlockSwapper(self, count, self.main_device, offload_device, prefetch) if count > 0 else None
+
+    def enable_sequence_parallel(self, mode: str | None, use_yunchang: bool | None = None) -> None:
+        """Split every call's video tokens across the ranks of torch.distributed ('ulysses' or 'ring'; None: off).
+
+        Call on every rank, in the same order (it creates process groups). Each rank then runs the forward on the
+        same inputs and gets the same whole output.
+        """
+        from .sequence_parallel import SequenceParallel
+
+        self.sequence_parallel = None if mode is None else SequenceParallel(mode, self.config["num_heads"],
+                                                                            use_yunchang=use_yunchang)
 
     # ----- input checks -------------------------------------------------------------------------------
     def _check_inputs(self, x, t, context, clip_fea, y, audio, ref_target_masks):
@@ -192,12 +204,22 @@ class WanInfiniteTalkModel(nn.Module):
                     )
 
     def _run_blocks(self, h, e, e0, state) -> torch.Tensor:
-        """The transformer blocks (with `_after_block` after each), the head and unpatchify -> [B, c, F, H, W]."""
+        """The transformer blocks (with `_after_block` after each), the head and unpatchify -> [B, c, F, H, W].
+
+        With sequence parallel each rank runs the blocks on its share of the tokens (`state.shard`) and the head's
+        output is gathered once at the end.
+        """
+        if self.sequence_parallel is not None:
+            state.shard = self.sequence_parallel.shard(h.shape[1])
+            h = state.shard.split(h)
+            state.rope_cos, state.rope_sin = state.shard.rope(state.rope_cos, state.rope_sin)
         for i, block in enumerate(self.blocks):
             with self.block_swap.use(i) if self.block_swap is not None else contextlib.nullcontext():
                 h = block(h, e0, state)
             h = self._after_block(i, h, state)
         out = self.head(h, e)
+        if state.shard is not None:
+            out = state.shard.gather(out)
         return self.unpatchify(out, state.grid)
 
     def _after_block(self, index: int, h: torch.Tensor, state) -> torch.Tensor:

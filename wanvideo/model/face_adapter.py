@@ -74,9 +74,12 @@ class FaceBlock(nn.Module):
         self.q_norm = RMSNorm(head_dim, eps=1e-6, **kw)
         self.k_norm = RMSNorm(head_dim, eps=1e-6, **kw)
 
-    def forward(self, x: torch.Tensor, motion_tokens: torch.Tensor, backend: str = "sdpa") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, motion_tokens: torch.Tensor, backend: str = "sdpa", span=None) -> torch.Tensor:
         """x [B, L, dim] video tokens (L = frames * tokens per frame); motion_tokens [B, frames, K, dim].
-        Returns the residual [B, L, dim] to add to x."""
+        Returns the residual [B, L, dim] to add to x. `span` (a FrameSpan): x holds only those tokens of the
+        sequence (a sequence-parallel shard), which attend to their own frames' face tokens."""
+        if span is not None:
+            motion_tokens = motion_tokens[:, span.first_frame:span.first_frame + span.frames]
         b, frames, k_tokens, dim = motion_tokens.shape
         n = self.num_heads
         kv = self.linear1_kv(_layer_norm(motion_tokens.to(x.dtype)))  # [B, frames, K, 2*dim]
@@ -84,9 +87,14 @@ class FaceBlock(nn.Module):
         q = self.linear1_q(_layer_norm(x)).unflatten(-1, (n, -1))  # [B, L, heads, head_dim]
         q = self.q_norm(q).to(v.dtype)
         k = self.k_norm(k).to(v.dtype)
-        per_frame = x.shape[1] // frames
-        q = q.reshape(b * frames, per_frame, n, -1)
+        if span is None:
+            per_frame = x.shape[1] // frames
+            q = q.reshape(b * frames, per_frame, n, -1)
+        else:
+            q = span.to_frames(q)  # padded out to whole frames
         out = attention(q, k.flatten(0, 1), v.flatten(0, 1), backend)  # each frame sees its own face tokens
+        if span is not None:
+            return self.linear2(span.from_frames(out, b).reshape(b, x.shape[1], dim))
         return self.linear2(out.reshape(b, frames * per_frame, dim))
 
 

@@ -1,0 +1,75 @@
+"""Sequence-parallel forward cases run inside gloo ranks (see test_sequence_parallel.py)."""
+from __future__ import annotations
+
+import json
+
+import torch
+import torch.distributed as dist
+
+from wanvideo.model import build_model, tiny_config
+from wanvideo.model.config import audio_frames_for
+
+# name: (heads, mode, speakers, batch, latent frames/height/width)
+CASES = {
+    "ulysses_one_speaker": (4, "ulysses", 1, 1, (3, 4, 6)),
+    "ulysses_two_speakers_batch2": (4, "ulysses", 2, 2, (3, 4, 6)),
+    "ring_two_speakers": (4, "ring", 2, 1, (3, 4, 6)),
+    "ulysses_plain_i2v": (4, "ulysses", 0, 1, (3, 4, 6)),
+    "ulysses_fewer_tokens_than_ranks": (4, "ulysses", 1, 1, (1, 2, 6)),
+    "two_heads_two_speakers": (2, "ulysses", 2, 1, (3, 4, 6)),  # 4 ranks: ulysses 2 x ring 2
+}
+
+
+def case_inputs(cfg: dict, speakers: int, batch: int, latent, seed: int = 5) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    f, h, w = latent
+    inputs = dict(
+        x=torch.randn(batch, 16, f, h, w, generator=gen),
+        t=torch.tensor([700.0] * batch),
+        context=torch.randn(batch, 7, cfg["text_dim"], generator=gen),
+        clip_fea=torch.randn(1, 257, cfg["clip_dim"], generator=gen),
+        y=torch.randn(1, 20, f, h, w, generator=gen),
+    )
+    if speakers:
+        frames = audio_frames_for(f, cfg)
+        inputs["audio"] = torch.randn(speakers, frames, cfg["audio_window"], cfg["audio_layers"],
+                                      cfg["audio_channels"], generator=gen)
+    if speakers == 2:
+        masks = torch.zeros(3, 16, 24)
+        masks[0, :, :8] = 1  # speaker 1 on the left, speaker 2 on the right, background between
+        masks[1, :, 16:] = 1
+        masks[2, :, 8:16] = 1
+        inputs["ref_target_masks"] = masks
+    return inputs
+
+
+def forward_parity(rank: int, world: int, result_path: str) -> None:
+    """For every case: the sequence-parallel output's largest difference from this rank's single-process output."""
+    torch.manual_seed(0)
+    models = {}
+    report = {}
+    for name, (heads, mode, speakers, batch, latent) in CASES.items():
+        if heads not in models:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                models[heads] = build_model(tiny_config(num_heads=heads))
+        model = models[heads]
+        inputs = case_inputs(model.config, speakers, batch, latent)
+        single = model(**inputs)
+        model.enable_sequence_parallel(mode)
+        sp = model.sequence_parallel
+        split = model(**inputs)
+        model.sequence_parallel = None
+        everyone = [torch.empty_like(split) for _ in range(world)]
+        dist.all_gather(everyone, split)
+        report[name] = dict(
+            max_abs_diff=float((split - single).abs().max()),
+            scale=float(single.abs().max()),
+            ranks_agree=all(torch.equal(o, everyone[0]) for o in everyone),
+            ulysses=sp.ulysses,
+            ring=sp.ring,
+            finite=bool(torch.isfinite(split).all()),
+        )
+    if rank == 0:
+        with open(result_path, "w") as f:
+            json.dump(report, f)
