@@ -6,7 +6,7 @@ import json
 import torch
 import torch.distributed as dist
 
-from wanvideo.model import build_model, tiny_config
+from wanvideo.model import build_model, preset, tiny_config
 from wanvideo.model.config import audio_frames_for
 
 # name: (heads, mode, speakers, batch, latent frames/height/width)
@@ -17,7 +17,16 @@ CASES = {
     "ulysses_plain_i2v": (4, "ulysses", 0, 1, (3, 4, 6)),
     "ulysses_fewer_tokens_than_ranks": (4, "ulysses", 1, 1, (1, 2, 6)),
     "two_heads_two_speakers": (2, "ulysses", 2, 1, (3, 4, 6)),  # 4 ranks: ulysses 2 x ring 2
+    "animate_face_blocks": ("animate", "ulysses", 0, 1, (3, 4, 6)),  # WanAnimate: pose + face blocks per frame
 }
+
+
+def _model(kind):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if kind == "animate":
+            return build_model(preset("tiny-animate"))
+        return build_model(tiny_config(num_heads=kind))
 
 
 def case_inputs(cfg: dict, speakers: int, batch: int, latent, seed: int = 5) -> dict:
@@ -30,6 +39,10 @@ def case_inputs(cfg: dict, speakers: int, batch: int, latent, seed: int = 5) -> 
         clip_fea=torch.randn(1, 257, cfg["clip_dim"], generator=gen),
         y=torch.randn(1, 20, f, h, w, generator=gen),
     )
+    if cfg["model_type"] == "animate":
+        size = cfg["motion_encoder"]["size"]
+        inputs["pose_latents"] = torch.randn(batch, 16, f - 1, h, w, generator=gen)
+        inputs["face_pixel_values"] = torch.rand(batch, 3, 4 * (f - 2) + 1, size, size, generator=gen) * 2 - 1
     if speakers:
         frames = audio_frames_for(f, cfg)
         inputs["audio"] = torch.randn(speakers, frames, cfg["audio_window"], cfg["audio_layers"],
@@ -50,9 +63,7 @@ def forward_parity(rank: int, world: int, result_path: str) -> None:
     report = {}
     for name, (heads, mode, speakers, batch, latent) in CASES.items():
         if heads not in models:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                models[heads] = build_model(tiny_config(num_heads=heads))
+            models[heads] = _model(heads)
         model = models[heads]
         inputs = case_inputs(model.config, speakers, batch, latent)
         single = model(**inputs)
