@@ -13,7 +13,8 @@ from testlib import REPO_ROOT
 
 from wanvideo import cli
 from wanvideo.errors import InputError, ModelFileError
-from wanvideo.pipeline import ModelPaths, load_wan_vae, resolve_models
+from wanvideo.model_files import ModelPaths, resolve_models
+from wanvideo.sampling.vae import load_wan_vae
 
 SPEECH_SECONDS = 1.5  # 37 frames at 25 fps: three windows of 17 frames (12 new frames each after the first)
 

@@ -123,15 +123,15 @@ def main(argv=None) -> int:
                         format="%(message)s")
     try:
         if args.command == "write-tiny-models":
-            from .pipeline import write_tiny_models
+            from .tiny_files import write_tiny_models
 
             names = write_tiny_models(args.models_dir, clip_dim=args.clip_dim, text_dim=args.text_dim)
             print(json.dumps(names))
             return 0
-        from .pipeline import GenerateRequest, generate
+        from .pipeline import GenerateRequest, make_video_file
 
         request = GenerateRequest.from_args(args)
-        result = generate(request)
+        result = make_video_file(request)
         print(f"wrote {result.path}: {result.frames} frames, {result.seconds:.2f} s at {result.fps:g} fps, with sound")
         if result.embedded:
             print("(embedded tiny random-weight models: the picture is noise; the sound and the timing are real. "

@@ -1,4 +1,5 @@
-"""Files in, MP4 with sound out: the command line's pipeline, through the engine functions the nodes call.
+"""Files in, MP4 with sound out (`make_video_file`): the command line's pipeline, through the engine functions the
+nodes call.
 
     audio files -> wanvideo.audio.build_audio_embeddings   (the audio embeds node)
     model files -> wanvideo.model.load_model               (the model loader node)
@@ -11,20 +12,23 @@ random-weight set (`wanvideo.tiny`) runs instead: the picture is noise, the soun
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import sys
 from dataclasses import dataclass, field, fields
-from fractions import Fraction
 
 import numpy as np
 import torch
 
-from .errors import InputError, ModelFileError
+from .errors import InputError
+from .media import need_file, read_audio, read_image, read_video
+from .model_files import ModelPaths, resolve_models
+from .sampling.vae import load_wan_vae
+from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
+from .torch_inputs import parse_device
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 # The reference's default prompts (InfiniteTalk examples / Wan's negative prompt, in its original Chinese).
 DEFAULT_PROMPT = "A person is talking to the camera with natural facial expressions and clear lip movements."
@@ -37,29 +41,8 @@ EMBEDDED_NOTICE = ("Using the embedded tiny random-weight model set (no model fi
                    "noise; the sound and the timing are real.")
 EMBEDDED_LONG_SIDE = 256  # the embedded set's automatic size: the image's aspect, this many pixels on the long side
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-MODEL_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt")
-
 
 # ----------------------------------------------------------------------------- requests
-
-
-@dataclass
-class ModelPaths:
-    models_dir: str | None = None
-    model: str | None = None
-    infinitetalk: str | None = None
-    wav2vec: str | None = None
-    vae: str | None = None
-    clip_vision: str | None = None
-    text_encoder: str | None = None
-    loras: list = field(default_factory=list)  # [(path, strength)]
-
-    FILES = ("model", "infinitetalk", "wav2vec", "vae", "clip_vision", "text_encoder")
-
-    @property
-    def embedded(self) -> bool:
-        return self.models_dir is None and not self.loras and all(getattr(self, f) is None for f in self.FILES)
 
 
 @dataclass
@@ -130,203 +113,6 @@ def _parse_lora(item: str):
     return path, strength
 
 
-# ----------------------------------------------------------------------------- media files
-
-
-def _need_file(path: str | None, what: str, option: str) -> str:
-    if not path:
-        raise InputError(f"{option}: no {what} given")
-    if not os.path.isfile(path):
-        raise InputError(f"{option} {path}: file not found (the {what})")
-    return path
-
-
-def read_image(path: str) -> torch.Tensor:
-    """[H, W, 3] float32 in 0..1 (EXIF rotation applied, alpha dropped)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB")
-            return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"--image {path}: not an image PIL can read ({exc}); use a PNG, JPEG or WebP file") from None
-
-
-def read_audio(path: str, option: str = "--audio") -> tuple[np.ndarray, int]:
-    """([channels, samples] float32, sample_rate) of the first audio stream of any file ffmpeg reads."""
-    import av
-
-    try:
-        with av.open(path) as container:
-            if not container.streams.audio:
-                raise InputError(f"{option} {path}: the file has no audio stream")
-            stream = container.streams.audio[0]
-            rate = stream.codec_context.sample_rate
-            chunks = []
-            for frame in container.decode(stream):
-                arr = frame.to_ndarray()
-                channels = len(frame.layout.channels)
-                if arr.shape[0] != channels:  # packed sample format: interleaved
-                    arr = arr.reshape(-1, channels).T
-                if arr.dtype.kind == "i":  # signed PCM -> [-1, 1)
-                    arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
-                elif arr.dtype.kind == "u":  # unsigned 8-bit PCM is centred on 128
-                    half = float(np.iinfo(arr.dtype).max + 1) / 2
-                    arr = (arr.astype(np.float32) - half) / half
-                chunks.append(arr.astype(np.float32))
-    except av.error.FFmpegError as exc:
-        raise InputError(f"{option} {path}: cannot decode the audio ({exc})") from None
-    if not chunks:
-        raise InputError(f"{option} {path}: the audio stream is empty")
-    return np.concatenate(chunks, axis=1), int(rate)
-
-
-def read_video(path: str) -> tuple[np.ndarray, float]:
-    """(frames [N, H, W, 3] uint8, fps) of the first video stream."""
-    import av
-
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise InputError(f"--video {path}: the file has no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or Fraction(25))
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    except av.error.FFmpegError as exc:
-        raise InputError(f"--video {path}: cannot decode the video ({exc})") from None
-    if not frames:
-        raise InputError(f"--video {path}: the video has no frames")
-    return np.stack(frames), fps
-
-
-# ----------------------------------------------------------------------------- model files
-
-
-FOLDERS = {
-    "model": ("diffusion_models", "unet"),
-    "infinitetalk": ("diffusion_models", "model_patches", "unet"),
-    "wav2vec": ("wav2vec2", "audio_encoders"),
-    "vae": ("vae",),
-    "clip_vision": ("clip_vision",),
-    "text_encoder": ("text_encoders", "clip"),
-}
-WHAT = {
-    "model": "Wan2.1 I2V 14B (e.g. wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors)",
-    "infinitetalk": "InfiniteTalk (e.g. Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors)",
-    "wav2vec": "wav2vec2 (e.g. wav2vec2-chinese-base_fp16.safetensors or a chinese-wav2vec2-base folder)",
-    "vae": "Wan 2.1 VAE (wan_2.1_vae.safetensors)",
-    "clip_vision": "CLIP ViT-H/14 (clip_vision_h.safetensors)",
-    "text_encoder": "umt5-xxl (umt5_xxl_fp8_e4m3fn_scaled.safetensors)",
-}
-
-
-def _candidates(models_dir: str, kind: str) -> list[str]:
-    found = []
-    for folder in FOLDERS[kind]:
-        root = os.path.join(models_dir, folder)
-        if not os.path.isdir(root):
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            if kind == "wav2vec" and "config.json" in filenames and dirpath != root:
-                found.append(dirpath)  # a Hugging Face folder
-                dirnames[:] = []
-                continue
-            for name in sorted(filenames):
-                if name.lower().endswith(MODEL_EXTENSIONS):
-                    found.append(os.path.join(dirpath, name))
-    return found
-
-
-def _matches(kind: str, path: str, two_speakers: bool) -> int:
-    """Preference score of a candidate (0 = not this kind of model)."""
-    name = os.path.basename(path).lower().replace("-", "_")
-    if kind == "model":
-        return 2 if "i2v" in name and "infinitetalk" not in name and "2.2" not in name and "2_2" not in name else 0
-    if kind == "infinitetalk":
-        if "infinitetalk" not in name:
-            return 0
-        return 3 if ("multi" in name) == two_speakers else 1
-    if kind == "wav2vec":
-        return 2 if "wav2vec" in name else 0
-    if kind == "vae":
-        if "wan" not in name or "2.2" in name or "2_2" in name:
-            return 0
-        return 2
-    if kind == "clip_vision":
-        return 2 if "clip_vision_h" in name or "vit_h" in name or "vit-h" in name else 1
-    if kind == "text_encoder":
-        return 2 if "umt5" in name else 0
-    return 0
-
-
-def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = True) -> dict:
-    """{kind: path} for every model the run needs: given paths first, then a search of --models-dir."""
-    out = {}
-    kinds = [k for k in ModelPaths.FILES if need_audio or k not in ("infinitetalk", "wav2vec")]
-    for kind in kinds:
-        given = getattr(paths, kind)
-        if kind == "infinitetalk" and given == "none":
-            out[kind] = None  # the model file holds the InfiniteTalk weights itself (a combined file)
-            continue
-        if given:
-            if not os.path.exists(given):
-                raise InputError(f"--{kind.replace('_', '-')} {given}: not found (the {WHAT[kind]})")
-            out[kind] = given
-            continue
-        if not paths.models_dir:
-            raise InputError(f"--{kind.replace('_', '-')} is missing: give the {WHAT[kind]}, or --models-dir "
-                             "with your ComfyUI models folder (or no model options at all for the embedded demo)")
-        if not os.path.isdir(paths.models_dir):
-            raise InputError(f"--models-dir {paths.models_dir}: not a folder")
-        scored = [(_matches(kind, p, two_speakers), p) for p in _candidates(paths.models_dir, kind)]
-        scored = [sp for sp in scored if sp[0] > 0]
-        if not scored:
-            folders = " or ".join(f"{paths.models_dir}/{f}/" for f in FOLDERS[kind])
-            raise InputError(f"no {WHAT[kind]} found in {folders}: download it there (see README, "
-                             f"'Model files'), or give --{kind.replace('_', '-')}")
-        best = max(s for s, _ in scored)
-        top = [p for s, p in scored if s == best]
-        if len(top) > 1:
-            listing = "\n  ".join(top)
-            raise InputError(f"several {WHAT[kind]} candidates in {paths.models_dir}; choose one with "
-                             f"--{kind.replace('_', '-')}:\n  {listing}")
-        out[kind] = top[0]
-    for path, _ in paths.loras:
-        if not os.path.isfile(path):
-            raise InputError(f"--lora {path}: file not found")
-    return out
-
-
-def load_wan_vae(path: str, dtype=torch.float32, device="cpu"):
-    """The Wan 2.1 VAE from its original single file (ComfyUI's wan_2.1_vae.safetensors), via diffusers."""
-    from diffusers import AutoencoderKLWan
-    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
-    from safetensors.torch import load_file
-
-    from .sampling import DiffusersWanVAE
-
-    try:
-        sd = load_file(path) if path.endswith((".safetensors", ".sft")) else torch.load(path, map_location="cpu",
-                                                                                     weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any read failure: name the file
-        raise ModelFileError(f"cannot read the VAE {path}: {exc}; re-download it") from None
-    if "decoder.middle.0.residual.0.gamma" not in sd and "decoder.mid_block.resnets.0.norm1.gamma" not in sd:
-        raise ModelFileError(f"{os.path.basename(path)} is not a Wan 2.1 VAE; use wan_2.1_vae.safetensors "
-                             "(Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/vae)")
-    if "decoder.middle.0.residual.0.gamma" in sd:
-        sd = convert_wan_vae_to_diffusers(sd)
-    with torch.device("meta"):
-        vae = AutoencoderKLWan()
-    try:
-        vae.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise ModelFileError(f"{os.path.basename(path)} does not fit the Wan 2.1 VAE ({str(exc)[:300]}); "
-                             "the Wan 2.2 VAE is not the one InfiniteTalk uses") from None
-    return DiffusersWanVAE(vae.float(), device=device, dtype=dtype)
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -339,18 +125,6 @@ class _Models:
     context_null: torch.Tensor | None
     clip_fea: torch.Tensor | None
     embedded: bool
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name}: not a device name (auto, cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: this torch has no CUDA device; use --device cpu")
-    return device
 
 
 def _embedded_size(req: GenerateRequest, height: int, width: int) -> tuple[int, int]:
@@ -447,7 +221,7 @@ class _ProgressBars:
             self.bar.close()
 
 
-def generate(req: GenerateRequest) -> GenerateResult:
+def make_video_file(req: GenerateRequest) -> GenerateResult:
     """Run the whole job; the MP4 is written to `req.output`."""
     from .audio import build_audio_embeddings
     from .sampling import SamplerSettings, plan_windows
@@ -455,19 +229,19 @@ def generate(req: GenerateRequest) -> GenerateResult:
     from .video import write_video
 
     # Inputs first: every file problem is reported before any model is loaded.
-    _need_file(req.audio, "speech", "--audio")
+    need_file(req.audio, "speech", "--audio")
     if req.audio_2:
-        _need_file(req.audio_2, "second speaker's speech", "--audio-2")
+        need_file(req.audio_2, "second speaker's speech", "--audio-2")
     if req.image:
-        _need_file(req.image, "portrait", "--image")
+        need_file(req.image, "portrait", "--image")
     else:
-        _need_file(req.video, "source video", "--video")
+        need_file(req.video, "source video", "--video")
     out_dir = os.path.dirname(os.path.abspath(req.output))
     if not req.output.lower().endswith((".mp4", ".mkv", ".mov", ".webm")):
         raise InputError(f"--output {req.output}: give a video file name ending in .mp4")
     if not os.path.isdir(out_dir):
         raise InputError(f"--output {req.output}: the folder {out_dir} does not exist")
-    device = _device(req.device)
+    device = parse_device(req.device, "--device")
     two = req.audio_2 is not None
     embedded = req.models.embedded
     files = {} if embedded else resolve_models(req.models, two_speakers=two)
@@ -544,58 +318,3 @@ def generate(req: GenerateRequest) -> GenerateResult:
         if req.work_dir is None and os.path.isdir(work) and not os.listdir(work):
             os.rmdir(work)
     return result
-
-
-# ----------------------------------------------------------------------------- tiny files
-
-
-def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: int | None = None) -> dict:
-    """Write the tiny random-weight DiT (+ InfiniteTalk) and wav2vec2 in ComfyUI's models/ layout.
-
-    Returns the file names to select in the loaders and the tiny model's text/image widths.
-    """
-    from safetensors.torch import save_file
-
-    from .audio import tiny_wav2vec2
-    from .model import build_model, tiny_config
-
-    overrides = {}
-    if clip_dim:
-        overrides["clip_dim"] = int(clip_dim)
-    if text_dim:
-        overrides["text_dim"] = int(text_dim)
-    config = tiny_config(**overrides)
-    torch.manual_seed(0)
-    dit = build_model(config, dtype=torch.float32, device="cpu")
-    sd = {k: v.contiguous() for k, v in dit.state_dict().items()}
-    # Sizes the weights cannot tell (heads, text length, wav2vec layers x channels) travel in the metadata,
-    # the way the reference fixtures carry their constructor arguments. Two files: the Wan model with the
-    # InfiniteTalk weights in it (a "combined" file), and the plain Wan model (for image-to-video without audio).
-    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()
-              if k not in ("clip_dim", "audio_layers", "audio_channels", "audio_adapter")}
-
-    def meta(audio_adapter):
-        return {"config": json.dumps({"model_kwargs": dict(kwargs, audio_adapter=audio_adapter),
-                                      "clip_dim": config["clip_dim"],
-                                      "audio_proj": {"blocks": config["audio_layers"],
-                                                     "channels": config["audio_channels"]}})}
-
-    dm = os.path.join(models_dir, "diffusion_models")
-    os.makedirs(dm, exist_ok=True)
-    names = {"model": "wan2.1_i2v_infinitetalk_tiny_random.safetensors",
-             "model_no_audio": "wan2.1_i2v_tiny_random.safetensors"}
-    save_file(sd, os.path.join(dm, names["model"]), metadata=meta(True))
-    save_file({k: v for k, v in sd.items() if not _is_adapter_key(k)}, os.path.join(dm, names["model_no_audio"]),
-              metadata=meta(False))
-    # wav2vec2 as a Hugging Face folder (config.json + model.safetensors), as users keep chinese-wav2vec2-base.
-    names["wav2vec"] = "tiny-wav2vec2-random"
-    tiny_wav2vec2(seed=0).model.save_pretrained(os.path.join(models_dir, "wav2vec2", names["wav2vec"]),
-                                                safe_serialization=True)
-    names["text_dim"] = config["text_dim"]
-    names["clip_dim"] = config["clip_dim"]
-    return names
-
-
-def _is_adapter_key(key: str) -> bool:
-    return key.startswith("audio_proj.") or ".audio_cross_attn." in key or ".norm_x." in key
-

@@ -8,35 +8,19 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError
+from ..torch_inputs import parse_device, parse_dtype
 from .checkpoint import clean_config_dict
 
 SAMPLE_RATE = 16000  # wav2vec2 is trained on 16 kHz audio
 
-DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-}
 
 
 def as_dtype(dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        if dtype in (torch.float32, torch.float16, torch.bfloat16):
-            return dtype
-    elif isinstance(dtype, str) and dtype.lower() in DTYPES:
-        return DTYPES[dtype.lower()]
-    raise InputError(f"precision {dtype!r} is not supported for wav2vec2: choose fp32, fp16 or bf16")
+    return parse_dtype(dtype, "wav2vec2 precision")
 
 
 def as_device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device {device!r} is not a torch device (use 'cpu', 'cuda', 'cuda:1', ...)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for, but this PyTorch sees no CUDA GPU: use 'cpu'")
-    return dev
+    return parse_device(device, "wav2vec2 device")
 
 
 def build_transformers_model(config: dict):

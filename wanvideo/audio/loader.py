@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, ModelFileError
+from ..torch_inputs import load_torch_state_dict
 from .checkpoint import (
     OPTIONAL_KEYS,
     bundled_config,
@@ -18,7 +19,7 @@ from .checkpoint import (
 )
 from .encoder import Wav2VecEncoder, as_device, as_dtype, build_transformers_model
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
@@ -48,21 +49,7 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
 
 
 def _load_torch_file(path: Path) -> dict:
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # noqa: BLE001
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc2:  # noqa: BLE001
-            raise ModelFileError(
-                f"{path} cannot be read as plain tensors ({exc2 or exc}). Only weights are loaded (never pickled "
-                f"code): use the model's model.safetensors instead."
-            ) from exc2
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelFileError(f"{path} does not hold a dictionary of tensors, so it is not a wav2vec2 checkpoint")
-    return obj
+    return load_torch_state_dict(path, "a wav2vec2 checkpoint")
 
 
 def _load_weights_file(path: Path) -> tuple[dict, dict]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelFileError
+from ..torch_inputs import load_torch_state_dict
 
 SAFETENSORS_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -127,13 +128,5 @@ def open_weight_file(path):
             "(bf16, fp16 or fp8) of the same model"
         )
     if suffix in (".pt", ".pth", ".bin", ".ckpt"):
-        try:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelFileError(f"{path.name} could not be read as a PyTorch state dict ({exc}): re-download it") from exc
-        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-            sd = sd["state_dict"]
-        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-            raise ModelFileError(f"{path.name} does not hold a plain state dict of tensors")
-        return DictSource(sd, path)
+        return DictSource(load_torch_state_dict(path, "a model's weights"), path)
     return SafetensorsSource(path)

@@ -14,9 +14,12 @@ normalisation with the VAE's published per-channel mean and std.
 from __future__ import annotations
 
 import inspect
+import os
 
 import torch
 
+from ..errors import ModelFileError
+from ..torch_inputs import load_torch_state_dict
 from .fingerprint import module_fingerprint
 
 LATENT_CHANNELS = 16
@@ -64,3 +67,28 @@ class DiffusersWanVAE:
         if self._fingerprint is None:
             self._fingerprint = module_fingerprint(self.vae)
         return self._fingerprint
+
+
+def load_wan_vae(path: str, dtype=torch.float32, device="cpu"):
+    """The Wan 2.1 VAE from its original single file (ComfyUI's wan_2.1_vae.safetensors), via diffusers."""
+    from diffusers import AutoencoderKLWan
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+    from safetensors.torch import load_file
+
+    try:
+        sd = load_file(path) if path.endswith((".safetensors", ".sft")) else load_torch_state_dict(path, "a VAE")
+    except Exception as exc:  # noqa: BLE001 - any read failure: name the file
+        raise ModelFileError(f"cannot read the VAE {path}: {exc}; re-download it") from None
+    if "decoder.middle.0.residual.0.gamma" not in sd and "decoder.mid_block.resnets.0.norm1.gamma" not in sd:
+        raise ModelFileError(f"{os.path.basename(path)} is not a Wan 2.1 VAE; use wan_2.1_vae.safetensors "
+                             "(Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/vae)")
+    if "decoder.middle.0.residual.0.gamma" in sd:
+        sd = convert_wan_vae_to_diffusers(sd)
+    with torch.device("meta"):
+        vae = AutoencoderKLWan()
+    try:
+        vae.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{os.path.basename(path)} does not fit the Wan 2.1 VAE ({str(exc)[:300]}); "
+                             "the Wan 2.2 VAE is not the one InfiniteTalk uses") from None
+    return DiffusersWanVAE(vae.float(), device=device, dtype=dtype)

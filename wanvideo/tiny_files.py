@@ -1,0 +1,62 @@
+"""Writing the tiny random-weight models (see tiny.py) as files in ComfyUI's models/ layout.
+
+`python -m wanvideo write-tiny-models DIR`: lets the pack's own loaders (and the tests of the real-weights
+paths) run on files without downloading anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+
+def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: int | None = None) -> dict:
+    """Write the tiny random-weight DiT (+ InfiniteTalk) and wav2vec2 in ComfyUI's models/ layout.
+
+    Returns the file names to select in the loaders and the tiny model's text/image widths.
+    """
+    from safetensors.torch import save_file
+
+    from .audio import tiny_wav2vec2
+    from .model import build_model, tiny_config
+
+    overrides = {}
+    if clip_dim:
+        overrides["clip_dim"] = int(clip_dim)
+    if text_dim:
+        overrides["text_dim"] = int(text_dim)
+    config = tiny_config(**overrides)
+    torch.manual_seed(0)
+    dit = build_model(config, dtype=torch.float32, device="cpu")
+    sd = {k: v.contiguous() for k, v in dit.state_dict().items()}
+    # Sizes the weights cannot tell (heads, text length, wav2vec layers x channels) travel in the metadata,
+    # the way the reference fixtures carry their constructor arguments. Two files: the Wan model with the
+    # InfiniteTalk weights in it (a "combined" file), and the plain Wan model (for image-to-video without audio).
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()
+              if k not in ("clip_dim", "audio_layers", "audio_channels", "audio_adapter")}
+
+    def meta(audio_adapter):
+        return {"config": json.dumps({"model_kwargs": dict(kwargs, audio_adapter=audio_adapter),
+                                      "clip_dim": config["clip_dim"],
+                                      "audio_proj": {"blocks": config["audio_layers"],
+                                                     "channels": config["audio_channels"]}})}
+
+    dm = os.path.join(models_dir, "diffusion_models")
+    os.makedirs(dm, exist_ok=True)
+    names = {"model": "wan2.1_i2v_infinitetalk_tiny_random.safetensors",
+             "model_no_audio": "wan2.1_i2v_tiny_random.safetensors"}
+    save_file(sd, os.path.join(dm, names["model"]), metadata=meta(True))
+    save_file({k: v for k, v in sd.items() if not _is_adapter_key(k)}, os.path.join(dm, names["model_no_audio"]),
+              metadata=meta(False))
+    # wav2vec2 as a Hugging Face folder (config.json + model.safetensors), as users keep chinese-wav2vec2-base.
+    names["wav2vec"] = "tiny-wav2vec2-random"
+    tiny_wav2vec2(seed=0).model.save_pretrained(os.path.join(models_dir, "wav2vec2", names["wav2vec"]),
+                                                safe_serialization=True)
+    names["text_dim"] = config["text_dim"]
+    names["clip_dim"] = config["clip_dim"]
+    return names
+
+
+def _is_adapter_key(key: str) -> bool:
+    return key.startswith("audio_proj.") or ".audio_cross_attn." in key or ".norm_x." in key
