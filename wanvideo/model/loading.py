@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import InputError, ModelFileError
+from ..torch_inputs import parse_device, parse_dtype
 from .config import config_from_reference, normalize_config
 from .detect import check_infinitetalk, check_wan_animate, check_wan_i2v, infer_animate_config, infer_config, is_animate
 from .dit import WanInfiniteTalkModel
@@ -26,18 +27,11 @@ from .layouts import KeyMap, config_from_json, resolve_files
 from .weight_files import open_weight_file
 
 FIXTURE_EXTRAS = ("input.", "output.", "aux.", "debug.", "derived.")
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
 
 
 def compute_dtype(value) -> torch.dtype:
     """torch dtype from a torch dtype or a name ('bf16', 'fp16', 'fp32')."""
-    if isinstance(value, torch.dtype):
-        if value in (torch.float32, torch.bfloat16, torch.float16):
-            return value
-    elif str(value).lower() in DTYPES:
-        return DTYPES[str(value).lower()]
-    raise InputError(f"compute precision must be fp32, bf16 or fp16, got {value!r} (fp8 is a storage format: use keep_fp8)")
+    return parse_dtype(value, "compute precision", " (fp8 is a storage format: use keep_fp8)")
 
 
 class _Checkpoint:
@@ -139,18 +133,12 @@ def load_model(
     progress: optional callable(done, total) per tensor loaded.
     """
     dtype = compute_dtype(dtype)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = parse_device(device)
     offload_device = torch.device(offload_device)
     quant_dtype = fp8_dtype(quantize) if quantize else None
 
-    paths = list(path_or_paths) if isinstance(path_or_paths, (list, tuple)) else [path_or_paths]
-    ckpt = _Checkpoint()
-    for p in paths:
-        ckpt.add(p)
+    ckpt = _read_model_files(path_or_paths)
     main_files = list(ckpt.files)
-    audio_files = []
     animate = is_animate(ckpt.entries)
     if animate and (infinitetalk is not None or require_audio):
         raise ModelFileError(
@@ -158,30 +146,9 @@ def load_model(
             "talking video from speech: set the InfiniteTalk file to none and use the InfiniteTalk Animate sampler, or "
             "pick Wan2.1 I2V 14B + an InfiniteTalk file for lip sync"
         )
-    if infinitetalk is not None:
-        audio_ckpt = _Checkpoint().add(infinitetalk)
-        audio_files = audio_ckpt.files
-        audio_shapes = audio_ckpt.shapes()
-        if not any(k.startswith("audio_proj.") for k in audio_shapes):
-            if "patch_embedding.weight" in audio_shapes and "patch_embedding.weight" not in ckpt.shapes() \
-                    and any(k.startswith("audio_proj.") for k in ckpt.shapes()):
-                raise ModelFileError(
-                    "the Wan model and the InfiniteTalk file are swapped: pick the Wan2.1 I2V file as the model and "
-                    f"{Path(main_files[0]).name} as the InfiniteTalk file"
-                )
-            check_infinitetalk(audio_shapes, audio_files, dim=0)
-        for name, entry in audio_ckpt.entries.items():
-            if name in ckpt.entries:
-                raise ModelFileError(
-                    f"{name} is in both {Path(ckpt.entries[name][0].path).name} and {Path(entry[0].path).name}: "
-                    "the model file already holds InfiniteTalk weights; set the InfiniteTalk file to none"
-                )
-            ckpt.entries[name] = entry
-        ckpt.scales.update(audio_ckpt.scales)
-        ckpt.files += audio_files
-        if require_audio is None:
-            require_audio = True
-
+    audio_files = _add_infinitetalk_file(ckpt, infinitetalk, main_files) if infinitetalk is not None else []
+    if infinitetalk is not None and require_audio is None:
+        require_audio = True
     shapes = ckpt.shapes()
     explicit = dict(ckpt.explicit)
     explicit.update(config or {})
@@ -192,10 +159,7 @@ def load_model(
         cfg = normalize_config(infer_animate_config(shapes, explicit))
         model_class = WanAnimateModel
     else:
-        check_wan_i2v(shapes, main_files)
-        dim = shapes["patch_embedding.weight"][0]
-        if require_audio or any(k.startswith("audio_proj.") for k in shapes):
-            check_infinitetalk(shapes, audio_files or main_files, dim)
+        _check_model_parts(shapes, main_files, audio_files, require_audio)
         cfg = normalize_config(infer_config(shapes, {k: v for k, v in explicit.items() if not _animate_only(k)}))
         model_class = WanInfiniteTalkModel
 
@@ -203,59 +167,10 @@ def load_model(
         model = model_class(cfg, dtype=dtype, device="meta")
     model.main_device = device
     slots = _parameter_slots(model)
-
-    missing = sorted(set(slots) - set(shapes))
-    unexpected = sorted(set(shapes) - set(slots))
-    if unexpected:
-        raise ModelFileError(
-            f"{len(unexpected)} tensors of {', '.join(Path(f).name for f in ckpt.files)} are not part of "
-            f"{'Wan2.2-Animate' if animate else 'Wan2.1 I2V + InfiniteTalk'}: "
-            f"{', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}"
-        )
-    if missing:
-        raise ModelFileError(
-            f"{len(missing)} weights are missing from {', '.join(Path(f).name for f in ckpt.files)}: "
-            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (an incomplete or different model)"
-        )
-    for name, (_, _, expected) in slots.items():
-        if tuple(shapes[name]) != expected:
-            raise ModelFileError(
-                f"shape mismatch for {name}: the file has {tuple(shapes[name])}, this model needs {expected} "
-                f"(config dim={cfg['dim']}, heads={cfg['num_heads']}, layers={cfg['num_layers']}): "
-                "the files belong to different models"
-            )
+    _check_slots(slots, shapes, ckpt.files, cfg, "Wan2.2-Animate" if animate else "Wan2.1 I2V + InfiniteTalk")
 
     swap = max(0, min(int(blocks_to_swap), cfg["num_layers"]))
-    swapped_prefixes = tuple(f"blocks.{i}." for i in range(swap))
-    total = len(slots)
-    for done, (name, (module, attr, _)) in enumerate(sorted(slots.items()), start=1):
-        source, key = ckpt.entries[name]
-        target = offload_device if (swap and name.startswith(swapped_prefixes)) else device
-        tensor = source.get(key)
-        scale = None
-        if name in ckpt.scales:
-            scale_src, scale_key = ckpt.scales[name]
-            scale = scale_src.get(scale_key).to(target, torch.float32)
-        linear_weight = isinstance(module, Linear) and attr == "weight"
-        if is_fp8(tensor.dtype) and keep_fp8 and linear_weight:
-            value = tensor.to(target)
-            module.weight_scale = scale
-        elif quant_dtype is not None and _is_block_linear_weight(name, module):
-            if is_fp8(tensor.dtype) and tensor.dtype == quant_dtype:
-                value = tensor.to(target)
-            else:
-                value, scale = quantize_fp8(dequantize(tensor.to(target), scale, torch.float32), quant_dtype)
-            module.weight_scale = scale
-        elif is_fp8(tensor.dtype) or scale is not None:
-            value = dequantize(tensor.to(target), scale, dtype)
-        elif not tensor.is_floating_point():
-            raise ModelFileError(f"{name} is stored as {tensor.dtype}, which is not a weight format this pack loads")
-        else:
-            value = tensor.to(target).to(dtype)
-        module._parameters[attr] = nn.Parameter(value, requires_grad=False)
-        del tensor
-        if progress is not None:
-            progress(done, total)
+    _load_weights(slots, ckpt, dtype, device, offload_device, swap, keep_fp8, quant_dtype, progress)
 
     model.loaded_from = {"files": ckpt.files, "layouts": sorted(ckpt.layouts)}
     model.set_attention_backend(attention)
@@ -268,6 +183,109 @@ def load_model(
 
         model.block_swap = BlockSwapper(model, swap, main_device=device, offload_device=offload_device)
     return model
+
+
+def _read_model_files(path_or_paths) -> _Checkpoint:
+    """The Wan model's tensors under native names (one file, a folder, shards, or a list of them)."""
+    paths = list(path_or_paths) if isinstance(path_or_paths, (list, tuple)) else [path_or_paths]
+    ckpt = _Checkpoint()
+    for p in paths:
+        ckpt.add(p)
+    return ckpt
+
+
+def _add_infinitetalk_file(ckpt: _Checkpoint, infinitetalk, main_files: list) -> list:
+    """Add the InfiniteTalk file's tensors (checked to be the adapter, not a second Wan model); its files."""
+    audio_ckpt = _Checkpoint().add(infinitetalk)
+    audio_files = audio_ckpt.files
+    audio_shapes = audio_ckpt.shapes()
+    if not any(k.startswith("audio_proj.") for k in audio_shapes):
+        if "patch_embedding.weight" in audio_shapes and "patch_embedding.weight" not in ckpt.shapes() \
+                and any(k.startswith("audio_proj.") for k in ckpt.shapes()):
+            raise ModelFileError(
+                "the Wan model and the InfiniteTalk file are swapped: pick the Wan2.1 I2V file as the model and "
+                f"{Path(main_files[0]).name} as the InfiniteTalk file"
+            )
+        check_infinitetalk(audio_shapes, audio_files, dim=0)
+    for name, entry in audio_ckpt.entries.items():
+        if name in ckpt.entries:
+            raise ModelFileError(
+                f"{name} is in both {Path(ckpt.entries[name][0].path).name} and {Path(entry[0].path).name}: "
+                "the model file already holds InfiniteTalk weights; set the InfiniteTalk file to none"
+            )
+        ckpt.entries[name] = entry
+    ckpt.scales.update(audio_ckpt.scales)
+    ckpt.files += audio_files
+    return audio_files
+
+
+def _check_model_parts(shapes: dict, main_files: list, audio_files: list, require_audio) -> None:
+    """A Wan2.1 I2V model, and complete InfiniteTalk weights when required or present."""
+    check_wan_i2v(shapes, main_files)
+    dim = shapes["patch_embedding.weight"][0]
+    if require_audio or any(k.startswith("audio_proj.") for k in shapes):
+        check_infinitetalk(shapes, audio_files or main_files, dim)
+
+
+def _check_slots(slots: dict, shapes: dict, files: list, cfg: dict, kind: str) -> None:
+    """Every parameter of the model is in the files, nothing else is, and every shape fits."""
+    names = ", ".join(Path(f).name for f in files)
+    missing = sorted(set(slots) - set(shapes))
+    unexpected = sorted(set(shapes) - set(slots))
+    if unexpected:
+        raise ModelFileError(
+            f"{len(unexpected)} tensors of {names} are not part of {kind}: "
+            f"{', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}"
+        )
+    if missing:
+        raise ModelFileError(
+            f"{len(missing)} weights are missing from {names}: "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (an incomplete or different model)"
+        )
+    for name, (_, _, expected) in slots.items():
+        if tuple(shapes[name]) != expected:
+            raise ModelFileError(
+                f"shape mismatch for {name}: the file has {tuple(shapes[name])}, this model needs {expected} "
+                f"(config dim={cfg['dim']}, heads={cfg['num_heads']}, layers={cfg['num_layers']}): "
+                "the files belong to different models"
+            )
+
+
+def _load_weights(slots, ckpt, dtype, device, offload_device, swap, keep_fp8, quant_dtype, progress) -> None:
+    """Stream every tensor from its file to its device and storage format, one at a time."""
+    swapped_prefixes = tuple(f"blocks.{i}." for i in range(swap))
+    total = len(slots)
+    for done, (name, (module, attr, _)) in enumerate(sorted(slots.items()), start=1):
+        target = offload_device if (swap and name.startswith(swapped_prefixes)) else device
+        value, scale, keeps_scale = _stored_tensor(name, module, attr, ckpt, dtype, target, keep_fp8, quant_dtype)
+        if keeps_scale:
+            module.weight_scale = scale
+        module._parameters[attr] = nn.Parameter(value, requires_grad=False)
+        if progress is not None:
+            progress(done, total)
+
+
+def _stored_tensor(name, module, attr, ckpt, dtype, target, keep_fp8, quant_dtype):
+    """(value, its fp8 scale, whether the module keeps the scale) of one weight in its storage format."""
+    source, key = ckpt.entries[name]
+    tensor = source.get(key)
+    scale = None
+    if name in ckpt.scales:
+        scale_src, scale_key = ckpt.scales[name]
+        scale = scale_src.get(scale_key).to(target, torch.float32)
+    linear_weight = isinstance(module, Linear) and attr == "weight"
+    if is_fp8(tensor.dtype) and keep_fp8 and linear_weight:
+        return tensor.to(target), scale, True
+    if quant_dtype is not None and _is_block_linear_weight(name, module):
+        if is_fp8(tensor.dtype) and tensor.dtype == quant_dtype:
+            return tensor.to(target), scale, True
+        value, scale = quantize_fp8(dequantize(tensor.to(target), scale, torch.float32), quant_dtype)
+        return value, scale, True
+    if is_fp8(tensor.dtype) or scale is not None:
+        return dequantize(tensor.to(target), scale, dtype), scale, False
+    if not tensor.is_floating_point():
+        raise ModelFileError(f"{name} is stored as {tensor.dtype}, which is not a weight format this pack loads")
+    return tensor.to(target).to(dtype), scale, False
 
 
 def describe(model: WanInfiniteTalkModel) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -32,7 +33,7 @@ import torch
 from ..errors import InputError
 from ..video.frame_store import FrameStore
 from .color import match_and_blend_colors
-from .conditioning import FrameSource, check_audio, prepare_clip, prepare_context, same_context
+from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context, same_context
 from .fingerprint import Digest, module_fingerprint
 from .guidance import COND, DROP_AUDIO, DROP_TEXT, combine, needed_passes
 from .masks import ref_target_masks
@@ -42,7 +43,7 @@ from .sizes import resolve_size
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
 from .windows import Window, gather_audio, plan_windows
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 STORE_FORMAT_REVISION = 1  # bump when the loop's numbers change, so old stores are not resumed
 
@@ -132,32 +133,74 @@ def generate(
     """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
 
     model: the DiT (INFINITETALK_MODEL contract); vae: an object with encode/decode/fingerprint (vae.py);
-    frames: the reference image, or source video frames for dubbing (conditioning.FrameSource);
+    frames: the reference image, or source video frames for dubbing (conditioning.ReferenceFrames);
     clip_fea: [1 or N, 257, clip_dim]; audio: AudioEmbeddings or None (plain I2V);
     context / context_null: [1, L, text_dim] positive / negative text embeddings (None = empty prompt);
     speaker_masks: optional pair of [H, W] masks for two speakers.
     """
     s = (settings or SamplerSettings()).validated()
+    plan = plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s)
+    store = _open_store(store_root, model, vae, plan, audio, s)
+    if store.complete:
+        log.info("WanVideo InfiniteTalk: all %d windows of this run are already on disk (%s); nothing to do",
+                 len(plan.windows), store.path)
+        return store
+    runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop)
+    _run_windows(runner, plan, store, on_window_done)
+    store.mark_complete()
+    return store
+
+
+@dataclass
+class RunPlan:
+    """Everything a run decides before its first window: sizes, windows, checked conditioning."""
+
+    source: ReferenceFrames
+    has_audio: bool
+    fps: float
+    total: int
+    height: int
+    width: int
+    windows: list
+    ctx: torch.Tensor
+    ctx_null: torch.Tensor
+    clip_all: torch.Tensor
+    masks: torch.Tensor | None
+    pass_names: list
+    num_speakers: int
+    audio_window: int
+
+    @property
+    def lat_h(self) -> int:
+        return self.height // SPATIAL_STRIDE
+
+    @property
+    def lat_w(self) -> int:
+        return self.width // SPATIAL_STRIDE
+
+
+def _frame_count(audio, source: ReferenceFrames, s: SamplerSettings) -> tuple[float, int]:
+    """(fps, number of frames to make): the audio's length (or max_frames); without audio, max_frames or the video's."""
+    if audio is not None:
+        return float(audio.fps), audio.num_frames if s.max_frames == 0 else min(audio.num_frames, s.max_frames)
+    if s.max_frames > 0:
+        return s.fps, s.max_frames
+    if source.is_video:
+        return s.fps, len(source)
+    raise InputError("without audio embeddings (plain image-to-video) set max_frames to the number of "
+                     "frames to make (e.g. 81)")
+
+
+def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s: SamplerSettings) -> RunPlan:
+    """Check the inputs against the model and decide sizes, windows and guidance passes."""
     config = dict(getattr(model, "config", {}) or {})
     text_dim, text_len = int(config.get("text_dim", 4096)), int(config.get("text_len", 512))
     clip_dim, audio_window = int(config.get("clip_dim", 1280)), int(config.get("audio_window", 5))
-    device = torch.device(getattr(model, "main_device", None) or "cpu")
 
-    source = FrameSource(frames)
+    source = ReferenceFrames(frames)
     check_audio(audio, config)
     has_audio = audio is not None
-    if has_audio:
-        fps = float(audio.fps)
-        total = audio.num_frames if s.max_frames == 0 else min(audio.num_frames, s.max_frames)
-    else:
-        fps = s.fps
-        if s.max_frames > 0:
-            total = s.max_frames
-        elif source.is_video:
-            total = len(source)
-        else:
-            raise InputError("without audio embeddings (plain image-to-video) set max_frames to the number of "
-                             "frames to make (e.g. 81)")
+    fps, total = _frame_count(audio, source, s)
     height, width = resolve_size(s.width, s.height, source.height, source.width, s.size_bucket)
     lat_h, lat_w = height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
     windows = plan_windows(total, s.frame_window, s.motion_frames, TEMPORAL_STRIDE)
@@ -169,95 +212,125 @@ def generate(
     masks = ref_target_masks(num_speakers, source.height, source.width, height, width, lat_h, lat_w,
                              speaker_masks) if has_audio else None
     pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, same_context(ctx, ctx_null))
+    return RunPlan(source, has_audio, fps, total, height, width, windows, ctx, ctx_null, clip_all, masks,
+                   pass_names, num_speakers, audio_window)
 
-    key = _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, (height, width))
+
+def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSettings) -> FrameStore:
+    """The run's frame store: a new one, or the unfinished one of an identical earlier run (logged)."""
+    key = _run_key(model, vae, plan.source, audio, plan.ctx, plan.ctx_null, plan.clip_all, plan.masks, s,
+                   plan.total, (plan.height, plan.width))
     store = FrameStore.open_for_run(
-        store_root, key, width=width, height=height, fps=fps, total_frames=total, num_windows=len(windows),
-        info=dict(settings=vars(s), passes=pass_names, speakers=num_speakers, dubbing=source.is_video),
+        store_root, key, width=plan.width, height=plan.height, fps=plan.fps, total_frames=plan.total,
+        num_windows=len(plan.windows),
+        info=dict(settings=vars(s), passes=plan.pass_names, speakers=plan.num_speakers, dubbing=plan.source.is_video),
     )
     if store.complete:
-        log.info("WanVideo InfiniteTalk: all %d windows of this run are already on disk (%s); nothing to do",
-                 len(windows), store.path)
         return store
     resumed = store.finished_windows
     if resumed:
         log.info("WanVideo InfiniteTalk: resuming at window %d/%d: %d finished windows (%d frames) found in %s",
-                 resumed + 1, len(windows), resumed, len(store), store.path)
-    if source.is_video and len(source) < total:
+                 resumed + 1, len(plan.windows), resumed, len(store), store.path)
+    if plan.source.is_video and len(plan.source) < plan.total:
         log.warning("WanVideo InfiniteTalk: the source video has %d frames for %d output frames; its last frame "
-                    "conditions the rest", len(source), total)
+                    "conditions the rest", len(plan.source), plan.total)
+    return store
 
-    color_ref = source.conditioning(0, height, width)[:, 0] if s.color_correction > 0 else None
-    state = store.load_state() if resumed else {}
-    motion_latent = state.get("motion_latent")
-    cache = {}  # (frame index, window length) -> (y, clip): an image conditions every window the same way
-    ctx_d, ctx_null_d = ctx.to(device), ctx_null.to(device)
-    masks_d = masks.to(device) if masks is not None else None
 
-    def report(window: Window, step: int) -> None:
-        if on_progress is not None:
-            on_progress(Progress(window.index + 1, len(windows), step, s.steps, resumed))
+class _WindowRunner:
+    """Samples, decodes and stores one window at a time (the body of the loop)."""
 
-    def conditioning(window: Window):
-        """(y, clip row) of the window's reference frame, computed once per distinct frame."""
+    def __init__(self, model, vae, plan: RunPlan, audio, s: SamplerSettings, store: FrameStore, on_progress,
+                 should_stop):
+        self.model, self.vae, self.plan, self.audio, self.s, self.store = model, vae, plan, audio, s, store
+        self.on_progress, self.should_stop = on_progress, should_stop
+        self.device = device = torch.device(getattr(model, "main_device", None) or "cpu")
+        self.resumed = store.finished_windows
+        source = plan.source
+        self.color_ref = source.conditioning(0, plan.height, plan.width)[:, 0] if s.color_correction > 0 else None
+        self.cache = {}  # (frame index, window length) -> (y, clip): an image conditions every window the same way
+        self.ctx_d, self.ctx_null_d = plan.ctx.to(device), plan.ctx_null.to(device)
+        self.masks_d = plan.masks.to(device) if plan.masks is not None else None
+
+    def report(self, window: Window, step: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(window.index + 1, len(self.plan.windows), step, self.s.steps, self.resumed))
+
+    def conditioning(self, window: Window):
+        """(pixels, y, clip row) of the window's reference frame, computed once per distinct frame."""
+        plan, source = self.plan, self.plan.source
+        height, width = plan.height, plan.width
         frame_index = min(window.start, len(source) - 1) if source.is_video else 0
         cond_key = (frame_index, window.length)
         cond_pixels = source.conditioning(frame_index, height, width)
-        if cond_key not in cache:
-            cache.clear()
+        if cond_key not in self.cache:
+            self.cache.clear()
             video = torch.cat([cond_pixels, cond_pixels.new_zeros(3, window.length - 1, height, width)], 1)
-            y_latent = vae.encode(video).float().cpu()
+            y_latent = self.vae.encode(video).float().cpu()
             del video
-            y = torch.cat([first_frame_mask(window.length, lat_h, lat_w), y_latent], 0)[None]
-            clip_row = clip_all[frame_index if clip_all.shape[0] > 1 else 0][None]
-            cache[cond_key] = (y.to(device), clip_row.to(device))
-        return cond_pixels, *cache[cond_key]
+            y = torch.cat([first_frame_mask(window.length, plan.lat_h, plan.lat_w), y_latent], 0)[None]
+            clip_row = plan.clip_all[frame_index if plan.clip_all.shape[0] > 1 else 0][None]
+            self.cache[cond_key] = (y.to(self.device), clip_row.to(self.device))
+        return cond_pixels, *self.cache[cond_key]
 
-    def run_window(window: Window, motion_latent):
+    def passes(self, window: Window, y, clip_row) -> dict:
+        """Model keyword arguments of each guidance pass (conditional, no text, no audio, ...)."""
+        audio_in = audio_null = None
+        if self.plan.has_audio:
+            audio_in = gather_audio(self.audio.speakers, window, self.plan.audio_window).to(self.device)
+            audio_null = torch.zeros_like(audio_in[:1])
+        passes = {}
+        for name in self.plan.pass_names:
+            passes[name] = dict(context=self.ctx_d if name in (COND, DROP_AUDIO) else self.ctx_null_d,
+                                audio=audio_in if name in (COND, DROP_TEXT) else audio_null,
+                                clip_fea=clip_row, y=y, ref_target_masks=self.masks_d)
+        return passes
+
+    def run(self, window: Window, motion_latent):
         """Sample, decode and store one window; returns the next window's motion latent."""
+        plan, s, vae, store = self.plan, self.s, self.vae, self.store
         started = time.perf_counter()
-        report(window, 0)
-        cond_pixels, y, clip_row = conditioning(window)
+        self.report(window, 0)
+        cond_pixels, y, clip_row = self.conditioning(window)
         if window.index == 0:
             motion_latent = vae.encode(cond_pixels).float()
         if motion_latent is None:
             raise InputError(f"cannot continue at window {window.index + 1}: the motion frames of the previous "
                              f"window are missing from {store.path}; delete that folder to start again")
-        motion_latent = motion_latent.to(device)
+        motion_latent = motion_latent.to(self.device)
 
-        audio_in = audio_null = None
-        if has_audio:
-            audio_in = gather_audio(audio.speakers, window, audio_window).to(device)
-            audio_null = torch.zeros_like(audio_in[:1])
-        passes = {}
-        for name in pass_names:
-            passes[name] = dict(context=ctx_d if name in (COND, DROP_AUDIO) else ctx_null_d,
-                                audio=audio_in if name in (COND, DROP_TEXT) else audio_null,
-                                clip_fea=clip_row, y=y, ref_target_masks=masks_d)
-        shape = (LATENT_CHANNELS, latent_frames(window.length), lat_h, lat_w)
-        noise = window_noise(s.seed, window.index, shape, device)
+        passes = self.passes(window, y, clip_row)
+        shape = (LATENT_CHANNELS, latent_frames(window.length), plan.lat_h, plan.lat_w)
+        noise = window_noise(s.seed, window.index, shape, self.device)
         solver = FlowSolver(s.scheduler, s.steps, s.shift)
         with torch.no_grad():
-            latent = denoise_window(model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg, has_audio,
-                                    on_step=lambda i: report(window, i), should_stop=should_stop)
-            del noise, passes, audio_in, audio_null
+            latent = denoise_window(self.model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg,
+                                    plan.has_audio, on_step=lambda i: self.report(window, i),
+                                    should_stop=self.should_stop)
+            del noise, passes
             video = vae.decode(latent)
             del latent
-            if color_ref is not None:
-                video = match_and_blend_colors(video, color_ref.to(video.device), s.color_correction)
+            if self.color_ref is not None:
+                video = match_and_blend_colors(video, self.color_ref.to(video.device), s.color_correction)
             next_motion = None
-            if window.index < len(windows) - 1:
+            if window.index < len(plan.windows) - 1:
                 next_motion = vae.encode(video[:, -s.motion_frames:]).float()
             kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
             del video
         store.write_window(window.index, kept, {"motion_latent": next_motion} if next_motion is not None else None)
         log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)", window.index + 1,
-                 len(windows), time.perf_counter() - started, len(store), total)
+                 len(plan.windows), time.perf_counter() - started, len(store), plan.total)
         return next_motion
 
+
+def _run_windows(runner: _WindowRunner, plan: RunPlan, store: FrameStore, on_window_done) -> None:
+    """Every window not yet on disk, in order; a failure says what is kept and where a rerun resumes."""
+    windows = plan.windows
+    resumed = store.finished_windows
+    motion_latent = (store.load_state() if resumed else {}).get("motion_latent")
     for window in windows[resumed:]:
         try:
-            motion_latent = run_window(window, motion_latent)
+            motion_latent = runner.run(window, motion_latent)
         except GenerationInterrupted as exc:
             raise GenerationInterrupted(
                 f"generation stopped in window {window.index + 1}/{len(windows)} ({exc}); {store.finished_windows} "
@@ -271,9 +344,6 @@ def generate(
             raise
         if on_window_done is not None:
             on_window_done(window.index, store)
-
-    store.mark_complete()
-    return store
 
 
 def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, size) -> str:
