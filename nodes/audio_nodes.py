@@ -7,13 +7,13 @@ import torch
 
 from ..wanvideo.audio import build_audio_embeddings, load_wav2vec
 from ..wanvideo.errors import InputError
+from ..wanvideo.model_files import FOLDERS
 from . import host
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
-# wav2vec2 files live in models/wav2vec2 (the InfiniteTalk / wrapper convention) or
-# models/audio_encoders (ComfyUI's own folder for the same files): both are listed.
-MODEL_FOLDERS = ("wav2vec2", "audio_encoders")
+# wav2vec2 files live in models/wav2vec2 or models/audio_encoders: both are listed (wanvideo/model_files.py).
+MODEL_FOLDERS = FOLDERS["wav2vec"]
 for _folder in MODEL_FOLDERS:
     host.register_model_folder(_folder)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+from ..wanvideo.model_files import HF_FOLDER_MARKERS, LISTED_EXTENSIONS
+
 
 def _folder_paths():
     try:
@@ -40,7 +42,7 @@ def temp_directory() -> str:
     return path
 
 
-def register_model_folder(name: str, extensions=(".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".json")) -> None:
+def register_model_folder(name: str, extensions=LISTED_EXTENSIONS + (".json",)) -> None:
     """Make sure `models/<name>` is a known model folder of the host (no-op standalone)."""
     fp = _folder_paths()
     if fp is None:
@@ -95,9 +97,6 @@ def model_folder_paths(*folders: str) -> list[str]:
         except KeyError:
             continue
     return paths
-
-
-HF_FOLDER_MARKERS = ("config.json", "model.safetensors", "pytorch_model.bin")
 
 
 def model_subfolders(*folders: str, markers=HF_FOLDER_MARKERS, max_depth: int = 3) -> list[str]:

@@ -8,19 +8,18 @@ from ..wanvideo.errors import InputError
 from ..wanvideo.model import load_model
 from ..wanvideo.model.attention import BACKENDS
 from ..wanvideo.model.loading import describe
+from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, LISTED_EXTENSIONS
 from . import host
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
-# Wan models: ComfyUI's diffusion_models (alias unet). InfiniteTalk adapters: diffusion_models (the wrapper
-# convention) or model_patches (ComfyUI's native InfiniteTalk support keeps them there).
-MODEL_FOLDERS = ("diffusion_models", "unet")
-ADAPTER_FOLDERS = ("diffusion_models", "model_patches")
-LORA_FOLDERS = ("loras",)
+# Folders and file types: the engine's one map (wanvideo/model_files.py), shared with the command line.
+MODEL_FOLDERS = FOLDERS["model"]
+ADAPTER_FOLDERS = FOLDERS["infinitetalk"]
+LORA_FOLDERS = FOLDERS["lora"]
 host.register_model_folder("model_patches")
-WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt", ".gguf")
-# A diffusers transformer folder, a diffusers pipeline root, or a sharded original release.
-FOLDER_MARKERS = ("config.json", "model_index.json", "diffusion_pytorch_model.safetensors.index.json")
+WEIGHT_EXTENSIONS = LISTED_EXTENSIONS
+FOLDER_MARKERS = DIFFUSERS_FOLDER_MARKERS
 NONE = "none"
 QUANTIZATION = ("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2")
 
