@@ -7,7 +7,7 @@ dependency does not hide every other node of the pack from the user.
 import importlib
 import logging
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 # One module per node family; each defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS.
 NODE_MODULES = (

@@ -21,7 +21,7 @@ from ..wanvideo.errors import InputError
 from ..wanvideo.sampling.fingerprint import Digest, module_fingerprint
 from ..wanvideo.sampling.vae import LATENT_CHANNELS, wan21_latent_stats
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 
 class HostWanVAE:

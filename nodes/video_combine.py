@@ -23,7 +23,7 @@ from ..wanvideo.video import (
 )
 from . import host
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 
 def _audio_arrays(audio):

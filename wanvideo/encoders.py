@@ -20,7 +20,7 @@ import torch
 
 from .errors import ModelFileError
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -13,8 +13,12 @@ class ModelFileError(InputError):
     """A model file is not what the loader expected (wrong model, truncated, unknown layout)."""
 
 
-class EncoderError(WanVideoError, RuntimeError):
+class VideoWriteError(WanVideoError, RuntimeError):
     """Writing a video failed; the message names every file that was kept."""
+
+
+# The old name (it meant the video writer, not the text/image encoders); kept so existing code still imports it.
+EncoderError = VideoWriteError
 
 
 class OutputError(WanVideoError):

@@ -12,7 +12,7 @@ import torch
 from reliability_utils import earlier_video, fill, frames, names, tone, unchanged
 from video_testutils import probe
 
-from wanvideo.errors import EncoderError, InputError, NonFiniteError, OutputError
+from wanvideo.errors import InputError, NonFiniteError, OutputError, VideoWriteError
 from wanvideo.video import EncodingInterrupted, encode_video, write_video
 
 FPS = 25
@@ -143,7 +143,7 @@ def test_lying_ffmpeg_on_a_stream_is_an_error_and_the_earlier_file_stays(tmp_pat
     out = tmp_path / "l.mp4"
     before = earlier_video(out)
     fake_ffmpeg("lie")
-    with pytest.raises(EncoderError, match="not a readable video|holds"):
+    with pytest.raises(VideoWriteError, match="not a readable video|holds"):
         write_video(iter(frames()), out, FPS)
     assert unchanged(out, before)
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary left
@@ -164,7 +164,7 @@ def test_hanging_ffmpeg_on_a_stream_fails_clearly_in_bounded_time(tmp_path, fake
     before = earlier_video(out)
     fake_ffmpeg("hang")
     started = time.monotonic()
-    with pytest.raises(EncoderError, match="showed no progress for 1 s and was stopped.*WANVIDEO_FFMPEG_TIMEOUT"):
+    with pytest.raises(VideoWriteError, match="showed no progress for 1 s and was stopped.*WANVIDEO_FFMPEG_TIMEOUT"):
         write_video(iter(frames(30)), out, FPS, tone(1.0), 16000)
     assert time.monotonic() - started < 30
     assert unchanged(out, before) and os.path.isfile(tmp_path / "h.wav")

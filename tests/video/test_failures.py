@@ -9,7 +9,7 @@ import pytest
 import torch
 from video_testutils import listing, moving_frames, probe, tone
 
-from wanvideo.errors import EncoderError, InputError
+from wanvideo.errors import InputError, VideoWriteError
 from wanvideo.video import EncodingInterrupted, encode_video, formats, write_video
 
 FPS = 25
@@ -106,7 +106,7 @@ def test_bad_frame_values(tmp_path):
 def test_mux_failure_keeps_silent_video_and_wav_and_names_both(tmp_path, monkeypatch):
     broken = dataclasses.replace(formats.FORMATS["h264-mp4"], audio_encoder="no_such_audio_encoder")
     monkeypatch.setitem(formats.FORMATS, "h264-mp4", broken)
-    with pytest.raises(EncoderError) as err:
+    with pytest.raises(VideoWriteError) as err:
         write_video(moving_frames(25), tmp_path / "m.mp4", FPS, tone(3.0), 16000)
     video, wav = str(tmp_path / "m.mp4"), str(tmp_path / "m.wav")
     assert video in str(err.value) and wav in str(err.value)
@@ -130,7 +130,7 @@ def _ffmpeg_killer(at_frame):
 def test_encoder_crash_mid_way_on_a_stream_keeps_the_audio_and_no_broken_video(tmp_path):
     """A one-shot stream cannot be encoded again: a clear error, the audio kept, no unplayable file."""
     frames = iter(moving_frames(200, h=96, w=128))
-    with pytest.raises(EncoderError) as err:
+    with pytest.raises(VideoWriteError) as err:
         write_video(frames, tmp_path / "k.mp4", FPS, tone(8.0), 16000, progress=_ffmpeg_killer(10))
     message = str(err.value)
     assert "ffmpeg stopped while receiving frame" in message

@@ -5,7 +5,7 @@ import os
 import pytest
 from video_testutils import listing, moving_frames, probe, tone
 
-from wanvideo.errors import EncoderError
+from wanvideo.errors import VideoWriteError
 from wanvideo.video import encode_video, ffmpeg_locate, write_video
 from wanvideo.video.fallback_writers import Cv2Writer, PyAVWriter
 
@@ -57,7 +57,7 @@ def test_imageio_fallback_writes_a_playable_file(tmp_path, no_cv2, caplog):
 
 
 def test_fallback_without_audio_support_keeps_silent_video_and_wav(tmp_path, no_pyav):
-    with pytest.raises(EncoderError) as err:
+    with pytest.raises(VideoWriteError) as err:
         write_video(moving_frames(25), tmp_path / "s.mp4", FPS, tone(3.0), 16000)
     video, wav = str(tmp_path / "s.mp4"), str(tmp_path / "s.wav")
     assert video in str(err.value) and wav in str(err.value)
@@ -76,6 +76,6 @@ def test_no_writer_at_all_is_a_clear_error(tmp_path, no_cv2, monkeypatch):
     from wanvideo.video.fallback_writers import ImageioWriter
 
     monkeypatch.setattr(ImageioWriter, "available", staticmethod(lambda fmt, with_audio: "imageio disabled"))
-    with pytest.raises(EncoderError, match="no writer can encode h264-mp4.*imageio-ffmpeg"):
+    with pytest.raises(VideoWriteError, match="no writer can encode h264-mp4.*imageio-ffmpeg"):
         write_video(moving_frames(5), tmp_path / "n.mp4", FPS)
     assert not os.path.exists(tmp_path / "n.mp4")

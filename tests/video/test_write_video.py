@@ -159,12 +159,12 @@ def test_temp_file_mode_for_hosts_without_inherited_pipes(tmp_path):
 
 @pytest.mark.parametrize("make", [np.asarray, torch.tensor], ids=["numpy", "torch"])
 def test_float_frames_are_rounded_and_saturated(make):
-    from wanvideo.video.frames import FrameSource
+    from wanvideo.video.frames import FramesToEncode
 
     # small overshoots (resampling, rounding) are clipped; far-off ranges are detected (tests/reliability)
     values = [-0.03, 0.0, 0.2, 0.5, 1.0, 1.04]
     frame = np.array(values * 6, np.float32).reshape(1, 6, 6, 1).repeat(3, axis=-1)
-    out = next(FrameSource(make(frame)).frames())
+    out = next(FramesToEncode(make(frame)).frames())
     assert out.dtype == np.uint8 and out.shape == (6, 6, 3) and out.flags.c_contiguous
     assert out[0, :6, 0].tolist() == [0, 0, 51, 128, 255, 255]
 

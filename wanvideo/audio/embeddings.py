@@ -14,7 +14,7 @@ from .features import DEFAULT_CHUNK_FRAMES, embed_waveform16k, num_video_frames
 from .preprocess import TARGET_RATE, prepare_waveform
 from .types import AudioEmbeddings
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 SPEAKER_MODES = ("para", "add")
 

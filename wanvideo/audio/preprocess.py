@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 TARGET_RATE = 16000
 TARGET_LUFS = -23.0

@@ -18,7 +18,7 @@ from .fp8 import dequantize, is_fp8, quantize_fp8
 from .layouts import diffusers_to_native, is_diffusers
 from .weight_files import open_weight_file
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 _KINDS = (
     (".lora_down.weight", "down"), (".lora_up.weight", "up"),

@@ -10,7 +10,7 @@ from .sizes import resize_and_crop_image
 CLIP_TOKENS = 257
 
 
-class FrameSource:
+class ReferenceFrames:
     """The reference image (1 frame) or the source video (several) for dubbing.
 
     `frames` is anything indexable of H×W×C images: a ComfyUI IMAGE tensor [N, H, W, C] in 0..1,

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 
-log = logging.getLogger("wanvideo.video")
+log = logging.getLogger(__name__)
 
 MIN_SAMPLE_RATE = 1000  # below this there is no speech to hear, and encoders refuse or drop the track
 MAX_SAMPLE_RATE = 768000

@@ -13,11 +13,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import EncoderError
+from ..errors import VideoWriteError
 from .audio_track import AudioTrack
 from .formats import VideoFormat
 
-log = logging.getLogger("wanvideo.video")
+log = logging.getLogger(__name__)
 
 
 def _pad_even(frame: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ class PyAVWriter:
                 self._layout = layout
         except Exception as exc:  # noqa: BLE001 - any libav failure becomes one clear error
             self._close_quietly()
-            raise EncoderError(f"PyAV could not start a {self.fmt.name} file: {exc}") from exc
+            raise VideoWriteError(f"PyAV could not start a {self.fmt.name} file: {exc}") from exc
 
     def write(self, frame: np.ndarray) -> None:
         import av
@@ -105,7 +105,7 @@ class PyAVWriter:
             self.frames_written += 1
             self._write_audio(self.frames_written)
         except Exception as exc:  # noqa: BLE001
-            raise EncoderError(f"PyAV failed on frame {self.frames_written + 1}: {exc}") from exc
+            raise VideoWriteError(f"PyAV failed on frame {self.frames_written + 1}: {exc}") from exc
 
     def _write_audio(self, frames: int) -> None:
         if self._astream is None:
@@ -133,7 +133,7 @@ class PyAVWriter:
                     self._container.mux(packet)
             self._container.close()
         except Exception as exc:  # noqa: BLE001
-            raise EncoderError(f"PyAV could not finish {self.path}: {exc}") from exc
+            raise VideoWriteError(f"PyAV could not finish {self.path}: {exc}") from exc
 
     def abort(self) -> None:
         self._close_quietly()
@@ -179,7 +179,7 @@ class Cv2Writer:
                 self._writer, self.fourcc = writer, code
                 return
             writer.release()
-        raise EncoderError(f"OpenCV could not open a video writer for {self.path} (tried {', '.join(self.fmt.cv2_fourccs)})")
+        raise VideoWriteError(f"OpenCV could not open a video writer for {self.path} (tried {', '.join(self.fmt.cv2_fourccs)})")
 
     def write(self, frame: np.ndarray) -> None:
         import cv2
@@ -190,7 +190,7 @@ class Cv2Writer:
     def finish(self) -> None:
         self._writer.release()
         if not os.path.isfile(self.path) or os.path.getsize(self.path) == 0:
-            raise EncoderError(f"OpenCV wrote nothing to {self.path}")
+            raise VideoWriteError(f"OpenCV wrote nothing to {self.path}")
 
     def abort(self) -> None:
         if self._writer is not None:
@@ -239,7 +239,7 @@ class ImageioWriter:
             return
         except Exception as exc:  # noqa: BLE001
             errors.append(f"pyav plugin: {exc}")
-        raise EncoderError(f"imageio could not write {self.path}: " + "; ".join(errors))
+        raise VideoWriteError(f"imageio could not write {self.path}: " + "; ".join(errors))
 
     def write(self, frame: np.ndarray) -> None:
         frame = _pad_even(frame)
@@ -252,7 +252,7 @@ class ImageioWriter:
     def finish(self) -> None:
         self._writer.close()
         if not os.path.isfile(self.path) or os.path.getsize(self.path) == 0:
-            raise EncoderError(f"imageio wrote nothing to {self.path}")
+            raise VideoWriteError(f"imageio wrote nothing to {self.path}")
 
     def abort(self) -> None:
         if self._writer is not None:

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 
-log = logging.getLogger("wanvideo.video")
+log = logging.getLogger(__name__)
 
 ENV_VAR = "WANVIDEO_FFMPEG"
 

@@ -21,12 +21,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import EncoderError
+from ..errors import VideoWriteError
 from .audio_track import AudioTrack
 from .formats import VideoFormat
 from .metadata import ffmetadata
 
-log = logging.getLogger("wanvideo.video")
+log = logging.getLogger(__name__)
 
 _F_SETPIPE_SZ = 1031  # Linux fcntl: grow a pipe's buffer (fewer wake-ups per 1 MB frame)
 TIMEOUT_ENV = "WANVIDEO_FFMPEG_TIMEOUT"
@@ -344,7 +344,7 @@ class FfmpegWriter:
             for fd in pass_fds + [fd for fd in (audio_w, meta_w) if fd is not None]:
                 os.close(fd)
             self._remove_temp_files()
-            raise EncoderError(f"could not start ffmpeg ({self.ffmpeg}): {exc}") from exc
+            raise VideoWriteError(f"could not start ffmpeg ({self.ffmpeg}): {exc}") from exc
         for fd in pass_fds:
             os.close(fd)  # the child holds them now; ours would keep the pipes from ever reporting EOF/EPIPE
         self._stdin_fd = self._proc.stdin.fileno()
@@ -392,14 +392,14 @@ class FfmpegWriter:
             feeder_error = self._audio_feeder.error if self._audio_feeder is not None else None
             if feeder_error is not None and not isinstance(feeder_error, OSError):
                 raise feeder_error from exc  # the audio thread's own failure is the real cause
-            raise EncoderError(self._failure_text(f"ffmpeg stopped while receiving frame {self.frames_written + 1}")) from exc
+            raise VideoWriteError(self._failure_text(f"ffmpeg stopped while receiving frame {self.frames_written + 1}")) from exc
         self._watchdog.bytes_in += frame.nbytes
         self.frames_written += 1
         if self._audio_feeder is not None:
             self._audio_feeder.advance(self.frames_written)
 
     def finish(self) -> None:
-        """Close the inputs and wait for the finished file; raise EncoderError if ffmpeg failed."""
+        """Close the inputs and wait for the finished file; raise VideoWriteError if ffmpeg failed."""
         if self._audio_feeder is not None:
             self._audio_feeder.finish(self.frames_written)
         try:
@@ -410,10 +410,10 @@ class FfmpegWriter:
             code = self._proc.wait()
         self._join_threads()
         if code != 0:
-            raise EncoderError(self._failure_text(f"ffmpeg failed (exit code {code})"))
+            raise VideoWriteError(self._failure_text(f"ffmpeg failed (exit code {code})"))
         error = self._audio_feeder.error if self._audio_feeder is not None else None
         if isinstance(error, OSError):
-            raise EncoderError(self._failure_text(f"ffmpeg did not take all the audio ({error})"))
+            raise VideoWriteError(self._failure_text(f"ffmpeg did not take all the audio ({error})"))
         if error is not None:
             raise error  # a bug in the feeder: surfaced as the run's error, with its traceback
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError, WanVideoError
 
-log = logging.getLogger("wanvideo")
+log = logging.getLogger(__name__)
 
 FORMAT = "infinitetalk-frame-store/v1"
 MANIFEST = "manifest.json"

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError, NonFiniteError
 
-log = logging.getLogger("wanvideo.video")
+log = logging.getLogger(__name__)
 
 # Convert tensors/arrays in chunks of about this many output bytes: large enough that the
 # per-call overhead vanishes, small enough that the float temporaries stay a few dozen MB.
@@ -171,7 +171,7 @@ def _frame_dims(shape):
     raise InputError(f"a frame must be H×W×3, got shape {_shape_text(shape)}")
 
 
-class FrameSource:
+class FramesToEncode:
     """Frames to encode: size known up front, count known when the input has a length."""
 
     def __init__(self, frames, frame_count: int | None = None):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 
-log = logging.getLogger("wanvideo.video")
+log = logging.getLogger(__name__)
 
 
 def metadata_strings(metadata: dict | None) -> dict[str, str]:

@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from ..errors import EncoderError
+from ..errors import VideoWriteError
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,11 @@ def read_facts(path: str) -> FileFacts:
     import av
 
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
-        raise EncoderError(f"the encoder wrote no data to {path}")
+        raise VideoWriteError(f"the encoder wrote no data to {path}")
     try:
         with av.open(path) as container:
             if not container.streams.video:
-                raise EncoderError(f"{path} has no video stream")
+                raise VideoWriteError(f"{path} has no video stream")
             video = container.streams.video[0]
             rate = video.average_rate or video.guessed_rate or video.base_rate
             frames = int(video.frames or 0)
@@ -61,17 +61,17 @@ def read_facts(path: str) -> FileFacts:
                              width=int(video.codec_context.width), height=int(video.codec_context.height),
                              video_codec=str(video.codec_context.name), has_audio=has_audio,
                              audio_seconds=audio_seconds)
-    except EncoderError:
+    except VideoWriteError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise EncoderError(f"{path} is not a readable video ({exc})") from None
+        raise VideoWriteError(f"{path} is not a readable video ({exc})") from None
 
 
 def verify_video(path: str, frames: int, with_audio: bool) -> FileFacts:
-    """The facts of `path`, or EncoderError when it does not hold `frames` frames (and a sound track if wanted)."""
+    """The facts of `path`, or VideoWriteError when it does not hold `frames` frames (and a sound track if wanted)."""
     facts = read_facts(path)
     if facts.frames != frames:
-        raise EncoderError(f"the encoder was given {frames} frames but the file holds {facts.frames}")
+        raise VideoWriteError(f"the encoder was given {frames} frames but the file holds {facts.frames}")
     if with_audio and not facts.has_audio:
-        raise EncoderError("the encoder was given the audio but the file has no sound track")
+        raise VideoWriteError("the encoder was given the audio but the file has no sound track")
     return facts

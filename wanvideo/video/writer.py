@@ -18,18 +18,18 @@ from fractions import Fraction
 import numpy as np
 
 from .. import outputs
-from ..errors import EncoderError, InputError, NonFiniteError, OutputError, WanVideoError
+from ..errors import InputError, NonFiniteError, OutputError, VideoWriteError, WanVideoError
 from . import ffmpeg_locate
 from .audio_track import AudioTrack, fps_fraction, prepare_audio
 from .fallback_writers import Cv2Writer, ImageioWriter, PyAVWriter
 from .ffmpeg_writer import FfmpegWriter
 from .formats import DEFAULT_CRF, VideoFormat, check_crf, get_format
-from .frames import FrameSource
+from .frames import FramesToEncode
 from .metadata import metadata_strings
 from .naming import sibling_path
 from .verify import read_facts, verify_video
 
-log = logging.getLogger("wanvideo.video")
+log = logging.getLogger(__name__)
 
 LENGTH_POLICIES = ("fit_audio_to_video", "trim_video_to_audio")
 WRITERS = ("ffmpeg", "pyav", "cv2", "imageio")
@@ -92,7 +92,7 @@ def _preflight(ffmpeg: str, fmt: VideoFormat, audio_key, use_fd_pipes: bool, tem
             writer.write(frame)
         writer.finish()
         verify_video(path, 3, audio_key is not None)
-    except EncoderError as exc:
+    except VideoWriteError as exc:
         writer.abort()
         error = str(exc)
     finally:
@@ -146,7 +146,7 @@ def _pick_writer(choice: str, fmt: VideoFormat, track: AudioTrack | None, use_fd
             continue
         audio_ok = name == "pyav" and track is not None and PyAVWriter.available(fmt, with_audio=True) is None
         return name, None, audio_ok, skipped
-    raise EncoderError(f"no writer can encode {fmt.name}: " + "; ".join(skipped) + ". " + FIX_HINT)
+    raise VideoWriteError(f"no writer can encode {fmt.name}: " + "; ".join(skipped) + ". " + FIX_HINT)
 
 
 def _make_writer(name, binary, path, fmt, width, height, fps, crf, preset, track, metadata, threads,
@@ -261,7 +261,7 @@ def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None
     path = os.path.abspath(os.fspath(path))  # never a leading '-' that a tool could read as an option
     if not path.lower().endswith("." + fmt.extension):
         log.warning("%s is written as %s (a .%s file) whatever its name says", path, fmt.name, fmt.extension)
-    source = FrameSource(frames, frame_count=frame_count)
+    source = FramesToEncode(frames, frame_count=frame_count)
     track = None
     if audio is not None:
         data, rate = prepare_audio(audio, sample_rate)
@@ -332,7 +332,7 @@ class _Job:
     out: object
     path: str
     temp: str
-    source: FrameSource
+    source: FramesToEncode
     limit: int | None
     total: int | None
     track: AudioTrack | None
@@ -346,7 +346,7 @@ class _Job:
         out = self.out
         try:
             out.open()
-        except EncoderError as exc:
+        except VideoWriteError as exc:
             out.abort()
             self._writer_failed(exc)
         stopped_by_interrupt = False
@@ -358,7 +358,7 @@ class _Job:
                 out.write(frame)
                 if progress is not None:
                     progress(out.frames_written, self.total)
-        except EncoderError as exc:
+        except VideoWriteError as exc:
             out.abort()
             self._writer_failed(exc)
         except BaseException as exc:
@@ -378,13 +378,13 @@ class _Job:
         try:
             out.finish()
             facts = verify_video(self.temp, out.frames_written, self.audio_ok)
-        except EncoderError as exc:
+        except VideoWriteError as exc:
             out.abort()
             self._writer_failed(exc)
         outputs.commit(self.temp, self.path)
         return self._result(facts)
 
-    def _writer_failed(self, exc: EncoderError):
+    def _writer_failed(self, exc: VideoWriteError):
         """The writer (not the input) failed: try the next writer when the frames can be read again, else explain."""
         outputs.discard(self.temp)
         folder = os.path.dirname(self.path)
@@ -393,7 +393,7 @@ class _Job:
             raise OutputError(f"{disk}. {self._kept_text()}") from exc
         if self.retry:
             raise _TryNextWriter(f"the {self.out.name} writer failed: {exc}") from exc
-        raise EncoderError(f"{exc}. {self._kept_text()}") from exc
+        raise VideoWriteError(f"{exc}. {self._kept_text()}") from exc
 
     def _result(self, facts) -> VideoResult:
         out, track, fmt = self.out, self.track, self.fmt
@@ -404,7 +404,7 @@ class _Job:
         if track is not None and not self.audio_ok:
             wav = _save_wav(track, self.path, out.frames_written)
             kept_audio = f"the audio {wav}" if wav else "no audio file (it could not be written either)"
-            raise EncoderError(
+            raise VideoWriteError(
                 f"the audio could not be muxed into the video with the {out.name} writer. Kept: the silent video "
                 f"{self.path} and {kept_audio}. {FIX_HINT}"
             )
@@ -424,7 +424,7 @@ class _Job:
         try:
             out.finish()
             read_facts(self.temp)
-        except EncoderError as exc:
+        except VideoWriteError as exc:
             log.warning("could not finish the partial video cleanly: %s", exc)
             out.abort()
             outputs.discard(self.temp)
