@@ -99,27 +99,30 @@ class AudioCrossAttention(nn.Module):
 
     def forward(self, x, audio_tokens, span: FrameSpan, positions=None):
         """x [B, n, dim]: `span`'s tokens (the whole sequence, or a sequence-parallel shard's real tokens);
-        audio_tokens [T, N_a, audio_dim] for all latent frames; positions [B, n] speaker RoPE positions or None.
+        audio_tokens [T, N_a, audio_dim] for all latent frames, shared by the batch, or [B, T, N_a, audio_dim] one
+        per batch row (batched guidance); positions [B, n] speaker RoPE positions or None.
 
         Each token attends to its own latent frame's audio tokens; the span is padded out to whole frames so
         this runs as one batched attention per frame.
         """
         b, length, dim = x.shape
         n, d = self.num_heads, self.head_dim
-        frames = audio_tokens[span.first_frame:span.first_frame + span.frames]
-        t = frames.shape[0]
+        per_row = audio_tokens.dim() == 4
+        window = slice(span.first_frame, span.first_frame + span.frames)
+        frames = audio_tokens[:, window] if per_row else audio_tokens[window]
+        na = frames.shape[-2]
         q = self.q_linear(x).view(b, length, n, d)
-        kv = self.kv_linear(frames).view(t, frames.shape[1], 2, n, d)
+        kv = self.kv_linear(frames).reshape(-1, na, 2, n, d)  # [t or B*t, N_a, 2, n, d]
         k, v = kv[:, :, 0], kv[:, :, 1]
         if positions is not None:
             q = apply_rope_1d(q, positions)
-            na = k.shape[1]
             key_pos = torch.full((na,), sum(SPEAKER2_RANGE) / 2, device=k.device)
             key_pos[: na // 2] = sum(SPEAKER1_RANGE) / 2
             k = apply_rope_1d(k, key_pos)
         q = span.to_frames(q)  # [B*t, per_frame, n, d]
-        k = k.repeat(b, 1, 1, 1)
-        v = v.repeat(b, 1, 1, 1)
+        if not per_row:
+            k = k.repeat(b, 1, 1, 1)
+            v = v.repeat(b, 1, 1, 1)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         out = span.from_frames(out.transpose(1, 2), b).reshape(b, length, dim)
         return self.proj(out)

@@ -6,7 +6,7 @@ Module and parameter names follow the reference so the native state dict loads a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -28,7 +28,8 @@ class ForwardState:
     context: torch.Tensor  # [B, text_len, dim] embedded text
     context_img: torch.Tensor  # [B, clip tokens, dim] embedded CLIP image tokens
     backend: str = "sdpa"
-    audio_tokens: torch.Tensor | None = None  # [latent frames, speakers*context_tokens, output_dim]
+    # [latent frames, speakers*context_tokens, output_dim] shared by the batch, or [B, ...] one per batch row
+    audio_tokens: torch.Tensor | None = None
     speakers: int = 0
     token_masks: torch.Tensor | None = None  # [3, tokens per latent frame] 0/1 (two speakers only)
     face_tokens: torch.Tensor | None = None  # WanAnimate: [B, latent frames, K, dim] face tokens per latent frame
@@ -53,6 +54,16 @@ class ForwardState:
             return torch.zeros_like(h)
         out = fn(h[:, :n], self.frame_span(n))
         return out if self.shard is None else self.shard.pad(out)
+
+    def select(self, rows) -> "ForwardState":
+        """The state of some batch rows only (step caching runs the blocks on the rows it does not skip)."""
+        index = torch.as_tensor(rows, device=self.context.device)
+        audio = self.audio_tokens
+        if audio is not None and audio.dim() == 4:
+            audio = audio.index_select(0, index.to(audio.device))
+        return replace(self, context=self.context.index_select(0, index),
+                       context_img=self.context_img.index_select(0, index.to(self.context_img.device)),
+                       audio_tokens=audio)
 
 
 class SelfAttention(nn.Module):

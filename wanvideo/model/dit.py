@@ -7,6 +7,7 @@ dtype and main device; the output is float32 on the main device.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 
 import torch
@@ -19,6 +20,8 @@ from .blocks import AttentionBlock, ForwardState, Head, MLPProj
 from .config import audio_frames_for, is_animate, normalize_config
 from .layers import Conv3d, Linear
 from .rope import grid_cos_sin
+
+log = logging.getLogger(__name__)
 
 
 def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
@@ -41,6 +44,7 @@ class WanInfiniteTalkModel(nn.Module):
         self.attention_backend = "sdpa"
         self.block_swap = None  # a BlockSwapper when some blocks live on the offload device
         self.sequence_parallel = None  # a SequenceParallel when one call's tokens are split across ranks
+        self.supports_batched_passes = True  # accepts [B, speakers, ...] audio: guidance passes in one batch
         kw = dict(device=device, dtype=dtype)
         dim = cfg["dim"]
 
@@ -85,6 +89,38 @@ class WanInfiniteTalkModel(nn.Module):
 
         self.sequence_parallel = None if mode is None else SequenceParallel(mode, self.config["num_heads"],
                                                                             use_yunchang=use_yunchang)
+
+    def set_fp8_matmul(self, mode: str = "on") -> int:
+        """'on': multiply fp8 weights in fp8 (torch._scaled_mm; CUDA compute capability >= 8.9), an error where
+        that cannot run; 'auto': on where it can run; 'off': dequantise each layer's weight (any GPU).
+        Returns the number of layers that multiply in fp8."""
+        from .fp8 import FP8_MATMUL_MODES, fp8_matmul_unavailable_reason, is_fp8
+
+        if mode not in FP8_MATMUL_MODES:
+            raise InputError(f"fp8 matmul must be one of {', '.join(FP8_MATMUL_MODES)}, got {mode!r}")
+        layers = [m for m in self.modules() if isinstance(m, Linear) and is_fp8(m.weight.dtype)]
+        enable = mode != "off"
+        if enable and not layers:
+            if mode == "on":
+                raise InputError("fp8 matmul needs fp8 weights: load an fp8 model file (or set the quantization to "
+                                 "fp8_e4m3fn), or turn fp8 matmul off")
+            enable = False
+        reason = fp8_matmul_unavailable_reason(self.main_device) if enable else None
+        if reason:
+            if mode == "on":
+                raise InputError(f"fp8 matmul cannot run: {reason}; turn it off (weights are then dequantised per "
+                                 "layer, which works on every GPU)")
+            log.info("fp8 matmul off: %s; fp8 weights are dequantised per layer", reason)
+            enable = False
+        for layer in layers:
+            layer.fp8_matmul = enable
+        return len(layers) if enable else 0
+
+    def compile_blocks(self, backend: str = "inductor", mode: str = "default") -> int:
+        """torch.compile each transformer block (see compile.py); an InputError where this torch cannot compile."""
+        from .compile import compile_blocks
+
+        return compile_blocks(self, backend, mode)
 
     # ----- input checks -------------------------------------------------------------------------------
     def _check_inputs(self, x, t, context, clip_fea, y, audio, ref_target_masks):
@@ -131,6 +167,10 @@ class WanInfiniteTalkModel(nn.Module):
                 "pick the InfiniteTalk file in the model loader (or run plain I2V without audio)"
             )
         want = (cfg["audio_window"], cfg["audio_layers"], cfg["audio_channels"])
+        if audio.dim() == 6:  # one audio per batch row (batched guidance)
+            if audio.shape[0] != x.shape[0]:
+                raise InputError(f"per-row audio has {audio.shape[0]} rows for a batch of {x.shape[0]}")
+            audio = audio[0]
         if audio.dim() != 5 or tuple(audio.shape[2:]) != want:
             raise InputError(
                 f"audio must be [speakers, frames, {want[0]}, {want[1]}, {want[2]}] (window, wav2vec2 layers, channels), "
@@ -152,8 +192,24 @@ class WanInfiniteTalkModel(nn.Module):
     def forward(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None):
         """x [B,16,F,H,W] noisy latents; t [B] timesteps (0..1000); context [B,L,text_dim] text tokens (L <= text_len);
         clip_fea [B,257,clip_dim]; y [B,20,F,H,W] mask + reference latents; audio [speakers, frames, window, layers,
-        channels] shared by the batch, or None to skip the audio adapter (plain Wan I2V); ref_target_masks [3,H,W]
-        (speaker 1, speaker 2, background; used with two speakers). Returns [B,16,F,H,W] float32."""
+        channels] shared by the batch, or [B, speakers, ...] one per batch row (batched guidance), or None to skip
+        the audio adapter (plain Wan I2V); ref_target_masks [3,H,W] (speaker 1, speaker 2, background; used with two
+        speakers). Returns [B,16,F,H,W] float32.
+
+        The same computation in three public parts (`embed`, `run_blocks`, `finish`) lets step caching skip the
+        blocks."""
+        h, e, e0, state = self.embed(x, t, context, clip_fea, y, audio, ref_target_masks)
+        return self.finish(self.run_blocks(h, e0, state), e, state)
+
+    @property
+    def supports_step_cache(self) -> bool:
+        """A variant with its own forward inputs (WanAnimate) has to say so itself."""
+        return type(self).forward is WanInfiniteTalkModel.forward
+
+    @torch.no_grad()
+    def embed(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None):
+        """Inputs -> (tokens h [B, L, dim] (this rank's share under sequence parallel), time embedding e [B, dim],
+        block modulation e0 [B, 6, dim], ForwardState)."""
         t = torch.as_tensor(t)
         self._check_inputs(x, t, context, clip_fea, y, audio, ref_target_masks)
         h = self._patch_embed(x, y)
@@ -161,7 +217,24 @@ class WanInfiniteTalkModel(nn.Module):
         h = h.flatten(2).transpose(1, 2)
         if audio is not None:
             self._prepare_audio(state, audio, ref_target_masks)
-        return self._run_blocks(h, e, e0, state)
+        return self._shard_tokens(h, state), e, e0, state
+
+    @torch.no_grad()
+    def run_blocks(self, h, e0, state) -> torch.Tensor:
+        """The transformer blocks (with `_after_block` after each): the part step caching skips."""
+        for i, block in enumerate(self.blocks):
+            with self.block_swap.use(i) if self.block_swap is not None else contextlib.nullcontext():
+                h = block(h, e0, state)
+            h = self._after_block(i, h, state)
+        return h
+
+    @torch.no_grad()
+    def finish(self, h, e, state) -> torch.Tensor:
+        """The head (output gathered once under sequence parallel) and unpatchify -> [B, c, F, H, W] float32."""
+        out = self.head(h, e)
+        if state.shard is not None:
+            out = state.shard.gather(out)
+        return self.unpatchify(out, state.grid)
 
     # ----- the steps of a forward, shared with the WanAnimate model -----------------------------------
     def _patch_embed(self, x, y) -> torch.Tensor:
@@ -191,9 +264,16 @@ class WanInfiniteTalkModel(nn.Module):
         return state, e, e0
 
     def _prepare_audio(self, state, audio, ref_target_masks) -> None:
-        projected = self.audio_proj(audio.to(self.main_device, self.compute_dtype))
-        state.audio_tokens = audio_tokens_per_frame(projected)
-        state.speakers = audio.shape[0]
+        dev, dt = self.main_device, self.compute_dtype
+        per_row = audio.dim() == 6  # [B, speakers, ...]: each batch row its own audio (batched guidance)
+        speakers = audio.shape[1] if per_row else audio.shape[0]
+        projected = self.audio_proj(audio.to(dev, dt).flatten(0, 1) if per_row else audio.to(dev, dt))
+        if per_row:
+            rows = projected.unflatten(0, (audio.shape[0], speakers))
+            state.audio_tokens = torch.stack([audio_tokens_per_frame(r) for r in rows])
+        else:
+            state.audio_tokens = audio_tokens_per_frame(projected)
+        state.speakers = speakers
         if state.speakers == 2:
             state.token_masks = token_masks_from(ref_target_masks.to(self.main_device), state.grid)
             sizes = state.token_masks.sum(dim=1)
@@ -203,24 +283,22 @@ class WanInfiniteTalkModel(nn.Module):
                         f"speaker {i + 1}'s mask covers no token at latent resolution: draw a larger box/mask"
                     )
 
+    def _shard_tokens(self, h, state) -> torch.Tensor:
+        """Under sequence parallel: this rank's share of the tokens (and of the RoPE tables), noted in state.shard."""
+        if self.sequence_parallel is None:
+            return h
+        state.shard = self.sequence_parallel.shard(h.shape[1])
+        state.rope_cos, state.rope_sin = state.shard.rope(state.rope_cos, state.rope_sin)
+        return state.shard.split(h)
+
     def _run_blocks(self, h, e, e0, state) -> torch.Tensor:
-        """The transformer blocks (with `_after_block` after each), the head and unpatchify -> [B, c, F, H, W].
+        """The blocks, the head and unpatchify for whole-sequence tokens h -> [B, c, F, H, W] (model variants' forward).
 
         With sequence parallel each rank runs the blocks on its share of the tokens (`state.shard`) and the head's
         output is gathered once at the end.
         """
-        if self.sequence_parallel is not None:
-            state.shard = self.sequence_parallel.shard(h.shape[1])
-            h = state.shard.split(h)
-            state.rope_cos, state.rope_sin = state.shard.rope(state.rope_cos, state.rope_sin)
-        for i, block in enumerate(self.blocks):
-            with self.block_swap.use(i) if self.block_swap is not None else contextlib.nullcontext():
-                h = block(h, e0, state)
-            h = self._after_block(i, h, state)
-        out = self.head(h, e)
-        if state.shard is not None:
-            out = state.shard.gather(out)
-        return self.unpatchify(out, state.grid)
+        h = self._shard_tokens(h, state)
+        return self.finish(self.run_blocks(h, e0, state), e, state)
 
     def _after_block(self, index: int, h: torch.Tensor, state) -> torch.Tensor:
         """Hook for model variants (WanAnimate adds its face blocks here)."""

@@ -4,7 +4,9 @@
 same module serves bf16/fp16/fp32 weights, fp8 weights kept in memory (with an
 optional per-tensor `weight_scale`, dequantised on the fly), block-quantised GGUF
 weights kept packed (`weight_format`, see quantized.py), and float32 steps of the
-reference (time embedding, head) can run on bf16 weights.
+reference (time embedding, head) can run on bf16 weights. With `fp8_matmul` on (see
+WanInfiniteTalkModel.set_fp8_matmul) an fp8 weight is multiplied in fp8 by torch._scaled_mm instead
+of being dequantised first.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .fp8 import can_scaled_mm, scaled_fp8_linear
 from .quantized import unpacked_weight
 
 
@@ -24,6 +27,7 @@ class Linear(nn.Linear):
         self.register_buffer("weight_scale", None, persistent=False)
         # A quantized.PackedFormat when `weight` holds packed GGUF blocks (uint8), dequantised per call.
         self.weight_format = None
+        self.fp8_matmul = False  # multiply an fp8 weight in fp8 (torch._scaled_mm) instead of dequantising it
 
     def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
         if self.weight_format is not None:
@@ -37,6 +41,8 @@ class Linear(nn.Linear):
         return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fp8_matmul and can_scaled_mm(self.weight, self.weight_scale, x):
+            return scaled_fp8_linear(x, self.weight, self.weight_scale, self.bias)
         bias = self.bias
         if bias is not None and bias.dtype != x.dtype:
             bias = bias.to(x.dtype)

@@ -14,10 +14,16 @@ Without audio (plain Wan I2V): v = uncond + cfg·(cond − uncond), one pass whe
 Two passes are skipped where the result is provably the same: when the positive and
 negative text are identical (then drop_text is cond), and when cfg == audio_cfg == 1
 (then v is cond).
+
+The passes of one step can run as rows of one batched forward (`pass_groups`,
+`stack_pass_inputs`): same numbers within float tolerance, one pass over the weights
+instead of two or three (sampling/passes.py decides when).
 """
 from __future__ import annotations
 
 import math
+
+import torch
 
 COND, DROP_TEXT, UNCOND, DROP_AUDIO = "cond", "drop_text", "uncond", "drop_audio"
 
@@ -49,3 +55,66 @@ def combine(preds: dict, cfg: float, audio_cfg: float, has_audio: bool):
     drop_text = preds.get(DROP_TEXT, cond)  # identical text: the drop-text pass is the cond pass
     uncond = preds[UNCOND]
     return uncond + cfg * (cond - drop_text) + audio_cfg * (drop_text - uncond)
+
+
+# ----- running the passes of a step in one batched forward ------------------------------------------------
+BATCH_MODES = ("auto", "batched", "sequential")
+_PER_PASS = ("context", "audio")  # inputs that differ between passes; every other input must be shared
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+        return a == b if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor) else False
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
+
+
+def _compatible(a: dict, b: dict) -> bool:
+    """Whether two passes' model inputs can be rows of one batch."""
+    if set(a) != set(b) or any(not _same(a[k], b[k]) for k in a if k not in _PER_PASS):
+        return False
+    ca, cb = a.get("context"), b.get("context")
+    if ca is not None and (cb is None or ca.shape[0] != 1 or cb.shape[0] != 1 or ca.shape[2:] != cb.shape[2:]):
+        return False
+    aa, ab = a.get("audio"), b.get("audio")
+    return (aa is None) == (ab is None) and (aa is None or aa.shape == ab.shape)
+
+
+def pass_groups(passes: dict) -> list[list[str]]:
+    """The passes grouped so that each group can run as one batched forward (order kept).
+
+    Passes differ in text context and audio only; a pass with another number of speakers (the silent
+    audio of two-speaker guidance has one) gets its own group.
+    """
+    groups: list[list[str]] = []
+    for name, kwargs in passes.items():
+        for group in groups:
+            if _compatible(passes[group[0]], kwargs):
+                group.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
+
+
+def stack_pass_inputs(names: list[str], passes: dict) -> dict:
+    """Model keyword arguments of one batched forward whose row r is pass names[r].
+
+    Contexts are zero-padded to a common length (the model pads them with zeros to text_len anyway);
+    audio is shared when every pass has the same tensor, else stacked as [rows, speakers, ...].
+    """
+    first = passes[names[0]]
+    if len(names) == 1:
+        return dict(first)
+    stacked = {k: v for k, v in first.items() if k not in _PER_PASS}
+    contexts = [passes[n]["context"] for n in names]
+    length = max(c.shape[1] for c in contexts)
+    stacked["context"] = torch.cat([torch.nn.functional.pad(c, (0, 0, 0, length - c.shape[1])) for c in contexts])
+    audios = [passes[n].get("audio") for n in names]
+    if "audio" in first:
+        if audios[0] is None or all(a is audios[0] for a in audios):
+            stacked["audio"] = audios[0]
+        else:
+            stacked["audio"] = torch.stack(audios)
+    return stacked
