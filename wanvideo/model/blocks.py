@@ -61,9 +61,10 @@ class ForwardState:
         audio = self.audio_tokens
         if audio is not None and audio.dim() == 4:
             audio = audio.index_select(0, index.to(audio.device))
+        face = None if self.face_tokens is None else self.face_tokens.index_select(0, index.to(self.face_tokens.device))
         return replace(self, context=self.context.index_select(0, index),
                        context_img=self.context_img.index_select(0, index.to(self.context_img.device)),
-                       audio_tokens=audio)
+                       audio_tokens=audio, face_tokens=face)
 
 
 class SelfAttention(nn.Module):
