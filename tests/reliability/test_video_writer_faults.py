@@ -216,3 +216,45 @@ def test_full_disk_keeps_the_earlier_output_and_leaves_no_broken_file(small_disk
     assert unchanged(out, before)
     left = names(folder) - {"filler.bin"}
     assert left == {"talk.mp4"} or (left == {"talk.mp4", "talk.wav"} and os.path.getsize(folder / "talk.wav") > 44)
+
+
+_WRITE_MP4 = """
+import sys
+import numpy as np
+from wanvideo.video import write_video
+kill_at = int(sys.argv[2])
+rng = np.random.default_rng(0)
+def frames():
+    for i in range(400):
+        if i == kill_at:
+            print("now", flush=True)
+        yield rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+write_video(frames(), sys.argv[1], 25, np.zeros(16000 * 16, np.float32), 16000)
+"""
+
+
+def test_sigkill_mid_mp4_write_keeps_the_earlier_file_and_a_rerun_completes(tmp_path):
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from testlib import REPO_ROOT
+
+    out = tmp_path / "talk.mp4"
+    before = earlier_video(out)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    kill_at = random.Random(11).randint(5, 300)
+    child = subprocess.Popen([sys.executable, "-c", _WRITE_MP4, str(out), str(kill_at)], env=env,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "now"
+    encoders = [p for p in psutil.Process(child.pid).children() if "ffmpeg" in p.name()]
+    child.send_signal(signal.SIGKILL)  # Python dies; its ffmpeg sees the end of its input and finishes
+    child.wait()
+    psutil.wait_procs(encoders, timeout=30)
+    assert unchanged(out, before)  # never a third of the video under the user's name
+    temps = [n for n in os.listdir(tmp_path) if n.startswith(".talk.wv-")]
+    assert len(temps) <= 1
+    result = encode_video(frames(20), out, FPS, tone(0.8), 16000)  # the rerun
+    assert probe(out).frames == 20 and result.has_audio
+    assert names(tmp_path) == {"talk.mp4"}  # the dead run's temporary was cleared

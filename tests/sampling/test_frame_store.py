@@ -72,7 +72,11 @@ def test_half_written_and_truncated_windows_are_redone(tmp_path):
     resumed = _open(tmp_path)
     # window 1 is damaged and the only saved state belongs to it: nothing can be continued exactly
     assert resumed.finished_windows == 0 and len(resumed) == 0
-    assert os.listdir(resumed.path) == ["manifest.json"]
+    assert _visible(resumed.path) == ["manifest.json"]  # (+ the run's .lock)
+
+
+def _visible(folder) -> list:
+    return sorted(n for n in os.listdir(folder) if not n.startswith("."))
 
 
 def test_crash_after_segment_before_manifest_keeps_the_previous_state(tmp_path):
@@ -83,7 +87,7 @@ def test_crash_after_segment_before_manifest_keeps_the_previous_state(tmp_path):
     resumed = _open(tmp_path)
     assert resumed.finished_windows == 1
     assert torch.equal(resumed.load_state()["motion_latent"], torch.zeros(2))
-    assert sorted(os.listdir(resumed.path)) == ["manifest.json", "state_00000.safetensors", "window_00000.mkv"]
+    assert _visible(resumed.path) == ["manifest.json", "state_00000.safetensors", "window_00000.mkv"]
 
 
 def test_a_different_run_shape_starts_afresh(tmp_path):

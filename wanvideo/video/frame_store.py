@@ -14,6 +14,7 @@ Consumers rely only on `len(store)`, `store.fps`, `store.width`,
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,7 +24,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import InputError, WanVideoError
+from .. import outputs
+from ..errors import InputError, OutputError, WanVideoError
+from .run_lock import LOCK_NAME, RunLock
 
 log = logging.getLogger(__name__)
 
@@ -39,35 +42,47 @@ class FrameStoreError(WanVideoError):
 
 
 def _atomic_write_bytes(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    outputs.write_bytes(path, data)
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def encode_segment(frames: np.ndarray, path: str, fps: float) -> int:
-    """Write [n, H, W, 3] uint8 frames as one lossless FFV1 segment; returns its size in bytes."""
+    """Write [n, H, W, 3] uint8 frames as one lossless FFV1 segment (atomically); returns its size in bytes."""
     from fractions import Fraction
 
     import av
 
-    tmp = path + ".tmp"
+    tmp = outputs.temp_path(path)
     n, height, width, _ = frames.shape
-    with av.open(tmp, "w", format="matroska") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "bgr0"  # FFV1's lossless packed 8-bit RGB
-        for frame in frames:
-            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            for packet in stream.encode(video_frame.reformat(format="bgr0")):
+    try:
+        with av.open(tmp, "w", format="matroska") as container:
+            stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height = width, height
+            stream.pix_fmt = "bgr0"  # FFV1's lossless packed 8-bit RGB
+            for frame in frames:
+                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                for packet in stream.encode(video_frame.reformat(format="bgr0")):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+    except (OSError, av.error.FFmpegError) as exc:
+        outputs.discard(tmp)
+        if isinstance(exc, OSError) and outputs.is_user_fault(exc):
+            raise outputs.output_error(exc, path) from None
+        if "No space left" in str(exc):
+            raise OutputError(f"cannot write {path}: the disk is full; free some space and run again "
+                              "(the finished windows are kept and the run resumes)") from None
+        raise
+    outputs.commit(tmp, path)
     return os.path.getsize(path)
 
 
@@ -76,14 +91,18 @@ def decode_segment(path: str, skip: int = 0, count: int | None = None) -> Iterat
     import av
 
     emitted = 0
-    with av.open(path) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index < skip:
-                continue
-            if count is not None and emitted >= count:
-                break
-            yield frame.to_ndarray(format="rgb24")
-            emitted += 1
+    try:
+        with av.open(path) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index < skip:
+                    continue
+                if count is not None and emitted >= count:
+                    break
+                yield frame.to_ndarray(format="rgb24")
+                emitted += 1
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise FrameStoreError(f"frame store segment {path} is damaged ({exc}): run the sampler again with the same "
+                              "inputs; it regenerates the damaged window") from None
 
 
 class FrameStore:
@@ -99,7 +118,7 @@ class FrameStore:
             raise FrameStoreError(f"no frame store at {self.path} ({MANIFEST} missing)") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise FrameStoreError(f"frame store manifest {manifest_path} is damaged: {exc}") from None
-        if self._manifest.get("format") != FORMAT:
+        if not isinstance(self._manifest, dict) or self._manifest.get("format") != FORMAT:
             raise FrameStoreError(f"{manifest_path} is not a {FORMAT} manifest")
 
     # -- creation / resume -------------------------------------------------------------------------------
@@ -115,8 +134,24 @@ class FrameStore:
         if not _KEY_RE.match(key):
             raise InputError(f"frame store key must be a hex digest, got {key!r}")
         path = os.path.join(os.path.abspath(root), key)
-        expected = dict(width=int(width), height=int(height), fps=float(fps), total_frames=int(total_frames),
-                        num_windows=int(num_windows))
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise InputError(f"the work folder {root} is a file: give a folder (or remove the file)")
+        try:
+            lock = RunLock.acquire(path)
+        except OSError as exc:
+            raise outputs.output_error(exc, path, "use the work folder") from None
+        try:
+            expected = dict(width=int(width), height=int(height), fps=float(fps), total_frames=int(total_frames),
+                            num_windows=int(num_windows))
+            store = cls._open_locked(path, key, expected, info)
+        except BaseException:
+            lock.release()
+            raise
+        store._lock = lock
+        return store
+
+    @classmethod
+    def _open_locked(cls, path: str, key: str, expected: dict, info: dict | None) -> "FrameStore":
         if os.path.exists(os.path.join(path, MANIFEST)):
             try:
                 store = cls(path)
@@ -127,7 +162,7 @@ class FrameStore:
                     store._validate_finished()
                     return store
                 log.warning("WanVideo InfiniteTalk: frame store %s does not match this run; starting afresh", path)
-            shutil.rmtree(path, ignore_errors=True)
+            _clear(path)
         os.makedirs(path, exist_ok=True)
         manifest = dict(format=FORMAT, key=key, **expected, windows=[], frames=0, complete=False,
                         state=None, info=info or {})
@@ -141,6 +176,10 @@ class FrameStore:
             if not os.path.isfile(file) or os.path.getsize(file) != entry["bytes"]:
                 log.warning("WanVideo InfiniteTalk: window %d of %s is missing or truncated; it will be redone",
                             entry["index"] + 1, self.path)
+                break
+            if entry.get("sha256") and file_sha256(file) != entry["sha256"]:
+                log.warning("WanVideo InfiniteTalk: window %d of %s is damaged (its checksum does not match the "
+                            "manifest); it will be regenerated", entry["index"] + 1, self.path)
                 break
             good.append(entry)
         state = self._manifest.get("state")
@@ -158,7 +197,7 @@ class FrameStore:
             self._manifest["complete"] = False
             self._manifest["state"] = state if state_ok else None
             self._save_manifest()
-        keep = {MANIFEST} | {e["file"] for e in good}
+        keep = {MANIFEST, LOCK_NAME} | {e["file"] for e in good}
         if self._manifest.get("state"):
             keep.add(self._manifest["state"]["file"])
         for name in os.listdir(self.path):
@@ -181,18 +220,19 @@ class FrameStore:
         if not len(frames):
             raise FrameStoreError(f"window {index} has no frames to keep")
         name = _SEGMENT.format(index)
-        size = encode_segment(frames, os.path.join(self.path, name), self.fps)
+        segment = os.path.join(self.path, name)
+        size = encode_segment(frames, segment, self.fps)
         old_state = self._manifest.get("state")
         new_state = None
         if state:
-            from safetensors.torch import save_file
+            from safetensors.torch import save
 
             state_name = _STATE.format(index)
-            tmp = os.path.join(self.path, state_name + ".tmp")
-            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
-            os.replace(tmp, os.path.join(self.path, state_name))
+            _atomic_write_bytes(os.path.join(self.path, state_name),
+                                save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
             new_state = {"window": index, "file": state_name}
-        self._manifest["windows"].append({"index": index, "file": name, "frames": int(len(frames)), "bytes": size})
+        self._manifest["windows"].append({"index": index, "file": name, "frames": int(len(frames)), "bytes": size,
+                                          "sha256": file_sha256(segment)})
         self._manifest["frames"] += int(len(frames))
         self._manifest["state"] = new_state
         self._save_manifest()
@@ -207,6 +247,12 @@ class FrameStore:
         from safetensors.torch import load_file
 
         return load_file(os.path.join(self.path, state["file"]))
+
+    def release(self) -> None:
+        """Let another run use this store's folder (the run that wrote it is over)."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
 
     def mark_complete(self) -> None:
         if self.frames_written != self.total_frames:
@@ -296,6 +342,13 @@ class FrameStore:
         if not frames:
             return np.zeros((0, self.height, self.width, 3), dtype=np.uint8)
         return np.stack(frames)
+
+
+def _clear(folder: str) -> None:
+    """Remove everything in a store folder but its lock (held by this run)."""
+    for name in os.listdir(folder):
+        if name != LOCK_NAME:
+            _remove(os.path.join(folder, name))
 
 
 def _remove(path: str) -> None:
