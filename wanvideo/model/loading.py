@@ -5,7 +5,9 @@ memory-mapped file straight to its target dtype and device, one at a time, so no
 full-precision copy of the model ever exists. Layouts: original, ComfyUI-prefixed,
 diffusers (see layouts.py). Precisions: fp32/bf16/fp16 and fp8 e4m3fn/e5m2, plain or
 scaled, dequantised to the compute dtype on load, or kept as fp8 in memory
-(`keep_fp8`) and dequantised per layer on the fly.
+(`keep_fp8`) and dequantised per layer on the fly. GGUF files (gguf_file.py): their
+block-quantised Linear weights stay packed (gguf_load.py) unless `keep_fp8=False`, dequantised
+per layer on the fly; everything else is dequantised on load.
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ from .config import config_from_reference, normalize_config
 from .detect import check_infinitetalk, check_wan_animate, check_wan_i2v, infer_animate_config, infer_config, is_animate
 from .dit import WanInfiniteTalkModel
 from .fp8 import check_quant_marker, check_quant_metadata, dequantize, fp8_dtype, is_fp8, quantize_fp8
+from .gguf_load import check_types, place_packed
 from .layers import Linear
 from .layouts import KeyMap, config_from_json, resolve_files
+from .quantized import is_packed, storage_label
 from .weight_files import open_weight_file
 
 FIXTURE_EXTRAS = ("input.", "output.", "aux.", "debug.", "derived.")
@@ -109,7 +113,7 @@ def load_model(
     infinitetalk=None,
     config: dict | None = None,
     require_audio: bool | None = None,
-    keep_fp8: bool = False,
+    keep_fp8: bool | None = None,
     quantize: str | None = None,
     attention: str = "sdpa",
     blocks_to_swap: int = 0,
@@ -125,7 +129,8 @@ def load_model(
     dtype: compute precision (bf16 default, fp16, fp32). device: main device (default: CUDA if present, else CPU).
     config: overrides of sizes that weights cannot tell (e.g. num_heads, text_len) for non-standard models.
     require_audio: True = the InfiniteTalk weights must be present (default: True when `infinitetalk` is given).
-    keep_fp8: keep fp8 weights of the file as fp8 in memory (dequantised per layer on the fly).
+    keep_fp8: True = keep fp8 weights of the file as fp8 in memory (dequantised per layer on the fly); GGUF blocks
+        stay packed the same way unless keep_fp8 is False (None, the default: fp8 dequantised on load, GGUF packed).
     quantize: 'fp8_e4m3fn' / 'fp8_e5m2': store the blocks' linear weights in fp8 (per-tensor scaled) even when
         the file is bf16/fp16/fp32.
     attention: 'sdpa', 'sage' or 'flash'. blocks_to_swap: blocks kept on `offload_device`, moved in just in time.
@@ -169,6 +174,7 @@ def load_model(
     slots = _parameter_slots(model)
     _check_slots(slots, shapes, ckpt.files, cfg, "Wan2.2-Animate" if animate else "Wan2.1 I2V + InfiniteTalk")
 
+    check_types(ckpt.entries)
     swap = max(0, min(int(blocks_to_swap), cfg["num_layers"]))
     _load_weights(slots, ckpt, dtype, device, offload_device, swap, keep_fp8, quant_dtype, progress)
 
@@ -257,6 +263,11 @@ def _load_weights(slots, ckpt, dtype, device, offload_device, swap, keep_fp8, qu
     total = len(slots)
     for done, (name, (module, attr, _)) in enumerate(sorted(slots.items()), start=1):
         target = offload_device if (swap and name.startswith(swapped_prefixes)) else device
+        source, key = ckpt.entries[name]
+        if place_packed(source, key, module, attr, target, keep=keep_fp8 is not False):  # GGUF blocks stay packed
+            if progress is not None:
+                progress(done, total)
+            continue
         value, scale, keeps_scale = _stored_tensor(name, module, attr, ckpt, dtype, target, keep_fp8, quant_dtype)
         if keeps_scale:
             module.weight_scale = scale
@@ -291,7 +302,8 @@ def _stored_tensor(name, module, attr, ckpt, dtype, target, keep_fp8, quant_dtyp
 def describe(model: WanInfiniteTalkModel) -> str:
     """One line for logs/UI: sizes, precision, storage, audio adapter."""
     cfg = model.config
-    storage = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})
+    packed = {storage_label(m) for m in model.modules() if is_packed(m)}
+    storage = sorted(packed | {str(p.dtype).replace("torch.", "") for p in model.parameters() if p.dtype != torch.uint8})
     return json.dumps({
         "dim": cfg["dim"], "layers": cfg["num_layers"], "audio_adapter": cfg["audio_adapter"],
         "compute": str(model.compute_dtype).replace("torch.", ""), "storage": storage,

@@ -6,6 +6,8 @@ Layouts seen for Wan (including the step-distillation LoRAs such as lightx2v use
 with or without `diffusion_model.` / `model.diffusion_model.` / `transformer.` prefixes,
 under native or diffusers module names. Merging: W += s * (alpha / rank) * up @ down;
 fp8 weights kept in memory are dequantised, updated and re-quantised with a new scale.
+Packed GGUF weights are not re-quantised: the LoRA's factors (or full delta) are kept beside the
+weight and added to it each time it is dequantised (quantized.py explains why).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 from ..errors import ModelFileError
 from .fp8 import dequantize, is_fp8, quantize_fp8
 from .layouts import diffusers_to_native, is_diffusers
+from .quantized import add_delta, add_lora, is_packed, weight_shape
 from .weight_files import open_weight_file
 
 log = logging.getLogger(__name__)
@@ -66,17 +69,23 @@ def parse_lora(tensors: dict, model) -> dict:
     return groups
 
 
-def _delta(group: dict, weight_shape, name: str):
+def _factors(group: dict, shape, name: str):
+    """(up [out, rank], down [rank, in], alpha / rank) of a low-rank pair checked against the weight's shape."""
     down, up = group["down"].float(), group["up"].float()
     rank = down.shape[0]
     alpha = float(group["alpha"].float().item()) if "alpha" in group else float(rank)
-    delta = up.reshape(up.shape[0], rank) @ down.reshape(rank, -1)
-    if delta.numel() != torch.Size(weight_shape).numel():
+    up, down = up.reshape(up.shape[0], rank), down.reshape(rank, -1)
+    if up.shape[0] * down.shape[1] != torch.Size(shape).numel() or up.shape[0] != shape[0]:
         raise ModelFileError(
-            f"LoRA layer {name}: up {tuple(up.shape)} x down {tuple(down.shape)} does not fit the weight "
-            f"{tuple(weight_shape)}: this LoRA is for a different model"
+            f"LoRA layer {name}: up {tuple(group['up'].shape)} x down {tuple(group['down'].shape)} does not fit the "
+            f"weight {tuple(shape)}: this LoRA is for a different model"
         )
-    return delta.reshape(weight_shape) * (alpha / rank)
+    return up, down, alpha / rank
+
+
+def _delta(group: dict, shape, name: str):
+    up, down, scale = _factors(group, shape, name)
+    return (up @ down).reshape(shape) * scale
 
 
 def _update(module, attr: str, delta: torch.Tensor) -> None:
@@ -89,6 +98,11 @@ def _update(module, attr: str, delta: torch.Tensor) -> None:
         module.weight_scale = new_scale.to(param.device)
     else:
         param.data = (param.data.float() + delta.to(param.device)).to(param.dtype)
+
+
+def _compute_dtype(model) -> torch.dtype:
+    dtype = getattr(model, "compute_dtype", torch.bfloat16)
+    return dtype if dtype in (torch.float32, torch.float16, torch.bfloat16) else torch.bfloat16
 
 
 def apply_lora(model, tensors_or_path, strength: float = 1.0) -> int:
@@ -119,14 +133,21 @@ def apply_lora(model, tensors_or_path, strength: float = 1.0) -> int:
         if "down" in group or "up" in group:
             if not ("down" in group and "up" in group):
                 raise ModelFileError(f"{where}: layer {path} has only one of lora_down/lora_up: the file is damaged")
-            _update(module, "weight", strength * _delta(group, module.weight.shape, path))
+            if is_packed(module):
+                up, down, scale = _factors(group, weight_shape(module), path)
+                add_lora(module, up, down, strength * scale, dtype=_compute_dtype(model))
+            else:
+                _update(module, "weight", strength * _delta(group, module.weight.shape, path))
         elif "diff" in group:
-            if tuple(group["diff"].shape) != tuple(module.weight.shape):
+            if tuple(group["diff"].shape) != weight_shape(module):
                 raise ModelFileError(
                     f"{where}: diff for {path} has shape {tuple(group['diff'].shape)}, the weight is "
-                    f"{tuple(module.weight.shape)}: this LoRA is for a different model"
+                    f"{weight_shape(module)}: this LoRA is for a different model"
                 )
-            _update(module, "weight", strength * group["diff"].float())
+            if is_packed(module):
+                add_delta(module, strength * group["diff"].float(), dtype=_compute_dtype(model))
+            else:
+                _update(module, "weight", strength * group["diff"].float())
         if "diff_b" in group:
             if getattr(module, "bias", None) is None or tuple(group["diff_b"].shape) != tuple(module.bias.shape):
                 raise ModelFileError(f"{where}: diff_b for {path} does not fit the layer's bias")

@@ -1,4 +1,4 @@
-"""Reading weight files one tensor at a time: .safetensors (memory-mapped) and torch pickles.
+"""Reading weight files one tensor at a time: .safetensors (memory-mapped), torch pickles and .gguf (gguf_file.py).
 
 The safetensors header is parsed here (8-byte length + JSON) before `safe_open` touches
 the file, because it lists every tensor's name, dtype and shape without reading data,
@@ -123,10 +123,9 @@ def open_weight_file(path):
         raise ModelFileError(f"model file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".gguf":
-        raise ModelFileError(
-            f"{path.name} is a GGUF file, which this pack does not load: use a .safetensors version "
-            "(bf16, fp16 or fp8) of the same model"
-        )
+        from .gguf_file import GGUFSource
+
+        return GGUFSource(path)
     if suffix in (".pt", ".pth", ".bin", ".ckpt"):
         return DictSource(load_torch_state_dict(path, "a model's weights"), path)
     return SafetensorsSource(path)
