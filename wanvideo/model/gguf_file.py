@@ -153,10 +153,25 @@ class GGUFSource:
             kinds = ", ".join(f"{q} (e.g. {k})" for q, k in sorted(bad.items()))
             raise ModelFileError(f"{_name(self.path)}: quantization type {kinds} is not supported by this pack: {USE_INSTEAD}")
 
+    def _read(self, key) -> torch.Tensor:
+        """The tensor's stored bytes read from the file into a new tensor of the reader's numpy dtype and shape.
+
+        A plain read rather than a copy out of the reader's memory map: the map's pages would count as
+        resident memory a second time while the model is loading.
+        """
+        t = self._tensors[key]
+        out = torch.empty(t.n_bytes, dtype=torch.uint8)
+        with open(self.path, "rb") as f:
+            f.seek(t.data_offset)
+            if f.readinto(out.numpy()) != t.n_bytes:
+                raise ModelFileError(f"truncated GGUF file: {_name(self.path)} ends inside {key}: re-download it")
+        dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}.get(t.data.dtype, torch.uint8)
+        return out.view(dtype).reshape(t.data.shape)
+
     def get_packed(self, key):
         """(uint8 tensor of the raw blocks, PackedFormat) of a block-quantised tensor (a copy in RAM)."""
         self.check_types([key])
-        return torch.from_numpy(np.array(self._tensors[key].data)), PackedFormat(self.qtype(key), self._shapes[key])
+        return self._read(key), PackedFormat(self.qtype(key), self._shapes[key])
 
     def get(self, key) -> torch.Tensor:
         """The tensor in torch order and shape: plain types as stored, block-quantised ones dequantised to float32."""
@@ -165,9 +180,8 @@ class GGUFSource:
         if qtype in BLOCK_TYPES:
             packed, fmt = self.get_packed(key)
             return fmt.dequantize(packed, torch.float32)
-        data = np.array(self._tensors[key].data)
-        tensor = torch.from_numpy(data.view(np.int16)).view(torch.bfloat16) if qtype == "BF16" else torch.from_numpy(data)
-        return tensor.reshape(self._shapes[key])
+        data = self._read(key)
+        return (data.view(torch.bfloat16) if qtype == "BF16" else data).reshape(self._shapes[key])
 
     # ----- wrong files --------------------------------------------------------------------------------------
     def _check_not_language_model(self) -> None:
