@@ -25,15 +25,11 @@ def need_file(path: str | None, what: str, option: str) -> str:
 
 
 def read_image(path: str) -> torch.Tensor:
-    """[H, W, 3] float32 in 0..1 (EXIF rotation applied, alpha dropped)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """[H, W, 3] float32 in 0..1 (EXIF rotation applied, any PIL mode converted, alpha dropped)."""
+    from .images import read_image_file
 
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB")
-            return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"--image {path}: not an image PIL can read ({exc}); use a PNG, JPEG or WebP file") from None
+    rgb = read_image_file(path, f"--image {path}")
+    return torch.from_numpy(rgb.astype(np.float32) / 255.0)
 
 
 def read_audio(path: str, option: str = "--audio") -> tuple[np.ndarray, int]:

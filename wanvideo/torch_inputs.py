@@ -5,6 +5,7 @@ PyTorch checkpoint file -> its plain state dict.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -62,3 +63,26 @@ def load_torch_state_dict(path, what: str = "a model checkpoint") -> dict:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelFileError(f"{path.name} does not hold a plain dictionary of tensors, so it is not {what}")
     return obj
+
+
+def check_finite(tensor: torch.Tensor, key: str, path) -> torch.Tensor:
+    """`tensor` if every value is a real number; else a ModelFileError naming the file and the tensor.
+
+    NaN/Inf in a weight turns the whole video black (or the speech into silence) with no other sign.
+    """
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return tensor
+    if tensor.dtype == torch.float8_e4m3fn:
+        bad = (tensor.view(torch.uint8) & 0x7F) == 0x7F  # e4m3fn has NaN and no infinity
+    elif tensor.dtype == torch.float8_e5m2:
+        bad = (tensor.view(torch.uint8) & 0x7C) == 0x7C  # exponent all ones: inf or NaN
+    else:
+        bad = ~torch.isfinite(tensor)
+    if bool(bad.any()):
+        count = int(bad.sum())
+        raise ModelFileError(
+            f"{os.path.basename(str(path))} is damaged: tensor {key} holds {count:,} NaN/infinite value(s) of {tensor.numel():,}. "
+            "The file is damaged or was converted/quantised wrongly: download it again (or another precision "
+            "of the same model)"
+        )
+    return tensor

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "video"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sampling"))
 
 
 def _real_ffmpeg() -> str:

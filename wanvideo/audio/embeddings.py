@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, NonFiniteError
 from .encoder import Wav2VecEncoder
 from .features import DEFAULT_CHUNK_FRAMES, embed_waveform16k, num_video_frames
 from .preprocess import TARGET_RATE, prepare_waveform
@@ -130,6 +130,10 @@ def build_audio_embeddings(model, audio_1, sample_rate_1: int, audio_2=None, sam
         for idx, track in enumerate(tracks):
             emb = embed_waveform16k(enc, track, fps=fps, chunk_frames=chunk_frames,
                                     callback=lambda s, d, t, idx=idx: progress(s, d, t, idx))
+            if not bool(torch.isfinite(emb).all()):
+                raise NonFiniteError(
+                    f"wav2vec2 turned speaker {idx + 1}'s speech into NaN/infinite features: the wav2vec2 file is "
+                    f"damaged or converted wrongly (download it again), or {enc.dtype} overflowed (use fp32)")
             speakers.append(emb)
     if frame_limit and frame_limit < total_frames:
         speakers = [s[:frame_limit].clone() for s in speakers]

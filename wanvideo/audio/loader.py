@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, ModelFileError
-from ..torch_inputs import load_torch_state_dict
+from ..torch_inputs import check_finite, load_torch_state_dict
 from .checkpoint import (
     OPTIONAL_KEYS,
     bundled_config,
@@ -44,12 +44,15 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
     with safe_open(str(path), framework="pt") as f:
         for k in keys:
             if k.startswith(prefix):
-                sd[k] = f.get_tensor(k)
+                sd[k] = check_finite(f.get_tensor(k), k, path)
     return sd, metadata
 
 
 def _load_torch_file(path: Path) -> dict:
-    return load_torch_state_dict(path, "a wav2vec2 checkpoint")
+    sd = load_torch_state_dict(path, "a wav2vec2 checkpoint")
+    for key, tensor in sd.items():
+        check_finite(tensor, key, path)
+    return sd
 
 
 def _load_weights_file(path: Path) -> tuple[dict, dict]:

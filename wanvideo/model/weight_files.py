@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelFileError
-from ..torch_inputs import load_torch_state_dict
+from ..torch_inputs import check_finite, load_torch_state_dict
 
 SAFETENSORS_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -58,7 +58,14 @@ def read_safetensors_header(path) -> tuple[dict, dict]:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ModelFileError(f"{_name(path)} is not a safetensors file (unreadable header): re-download it") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{_name(path)} is not a safetensors file (its header is a JSON "
+                             f"{type(header).__name__}, not a table of tensors): re-download it")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        metadata = {}
+    for key, entry in header.items():
+        _check_entry(path, key, entry)
     end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
     if 8 + n + end > size:
         missing = 8 + n + end - size
@@ -67,6 +74,33 @@ def read_safetensors_header(path) -> tuple[dict, dict]:
             f"({size:,} of {8 + n + end:,} bytes): re-download it"
         )
     return header, metadata
+
+
+_ITEM_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
+               "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def _check_entry(path, key, entry) -> None:
+    """One tensor's header entry: a dtype, a shape of whole numbers, offsets that fit that shape."""
+    damaged = f"{_name(path)} has a damaged header entry for {key!r}"
+    if not isinstance(entry, dict):
+        raise ModelFileError(f"{damaged} (not a table): re-download it")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ModelFileError(f"{damaged} (shape {shape!r}): re-download it")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]):
+        raise ModelFileError(f"{damaged} (data_offsets {offsets!r}): re-download it")
+    if not isinstance(dtype, str):
+        raise ModelFileError(f"{damaged} (dtype {dtype!r}): re-download it")
+    item = _ITEM_BYTES.get(dtype)
+    if item is not None:
+        count = 1
+        for d in shape:
+            count *= d
+        if offsets[1] - offsets[0] != count * item:
+            raise ModelFileError(f"{damaged}: {offsets[1] - offsets[0]} bytes for a {dtype} tensor of shape "
+                                 f"{tuple(shape)}: re-download it")
 
 
 class SafetensorsSource:
@@ -92,7 +126,7 @@ class SafetensorsSource:
         return SAFETENSORS_DTYPES.get(self.header[key]["dtype"])
 
     def get(self, key) -> torch.Tensor:
-        return self._file.get_tensor(key)
+        return check_finite(self._file.get_tensor(key), key, self.path)
 
 
 class DictSource:
@@ -113,7 +147,7 @@ class DictSource:
         return self.tensors[key].dtype
 
     def get(self, key) -> torch.Tensor:
-        return self.tensors[key]
+        return check_finite(self.tensors[key], key, self.path)
 
 
 def open_weight_file(path):

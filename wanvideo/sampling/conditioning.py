@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, NonFiniteError
 from .sizes import resize_and_crop_image
 
 CLIP_TOKENS = 257
@@ -124,6 +124,9 @@ def check_audio(audio, config: dict) -> None:
             raise InputError(f"speaker {i + 1} embeddings must be [frames, layers, channels], got {tuple(emb.shape)}")
         if emb.shape[0] != speakers[0].shape[0]:
             raise InputError("the speakers' embeddings differ in length; build them with the audio embeds node")
+        if emb.is_floating_point() and not bool(torch.isfinite(emb).all()):
+            raise NonFiniteError(f"speaker {i + 1}'s audio embeddings hold NaN/infinite values: the wav2vec2 model "
+                                 "that made them is damaged or overflowed in fp16; rebuild them with fp32")
         if layers is not None and (emb.shape[1], emb.shape[2]) != (layers, channels):
             raise InputError(f"audio embeddings have {emb.shape[1]} layers x {emb.shape[2]} channels, the model "
                              f"expects {layers} x {channels}: use the wav2vec2 model InfiniteTalk was trained with "

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, NonFiniteError
 from ..video.frame_store import FrameStore
 from .color import match_and_blend_colors
 from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context, same_context
@@ -108,6 +108,10 @@ def denoise_window(
         velocity = combine(preds, cfg, audio_cfg, has_audio)
         del preds
         latent = solver.step(i, latent, velocity)
+        if not bool(torch.isfinite(latent).all()):
+            raise NonFiniteError(
+                f"step {i + 1}/{solver.num_steps} produced NaN/infinite values: likely a damaged or wrongly "
+                "quantised model or LoRA file, or fp16 overflow (use bf16 or fp32 compute)")
         latent[:, :n_motion] = motion_latent
         if on_step is not None:
             on_step(i + 1)
@@ -144,10 +148,14 @@ def generate(
     if store.complete:
         log.info("WanVideo InfiniteTalk: all %d windows of this run are already on disk (%s); nothing to do",
                  len(plan.windows), store.path)
+        store.release()
         return store
-    runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop)
-    _run_windows(runner, plan, store, on_window_done)
-    store.mark_complete()
+    try:
+        runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop)
+        _run_windows(runner, plan, store, on_window_done)
+        store.mark_complete()
+    finally:
+        store.release()  # the run is over: another process may use (resume, read) this folder now
     return store
 
 
@@ -310,6 +318,9 @@ class _WindowRunner:
             del noise, passes
             video = vae.decode(latent)
             del latent
+            if not bool(torch.isfinite(video).all()):
+                raise NonFiniteError("the VAE decoded NaN/infinite pixels (they would be black frames): the VAE file is "
+                                     "damaged, or it overflowed in fp16 (use a bf16 or fp32 VAE)")
             if self.color_ref is not None:
                 video = match_and_blend_colors(video, self.color_ref.to(video.device), s.color_correction)
             next_motion = None
@@ -336,6 +347,10 @@ def _run_windows(runner: _WindowRunner, plan: RunPlan, store: FrameStore, on_win
                 f"generation stopped in window {window.index + 1}/{len(windows)} ({exc}); {store.finished_windows} "
                 f"finished windows ({len(store)} frames) are kept in {store.path} and a rerun with the same inputs "
                 "resumes there", store) from None
+        except NonFiniteError as exc:
+            raise NonFiniteError(
+                f"window {window.index + 1}/{len(windows)} stopped: {exc}. {store.finished_windows} finished windows "
+                f"({len(store)} frames) are kept in {store.path}") from None
         except BaseException:
             # out of memory, a late bad input, Ctrl-C...: say what is safe before the error surfaces
             log.error("WanVideo InfiniteTalk: window %d/%d failed; %d finished windows (%d frames) are kept in %s "

@@ -19,7 +19,7 @@ import os
 import torch
 
 from ..errors import ModelFileError
-from ..torch_inputs import load_torch_state_dict
+from ..torch_inputs import check_finite, load_torch_state_dict
 from .fingerprint import module_fingerprint
 
 LATENT_CHANNELS = 16
@@ -82,6 +82,8 @@ def load_wan_vae(path: str, dtype=torch.float32, device="cpu"):
     if "decoder.middle.0.residual.0.gamma" not in sd and "decoder.mid_block.resnets.0.norm1.gamma" not in sd:
         raise ModelFileError(f"{os.path.basename(path)} is not a Wan 2.1 VAE; use wan_2.1_vae.safetensors "
                              "(Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/vae)")
+    for key, tensor in sd.items():
+        check_finite(tensor, key, path)
     if "decoder.middle.0.residual.0.gamma" in sd:
         sd = convert_wan_vae_to_diffusers(sd)
     with torch.device("meta"):
