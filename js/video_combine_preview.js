@@ -3,9 +3,12 @@
 // The node returns two things in its UI output:
 //   images + animated: the entry ComfyUI's stock front end plays (same shape as its own SaveVideo);
 //   infinitetalk_video: details for this player (duration, fps, size, sound, which writer ran).
-// This extension shows one player (unmuted, with controls, sized to the video) and a caption, and
-// removes the stock canvas preview of the same file from this node so the video is not shown twice.
-// Front ends without this extension still play the stock entry.
+// This extension shows one player (unmuted, with controls, sized to the video) and a caption (file name,
+// duration, size, sound). Once that player has loaded the file it removes the stock preview of the same
+// file from this node so the video is not shown twice; until then, or if it cannot play the file, the
+// stock preview stays. Front ends without this extension still play the stock entry.
+// Sizing works on the LiteGraph canvas (DOM-widget layout, or computeSize with or without a width) and
+// on the Vue node renderer (the element's CSS min-height).
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
@@ -13,6 +16,8 @@ const NODE_CLASS = "InfiniteTalkVideoCombine";
 const PLAYER_WIDGET = "infinitetalk_video_player";
 const STOCK_PREVIEW_WIDGET = "video-preview";
 const CAPTION_HEIGHT = 34;
+const MIN_VIDEO_HEIGHT = 80;
+const DEFAULT_WIDTH = 300;
 
 function viewUrl(entry) {
   const params = new URLSearchParams({
@@ -33,7 +38,8 @@ function describe(entry) {
 }
 
 function removeStockPreview(node) {
-  // With videoContainer set, the stock code reuses that (detached) container instead of adding its widget.
+  // Only once our player has loaded the file: until then (or if it cannot play it) the stock preview stays.
+  // With videoContainer set, the stock code reuses that (detached) container instead of adding its widget again.
   node.videoContainer = node.videoContainer ?? document.createElement("div");
   const widgets = node.widgets ?? [];
   const index = widgets.findIndex((w) => w?.name === STOCK_PREVIEW_WIDGET);
@@ -47,17 +53,37 @@ function removeStockPreview(node) {
   }
 }
 
+function nodeWidth(node, width) {
+  // Some front ends call computeSize() without a width (1.27 while arranging widgets): use the node's.
+  const w = Number(width);
+  if (Number.isFinite(w) && w > 0) return w;
+  const own = Number(node.size?.[0]);
+  return Number.isFinite(own) && own > 0 ? own : DEFAULT_WIDTH;
+}
+
 function playerHeight(node, width) {
+  const aspect = node.infinitetalkPlayer?.aspect || 9 / 16;
+  return Math.max(MIN_VIDEO_HEIGHT, Math.round((nodeWidth(node, width) - 20) / aspect)) + CAPTION_HEIGHT;
+}
+
+function fitNode(node) {
+  // Grow the node so the whole player shows (never shrink what the user sized).
   const player = node.infinitetalkPlayer;
-  const aspect = player?.aspect || 9 / 16;
-  return Math.max(80, Math.round((width - 20) / aspect)) + CAPTION_HEIGHT;
+  if (player) player.container.style.minHeight = `${playerHeight(node)}px`; // Vue nodes size the element by CSS
+  const size = node.computeSize?.();
+  if (size && Number.isFinite(size[1])) {
+    node.setSize?.([Math.max(node.size[0], size[0]), Math.max(node.size[1], size[1])]);
+  }
+  node.setDirtyCanvas?.(true, true);
 }
 
 function ensurePlayer(node) {
   if (node.infinitetalkPlayer) return node.infinitetalkPlayer;
 
   const container = document.createElement("div");
-  Object.assign(container.style, { display: "flex", flexDirection: "column", width: "100%", height: "100%", gap: "2px" });
+  Object.assign(container.style, {
+    display: "flex", flexDirection: "column", width: "100%", height: "100%", gap: "2px", boxSizing: "border-box",
+  });
 
   const video = document.createElement("video");
   Object.assign(video, { controls: true, playsInline: true, loop: false, muted: false, preload: "metadata" });
@@ -65,30 +91,36 @@ function ensurePlayer(node) {
 
   const caption = document.createElement("div");
   Object.assign(caption.style, {
-    font: "11px sans-serif", color: "var(--descrip-text, #aaa)", lineHeight: "1.3",
+    font: "11px sans-serif", color: "var(--descrip-text, #aaa)", lineHeight: "1.3", flex: "0 0 auto",
     overflow: "hidden", textOverflow: "ellipsis", wordBreak: "break-all", maxHeight: `${CAPTION_HEIGHT}px`,
   });
   container.append(video, caption);
 
-  const player = { container, video, caption, aspect: null, entry: null };
+  const player = { container, video, caption, aspect: null, entry: null, ready: false };
   node.infinitetalkPlayer = player;
 
   const widget = node.addDOMWidget(PLAYER_WIDGET, "infinitetalk-video", container, {
     serialize: false,
     hideOnZoom: false,
-    getMinHeight: () => playerHeight(node, node.size?.[0] ?? 300),
+    getMinHeight: () => playerHeight(node),
   });
-  // Older front ends size DOM widgets through computeSize.
-  widget.computeSize = (width) => [width, playerHeight(node, width)];
+  if (typeof widget.computeLayoutSize !== "function") {
+    // Front ends without DOM-widget layout size widgets through computeSize (with or without a width).
+    widget.computeSize = (width) => [nodeWidth(node, width), playerHeight(node, width)];
+  }
   player.widget = widget;
 
   video.addEventListener("loadedmetadata", () => {
     if (video.videoWidth && video.videoHeight) player.aspect = video.videoWidth / video.videoHeight;
-    const size = node.computeSize?.();
-    if (size) node.setSize?.([Math.max(node.size[0], size[0]), Math.max(node.size[1], size[1])]);
-    node.setDirtyCanvas?.(true, true);
+    fitNode(node);
+  });
+  video.addEventListener("loadeddata", () => {
+    player.ready = true;
+    removeStockPreview(node);
+    fitNode(node);
   });
   video.addEventListener("error", () => {
+    player.ready = false;
     const entry = player.entry;
     caption.textContent =
       `This browser cannot play ${entry?.filename ?? "the video"} (${entry?.writer ?? "?"} writer). ` +
@@ -103,6 +135,7 @@ function ensurePlayer(node) {
 function show(node, entry) {
   const player = ensurePlayer(node);
   player.entry = entry;
+  player.ready = false;
   if (entry.width && entry.height) player.aspect = entry.width / entry.height;
   player.caption.style.color = "";
   let text = describe(entry);
@@ -114,8 +147,7 @@ function show(node, entry) {
   player.caption.title = (entry.notes ?? []).join("\n");
   player.video.src = viewUrl(entry);
   player.video.load();
-  removeStockPreview(node);
-  node.setDirtyCanvas?.(true, true);
+  fitNode(node);
 }
 
 app.registerExtension({
@@ -132,11 +164,11 @@ app.registerExtension({
       return result;
     };
 
-    // The stock preview loads asynchronously after onExecuted: drop it whenever it shows up.
+    // The stock preview loads asynchronously after onExecuted: drop it whenever it shows up next to ours.
     const onDrawForeground = nodeType.prototype.onDrawForeground;
     nodeType.prototype.onDrawForeground = function () {
       const result = onDrawForeground?.apply(this, arguments);
-      if (this.infinitetalkPlayer) removeStockPreview(this);
+      if (this.infinitetalkPlayer?.ready) removeStockPreview(this);
       return result;
     };
 

@@ -114,15 +114,18 @@ def model_subfolders(*folders: str, markers=HF_FOLDER_MARKERS, max_depth: int = 
     return sorted(names)
 
 
-def model_choices(*folders: str, keep=lambda name: True, markers=HF_FOLDER_MARKERS) -> list[str]:
+def model_choices(*folders: str, keep=lambda name: True, markers=HF_FOLDER_MARKERS, rank=None) -> list[str]:
     """A loader's list: model sub-folders of `folders` first, then the files `keep` accepts.
 
     A file inside a listed sub-folder (a shard, its config) is reached through the folder, so it is left out.
+    `rank(name)` (lower first, stable otherwise) puts the entries a slot wants before the others: the front end
+    preselects the first entry on a new node.
     """
     subfolders = model_subfolders(*folders, markers=markers)
     files = [f for f in model_files(*folders) if keep(f)]
     files = [f for f in files if not any(f.replace("\\", "/").startswith(d + "/") for d in subfolders)]
-    return subfolders + files
+    choices = subfolders + files
+    return sorted(choices, key=rank) if rank is not None else choices
 
 
 def model_subfolder_path(name: str, *folders: str) -> str | None:

@@ -24,8 +24,26 @@ NONE = "none"
 QUANTIZATION = ("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2")
 
 
-def _weight_files(*folders: str) -> list[str]:
-    return host.model_choices(*folders, keep=lambda f: f.lower().endswith(WEIGHT_EXTENSIONS), markers=FOLDER_MARKERS)
+def _is_adapter(name: str) -> bool:
+    return "infinitetalk" in name.lower().replace("_", "").replace("-", "")
+
+
+def _model_rank(name: str) -> int:
+    """Model slot: Wan I2V files first, then other models, InfiniteTalk adapters last (never preselected)."""
+    low = name.lower()
+    if _is_adapter(name):
+        return 2
+    return 0 if "wan" in low and "i2v" in low else 1
+
+
+def _adapter_rank(name: str) -> int:
+    """Adapter slot: InfiniteTalk files first, then the rest of the folder."""
+    return 0 if _is_adapter(name) else 1
+
+
+def _weight_files(*folders: str, rank=None) -> list[str]:
+    return host.model_choices(*folders, keep=lambda f: f.lower().endswith(WEIGHT_EXTENSIONS), markers=FOLDER_MARKERS,
+                              rank=rank)
 
 
 class InfiniteTalkModelLoader:
@@ -41,11 +59,11 @@ class InfiniteTalkModelLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (_weight_files(*MODEL_FOLDERS), {
+                "model": (_weight_files(*MODEL_FOLDERS, rank=_model_rank), {
                     "tooltip": "The Wan2.1 I2V 14B model (480p or 720p) from models/diffusion_models or models/unet: "
                                "a .safetensors file (e.g. wan2.1_i2v_480p_14B_bf16.safetensors or an fp8 repack), "
                                "or a diffusers / sharded original folder. Not T2V, not Wan2.2."}),
-                "infinitetalk": ([NONE] + _weight_files(*ADAPTER_FOLDERS), {
+                "infinitetalk": ([NONE] + _weight_files(*ADAPTER_FOLDERS, rank=_adapter_rank), {
                     "default": NONE,
                     "tooltip": "The InfiniteTalk adapter file (single- or multi-speaker, e.g. "
                                "Wan2_1-InfiniteTalk_Single_fp16.safetensors) from models/diffusion_models or "

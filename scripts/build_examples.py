@@ -3,9 +3,13 @@ Templates → Custom Nodes; drag-and-drop), API format in `examples/api/` (for s
 
     .venv/bin/python scripts/build_examples.py
 
-Each graph is described once below; widget order, default values, sockets and links are taken from
-the nodes' own declarations (ours from the pack, core ones from `tests/testlib/core_nodes.py`), so
-the files stay in step with the nodes. `tests/test_examples.py` checks the result.
+Each graph is described once (`example_graphs.py`); widget order, default values, sockets and links are
+taken from the nodes' own declarations (ours from the pack, core ones from `tests/testlib/core_nodes.py`),
+so the files stay in step with the nodes. Nodes are laid out in columns: a node placed at `(x, None)`
+goes below the previous node of column x, with the size the real front end draws for its type
+(`frontend_node_sizes.json`, measured by `scripts/frontend_snapshots.py sizes` for the sizes asked here:
+measure again after changing a node or a size), so nothing overlaps.
+`tests/test_examples.py` and the browser test (`tests/js/`) check the result.
 """
 from __future__ import annotations
 
@@ -45,6 +49,12 @@ MODELS = {
         ("loras", f"{HF_KIJAI}/Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors"),
 }
 
+# Body sizes (title excluded) the real front end gives each node type, previews included.
+FRONTEND_SIZES_FILE = REPO / "scripts" / "frontend_node_sizes.json"
+FRONTEND_SIZES = json.loads(FRONTEND_SIZES_FILE.read_text()) if FRONTEND_SIZES_FILE.is_file() else {}
+TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: drawn above a node's pos
+GAP = 30  # between a node's bottom and the next node's title in a column
+
 NEGATIVE_PROMPT = (
     "bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, still, "
     "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, "
@@ -61,6 +71,7 @@ class Graph:
         self.nodes = []
         self.links = []
         self.groups = []
+        self._column_bottom = {}  # x -> y where the next node of that column starts (its body)
 
     def add(self, node_type, pos, widgets=None, title=None, size=None, color=None, api_only=False):
         spec = self.specs[node_type]
@@ -85,11 +96,12 @@ class Graph:
                 values.append("image")
             elif w.upload == "audio":
                 values.extend([None, None])
+        saved, drawn = self._sizes(node_type, spec, size)
         node = {
             "id": len(self.nodes) + 1,
             "type": node_type,
-            "pos": list(pos),
-            "size": list(size or self._size(spec)),
+            "pos": self._place(pos, drawn),
+            "size": saved,
             "flags": {},
             "order": len(self.nodes),
             "mode": 0,
@@ -129,9 +141,23 @@ class Graph:
         return sock
 
     @staticmethod
-    def _size(spec):
-        rows = len(spec.widgets) + max(len(spec.sockets), len(spec.outputs))
-        return [320, 30 + 24 * rows]
+    def _sizes(node_type, spec, size):
+        """(size saved in the file, room the front end draws it in): the saved size is the one asked for; the
+        front end grows a node to its content on load (Load Video to its preview, from its saved width), and
+        that drawn size was measured for the same asked size."""
+        if size is None:
+            rows = len(spec.widgets) + max(len(spec.sockets), len(spec.outputs))
+            size = (320, 30 + 24 * rows)
+        saved = [int(size[0]), int(size[1])]
+        measured = FRONTEND_SIZES.get(node_type, (0, 0))
+        return saved, [max(saved[0], measured[0]), max(saved[1], measured[1])]
+
+    def _place(self, pos, size):
+        x, y = pos
+        if y is None:
+            y = self._column_bottom.get(x, TITLE_HEIGHT)
+        self._column_bottom[x] = max(self._column_bottom.get(x, 0), y + size[1] + GAP + TITLE_HEIGHT)
+        return [x, y]
 
     def link(self, src, output, dst, input_name):
         spec_src = self.specs[src["type"]]

@@ -25,39 +25,56 @@ SETTINGS_NOTE = """## Settings
 - Out of VRAM: raise `blocks_to_swap` in the model loader (10–20 for 16 GB, 25–40 for 12 GB)."""
 
 
-def _loaders(g, infinitetalk, x=0, y=0):
+# The columns, left to right: notes, loaders, inputs and prompts, sampler, output. A node placed at
+# (column, None) goes below the previous node of its column (see Graph in build_examples.py).
+NOTES, LOADERS, INPUTS, SAMPLER, OUTPUT = -480, 0, 420, 880, 1290
+
+
+def _loaders(g, infinitetalk, x=LOADERS):
     """Model loader (+ LoRA), text encoder, CLIP vision, VAE: the left column."""
-    lora = g.add("InfiniteTalkLoraSelect", (x, y + 140), {"lora": LORA, "strength": 1.0},
-                 title="LoRA: step distillation (lightx2v)")
-    loader = g.add("InfiniteTalkModelLoader", (x, y + 250),
+    lora = g.add("InfiniteTalkLoraSelect", (x, None), {"lora": LORA, "strength": 1.0},
+                 title="LoRA: step distillation (lightx2v)", size=(360, 0))
+    loader = g.add("InfiniteTalkModelLoader", (x, None),
                    {"model": WAN, "infinitetalk": infinitetalk, "precision": "bf16", "quantization": "keep_fp8",
-                    "blocks_to_swap": 0, "attention": "sdpa"}, size=(360, 230))
+                    "blocks_to_swap": 0, "attention": "sdpa"}, size=(360, 0))
     g.link(lora, "lora", loader, "lora")
-    clip = g.add("CLIPLoader", (x, y + 510), {"clip_name": UMT5, "type": "wan", "device": "default"})
-    vision = g.add("CLIPVisionLoader", (x, y + 640), {"clip_name": CLIP_H})
-    vae = g.add("VAELoader", (x, y + 730), {"vae_name": VAE})
+    clip = g.add("CLIPLoader", (x, None), {"clip_name": UMT5, "type": "wan", "device": "default"}, size=(360, 0))
+    vision = g.add("CLIPVisionLoader", (x, None), {"clip_name": CLIP_H}, size=(360, 0))
+    vae = g.add("VAELoader", (x, None), {"vae_name": VAE}, size=(360, 0))
     return loader, clip, vision, vae
 
 
-def _prompts(g, clip, text, x=420, y=0):
-    pos = g.add("CLIPTextEncode", (x, y), {"text": text}, title="Prompt", size=(400, 150), color=("#232", "#353"))
-    neg = g.add("CLIPTextEncode", (x, y + 180), {"text": NEGATIVE_PROMPT}, title="Negative prompt", size=(400, 150),
+def _wav2vec(g, x=LOADERS):
+    return g.add("InfiniteTalkWav2VecLoader", (x, None), {"model": WAV2VEC, "precision": "fp32", "device": "main"},
+                 size=(360, 0))
+
+
+def _prompts(g, clip, text, x=INPUTS):
+    pos = g.add("CLIPTextEncode", (x, None), {"text": text}, title="Prompt", size=(400, 150), color=("#232", "#353"))
+    neg = g.add("CLIPTextEncode", (x, None), {"text": NEGATIVE_PROMPT}, title="Negative prompt", size=(400, 150),
                 color=("#322", "#533"))
     g.link(clip, "CLIP", pos, "clip")
     g.link(clip, "CLIP", neg, "clip")
     return pos, neg
 
 
-def _sampler(g, x=880, y=0, **widgets):
+def _sampler(g, x=SAMPLER, **widgets):
     values = {"width": 0, "height": 0, "size_bucket": "480p", "frame_window": 81, "motion_frames": 9, "steps": 6,
               "shift": 7.0, "cfg": 1.0, "audio_cfg": 3.0, "scheduler": "euler", "seed": 42,
               "color_correction": 0.0, "max_frames": 0, "frames_folder": "temp"}
     values.update(widgets)
-    return g.add("InfiniteTalkSampler", (x, y), values, size=(360, 620))
+    return g.add("InfiniteTalkSampler", (x, None), values, size=(360, 0))
 
 
-def _combine(g, sampler, audio, prefix, x=1290, y=0):
-    combine = g.add("InfiniteTalkVideoCombine", (x, y),
+def _clip_vision_encode(g, vision, image):
+    encode = g.add("CLIPVisionEncode", (SAMPLER, None), {"crop": "none"}, size=(360, 0))
+    g.link(vision, "CLIP_VISION", encode, "clip_vision")
+    g.link(image[0], image[1], encode, "image")
+    return encode
+
+
+def _combine(g, sampler, audio, prefix, x=OUTPUT):
+    combine = g.add("InfiniteTalkVideoCombine", (x, None),
                     {"frame_rate": 25.0, "filename_prefix": prefix, "format": "h264-mp4", "crf": 19,
                      "length_policy": "fit_audio_to_video", "save_output": True, "save_metadata": True},
                     size=(420, 560))
@@ -72,21 +89,19 @@ def single_speaker(g):
                        "**Inputs**: load your portrait in *Load Image* and the speech in *Load Audio* "
                        "(any length, any format).\nThe video is exactly as long as the speech and is saved to "
                        "`output/InfiniteTalk/` as an MP4 with the sound; the node plays it with sound controls."),
-           (-480, 0), size=(440, 520))
-    g.note(SETTINGS_NOTE, (-480, 560), size=(440, 330))
+           (NOTES, None), size=(440, 520))
+    g.note(SETTINGS_NOTE, (NOTES, None), size=(440, 330))
     loader, clip, vision, vae = _loaders(g, IT_SINGLE)
-    image = g.add("LoadImage", (420, 380), {"image": "portrait.png"}, size=(320, 360))
-    audio = g.add("LoadAudio", (420, 780), {"audio": "speech.wav"}, size=(320, 140))
-    wav2vec = g.add("InfiniteTalkWav2VecLoader", (0, 830), {"model": WAV2VEC, "precision": "fp32", "device": "main"})
-    embeds = g.add("InfiniteTalkAudioEmbeds", (420, 960),
+    pos, neg = _prompts(g, clip, "A woman is talking to the camera, natural head movements and facial expressions, "
+                                 "clear lip movements, soft studio light.")
+    image = g.add("LoadImage", (INPUTS, None), {"image": "portrait.png"}, size=(320, 360))
+    audio = g.add("LoadAudio", (INPUTS, None), {"audio": "speech.wav"}, size=(320, 140))
+    wav2vec = _wav2vec(g)
+    embeds = g.add("InfiniteTalkAudioEmbeds", (INPUTS, None),
                    {"speaker_mode": "para", "normalize_loudness": True, "fps": 25.0, "frame_limit": 0})
     g.link(wav2vec, "wav2vec", embeds, "wav2vec")
     g.link(audio, "AUDIO", embeds, "audio_1")
-    pos, neg = _prompts(g, clip, "A woman is talking to the camera, natural head movements and facial expressions, "
-                                 "clear lip movements, soft studio light.")
-    encode = g.add("CLIPVisionEncode", (880, 640), {"crop": "none"})
-    g.link(vision, "CLIP_VISION", encode, "clip_vision")
-    g.link(image, "IMAGE", encode, "image")
+    encode = _clip_vision_encode(g, vision, (image, "IMAGE"))
     sampler = _sampler(g)
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
                           (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (embeds, "audio_embeds", "audio_embeds"),
@@ -104,28 +119,26 @@ def two_speakers(g):
                        "*Load Image* node and connect its MASK instead. Leave both mask inputs empty for the "
                        "reference's default halves.\n\n`speaker_mode`: **para** = both talk at the same time "
                        "(a duet, overlapping speech), **add** = speaker 1 first, then speaker 2."),
-           (-480, 0), size=(440, 700))
-    g.note(SETTINGS_NOTE, (-480, 740), size=(440, 330))
+           (NOTES, None), size=(440, 700))
+    g.note(SETTINGS_NOTE, (NOTES, None), size=(440, 330))
     loader, clip, vision, vae = _loaders(g, IT_MULTI)
-    image = g.add("LoadImage", (420, 380), {"image": "two_people.png"}, size=(320, 360))
-    audio_1 = g.add("LoadAudio", (420, 780), {"audio": "speech_1.wav"}, title="Load Audio (speaker 1)", size=(320, 140))
-    audio_2 = g.add("LoadAudio", (420, 950), {"audio": "speech_2.wav"}, title="Load Audio (speaker 2)", size=(320, 140))
-    wav2vec = g.add("InfiniteTalkWav2VecLoader", (0, 830), {"model": WAV2VEC, "precision": "fp32", "device": "main"})
-    embeds = g.add("InfiniteTalkAudioEmbeds", (420, 1120),
+    pos, neg = _prompts(g, clip, "Two people sit side by side and talk to each other in turn, natural gestures, "
+                           "clear lip movements.")
+    image = g.add("LoadImage", (INPUTS, None), {"image": "two_people.png"}, size=(320, 360))
+    audio_1 = g.add("LoadAudio", (INPUTS, None), {"audio": "speech_1.wav"}, title="Load Audio (speaker 1)", size=(320, 140))
+    audio_2 = g.add("LoadAudio", (INPUTS, None), {"audio": "speech_2.wav"}, title="Load Audio (speaker 2)", size=(320, 140))
+    wav2vec = _wav2vec(g)
+    embeds = g.add("InfiniteTalkAudioEmbeds", (INPUTS, None),
                    {"speaker_mode": "add", "normalize_loudness": True, "fps": 25.0, "frame_limit": 0})
     g.link(wav2vec, "wav2vec", embeds, "wav2vec")
     g.link(audio_1, "AUDIO", embeds, "audio_1")
     g.link(audio_2, "AUDIO", embeds, "audio_2")
-    pos, neg = _prompts(g, clip, "Two people sit side by side and talk to each other in turn, natural gestures, "
-                           "clear lip movements.")
-    encode = g.add("CLIPVisionEncode", (880, 640), {"crop": "none"})
-    g.link(vision, "CLIP_VISION", encode, "clip_vision")
-    g.link(image, "IMAGE", encode, "image")
+    encode = _clip_vision_encode(g, vision, (image, "IMAGE"))
     # Speaker masks at the image's size: an empty 832x480 mask with one half filled.
-    empty = g.add("SolidMask", (0, 1000), {"value": 0.0, "width": 832, "height": 480}, title="Empty mask (image size)")
-    half = g.add("SolidMask", (0, 1150), {"value": 1.0, "width": 416, "height": 480}, title="Half-width mask")
-    left = g.add("MaskComposite", (420, 1300), {"x": 0, "y": 0, "operation": "add"}, title="Speaker 1: left half")
-    right = g.add("MaskComposite", (420, 1480), {"x": 416, "y": 0, "operation": "add"}, title="Speaker 2: right half")
+    empty = g.add("SolidMask", (LOADERS, None), {"value": 0.0, "width": 832, "height": 480}, title="Empty mask (image size)")
+    half = g.add("SolidMask", (LOADERS, None), {"value": 1.0, "width": 416, "height": 480}, title="Half-width mask")
+    left = g.add("MaskComposite", (INPUTS, None), {"x": 0, "y": 0, "operation": "add"}, title="Speaker 1: left half")
+    right = g.add("MaskComposite", (INPUTS, None), {"x": 416, "y": 0, "operation": "add"}, title="Speaker 2: right half")
     for comp in (left, right):
         g.link(empty, "MASK", comp, "destination")
         g.link(half, "MASK", comp, "source")
@@ -147,22 +160,20 @@ def video_dubbing(g):
                        "speech; past the end of the clip its last frame conditions the rest.\n\n"
                        "CLIP Vision Encode gets the whole clip (one image feature per frame): for very long clips "
                        "feed it the first frame only to save memory."),
-           (-480, 0), size=(440, 640))
-    g.note(SETTINGS_NOTE, (-480, 680), size=(440, 330))
+           (NOTES, None), size=(440, 640))
+    g.note(SETTINGS_NOTE, (NOTES, None), size=(440, 330))
     loader, clip, vision, vae = _loaders(g, IT_SINGLE)
-    video = g.add("LoadVideo", (420, 380), {"file": "source_clip.mp4"}, size=(320, 360))
-    parts = g.add("GetVideoComponents", (420, 780), {}, size=(260, 90))
+    pos, neg = _prompts(g, clip, "A person is talking to the camera, natural head movements, clear lip movements.")
+    video = g.add("LoadVideo", (INPUTS, None), {"file": "source_clip.mp4"}, size=(320, 360))
+    parts = g.add("GetVideoComponents", (INPUTS, None), {}, size=(260, 90))
     g.link(video, "VIDEO", parts, "video")
-    audio = g.add("LoadAudio", (420, 900), {"audio": "new_speech.wav"}, size=(320, 140))
-    wav2vec = g.add("InfiniteTalkWav2VecLoader", (0, 830), {"model": WAV2VEC, "precision": "fp32", "device": "main"})
-    embeds = g.add("InfiniteTalkAudioEmbeds", (420, 1070),
+    audio = g.add("LoadAudio", (INPUTS, None), {"audio": "new_speech.wav"}, size=(320, 140))
+    wav2vec = _wav2vec(g)
+    embeds = g.add("InfiniteTalkAudioEmbeds", (INPUTS, None),
                    {"speaker_mode": "para", "normalize_loudness": True, "fps": 25.0, "frame_limit": 0})
     g.link(wav2vec, "wav2vec", embeds, "wav2vec")
     g.link(audio, "AUDIO", embeds, "audio_1")
-    pos, neg = _prompts(g, clip, "A person is talking to the camera, natural head movements, clear lip movements.")
-    encode = g.add("CLIPVisionEncode", (880, 640), {"crop": "none"})
-    g.link(vision, "CLIP_VISION", encode, "clip_vision")
-    g.link(parts, "images", encode, "image")
+    encode = _clip_vision_encode(g, vision, (parts, "images"))
     sampler = _sampler(g)
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (parts, "images", "image"),
                           (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (embeds, "audio_embeds", "audio_embeds"),
@@ -177,14 +188,12 @@ def wan_i2v_no_audio(g):
                        "following the prompt. No InfiniteTalk file (`infinitetalk` = none) and no audio "
                        "embeddings; `max_frames` sets the length (81 = 3.24 s at 25 fps; more frames = more "
                        "windows). The MP4 has no sound."),
-           (-480, 0), size=(440, 480))
-    g.note(SETTINGS_NOTE, (-480, 520), size=(440, 330))
+           (NOTES, None), size=(440, 480))
+    g.note(SETTINGS_NOTE, (NOTES, None), size=(440, 330))
     loader, clip, vision, vae = _loaders(g, "none")
-    image = g.add("LoadImage", (420, 380), {"image": "portrait.png"}, size=(320, 360))
     pos, neg = _prompts(g, clip, "A woman smiles, turns her head slowly toward the window and brushes her hair back.")
-    encode = g.add("CLIPVisionEncode", (880, 640), {"crop": "none"})
-    g.link(vision, "CLIP_VISION", encode, "clip_vision")
-    g.link(image, "IMAGE", encode, "image")
+    image = g.add("LoadImage", (INPUTS, None), {"image": "portrait.png"}, size=(320, 360))
+    encode = _clip_vision_encode(g, vision, (image, "IMAGE"))
     sampler = _sampler(g, max_frames=81)
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
                           (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"),

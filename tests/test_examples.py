@@ -63,13 +63,16 @@ def test_the_four_examples_exist_in_both_formats():
 
 
 def test_comfyui_lists_only_ui_workflows_as_templates():
-    """Templates → Custom Nodes opens every *.json ComfyUI finds: each must be a UI workflow."""
+    """Templates → Custom Nodes opens every *.json ComfyUI finds: each must be a UI workflow with a thumbnail."""
     listed = [p for folder in COMFYUI_TEMPLATE_FOLDERS for p in sorted((REPO_ROOT / folder).glob("*.json"))]
     assert sorted(listed) == UI_FILES, "only example_workflows/ holds top-level workflow files"
     for path in listed:
         wf = json.loads(path.read_text())
         # The front end refuses API-format files as templates ("Workflow does not contain a valid version").
         assert wf.get("version") == 0.4 and isinstance(wf.get("nodes"), list), f"{path.name} is not a UI workflow"
+        thumb = path.with_suffix(".jpg")  # shown next to the name in the template browser
+        assert thumb.is_file(), f"{path.name} has no thumbnail {thumb.name} (scripts/frontend_snapshots.py thumbnails)"
+        assert thumb.read_bytes()[:3] == b"\xff\xd8\xff", f"{thumb.name} is not a JPEG"
 
 
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)

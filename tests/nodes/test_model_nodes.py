@@ -128,3 +128,18 @@ def test_none_adapter_gives_plain_i2v(comfy_models, monkeypatch):
                                               quantization="fp8_e4m3fn")
     assert not model.has_audio_adapter
     assert model.blocks[0].ffn[0].weight.dtype == torch.float8_e4m3fn
+
+
+def test_loader_lists_put_the_files_each_slot_wants_first(monkeypatch):
+    """A new loader preselects the first entry: the Wan model in the model slot, never an adapter."""
+    files = ["Wan2_1-InfiniteTalk-Multi_fp8_e4m3fn_scaled_KJ.safetensors", "Wan2_1-InfiniteTalk_Single_fp16.safetensors",
+             "flux1-dev.safetensors", "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"]
+    monkeypatch.setattr(model_nodes.host, "model_files", lambda *folders: sorted(files))
+    monkeypatch.setattr(model_nodes.host, "model_subfolders", lambda *a, **k: [])
+    required = InfiniteTalkModelLoader.INPUT_TYPES()["required"]
+    models, adapters = required["model"][0], required["infinitetalk"][0]
+    assert models[0] == "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"
+    assert models[-2:] == files[:2], "adapters go last in the model slot"
+    assert sorted(models) == sorted(files), "nothing is hidden"
+    assert adapters[:3] == ["none", *files[:2]]
+    assert sorted(adapters[3:]) == ["flux1-dev.safetensors", "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"]
