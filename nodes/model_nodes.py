@@ -8,7 +8,7 @@ from ..wanvideo.errors import InputError
 from ..wanvideo.model import load_model
 from ..wanvideo.model.attention import BACKENDS
 from ..wanvideo.model.loading import describe
-from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, LISTED_EXTENSIONS
+from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
 from . import host
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _adapter_rank(name: str) -> int:
 
 def _weight_files(*folders: str, rank=None) -> list[str]:
     return host.model_choices(*folders, keep=lambda f: f.lower().endswith(WEIGHT_EXTENSIONS), markers=FOLDER_MARKERS,
-                              rank=rank)
+                              rank=rank, also=(GGUF_EXTENSION,))
 
 
 class InfiniteTalkModelLoader:
@@ -53,7 +53,8 @@ class InfiniteTalkModelLoader:
     RETURN_NAMES = ("model",)
     OUTPUT_TOOLTIPS = ("Wan2.1 I2V 14B with the InfiniteTalk audio adapter, for the InfiniteTalk sampler.",)
     DESCRIPTION = ("Loads Wan2.1 image-to-video 14B and the InfiniteTalk audio adapter (original, ComfyUI or "
-                   "diffusers layout; bf16/fp16/fp32 or fp8 plain/scaled), with LoRAs, block swap and attention choice.")
+                   "diffusers layout; bf16/fp16/fp32, fp8 plain/scaled, or GGUF Q8_0 ... Q3_K), with LoRAs, block swap and "
+                   "attention choice.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -62,11 +63,13 @@ class InfiniteTalkModelLoader:
                 "model": (_weight_files(*MODEL_FOLDERS, rank=_model_rank), {
                     "tooltip": "The Wan2.1 I2V 14B model (480p or 720p) from models/diffusion_models or models/unet: "
                                "a .safetensors file (e.g. wan2.1_i2v_480p_14B_bf16.safetensors or an fp8 repack), "
+                               "a GGUF (e.g. wan2.1-i2v-14b-480p-Q8_0.gguf, Q5_K_M, Q4_K_M: kept quantised in VRAM), "
                                "or a diffusers / sharded original folder. Not T2V, not Wan2.2."}),
                 "infinitetalk": ([NONE] + _weight_files(*ADAPTER_FOLDERS, rank=_adapter_rank), {
                     "default": NONE,
                     "tooltip": "The InfiniteTalk adapter file (single- or multi-speaker, e.g. "
-                               "Wan2_1-InfiniteTalk_Single_fp16.safetensors) from models/diffusion_models or "
+                               "Wan2_1-InfiniteTalk_Single_fp16.safetensors or Wan2_1-InfiniteTalk_Single_Q8.gguf) "
+                               "from models/diffusion_models or "
                                "models/model_patches. 'none': the model file already contains it, or plain I2V "
                                "without audio."}),
                 "precision": (["bf16", "fp16", "fp32"], {
@@ -75,9 +78,11 @@ class InfiniteTalkModelLoader:
                                "(pre-Ampere); fp32 only for checks (needs ~70 GB)."}),
                 "quantization": (list(QUANTIZATION), {
                     "default": "keep_fp8",
-                    "tooltip": "Weight storage. keep_fp8: fp8 files stay fp8 in memory (half the VRAM of bf16), "
+                    "tooltip": "Weight storage. keep_fp8: fp8 files stay fp8 in memory (half the VRAM of bf16) "
+                               "and GGUF files stay quantised (VRAM ~ file size; each layer dequantised as it runs), "
                                "other files use the compute precision. disabled: everything in the compute "
-                               "precision. fp8_e4m3fn / fp8_e5m2: store the blocks in fp8 even from a bf16 file "
+                               "precision (a GGUF is dequantised on load). fp8_e4m3fn / fp8_e5m2: store the blocks "
+                               "in fp8 even from a bf16 file "
                                "(quantised on load, ~17 GB instead of ~33 GB)."}),
                 "blocks_to_swap": ("INT", {
                     "default": 0, "min": 0, "max": 40, "step": 1,

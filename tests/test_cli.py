@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import numpy as np
@@ -174,10 +175,12 @@ def test_write_tiny_models_loads_through_the_engine_loaders(tmp_path, capsys):
     assert np.isfinite(sum(float(p.abs().sum()) for p in with_audio.parameters()))
 
 
-def test_real_weights_path_with_a_models_dir(tmp_path, short_speech, media_dir, monkeypatch, capsys):
+@pytest.mark.parametrize("model_format", ["safetensors", "gguf"])
+def test_real_weights_path_with_a_models_dir(model_format, tmp_path, short_speech, media_dir, monkeypatch, capsys):
     """--models-dir in ComfyUI's layout, through the standalone encoders, the model and LoRA loaders:
     every file is a tiny random-weight one in the real format. Only the Wan VAE is swapped for the tiny
-    one (its loader takes the real 127 M-parameter architecture only; checked against ComfyUI's by hand)."""
+    one (its loader takes the real 127 M-parameter architecture only; checked against ComfyUI's by hand).
+    gguf: the video model and the InfiniteTalk adapter are only there as Q8_0 GGUF files, found by the search."""
     import io
     import json
 
@@ -189,8 +192,14 @@ def test_real_weights_path_with_a_models_dir(tmp_path, short_speech, media_dir, 
     from wanvideo.tiny import tiny_vae
 
     models = tmp_path / "models"
-    code, out, _ = _run(["write-tiny-models", str(models)], capsys)
+    code, out, _ = _run(["write-tiny-models", str(models)] + (["--gguf", "Q8_0"] if model_format == "gguf" else []),
+                        capsys)
     names = json.loads(out.strip().splitlines()[-1])
+    model_args = ["--model", str(models / "diffusion_models" / names["model"]), "--infinitetalk", "none"]
+    if model_format == "gguf":
+        for name in ("model", "model_no_audio"):
+            (models / "diffusion_models" / names[name]).unlink()
+        model_args = []  # --models-dir finds the .gguf pair
     # umt5 (text width 32) with its sentencepiece model, as ComfyUI's single file.
     (tmp_path / "corpus.txt").write_text("\n".join(["a person is talking to the camera", "hello world",
                                                    "the woman speaks calmly in a quiet room"] * 30))
@@ -215,6 +224,11 @@ def test_real_weights_path_with_a_models_dir(tmp_path, short_speech, media_dir, 
     (models / "vae" / "wan_2.1_vae.safetensors").write_bytes(b"")
     vae_loads = []
     monkeypatch.setattr(pipeline, "load_wan_vae", lambda path, **kw: vae_loads.append(path) or tiny_vae(seed=2))
+    import wanvideo.model as model_package
+
+    loaded = []
+    original_load = model_package.load_model
+    monkeypatch.setattr(model_package, "load_model", lambda *a, **kw: loaded.append(original_load(*a, **kw)) or loaded[-1])
     used = []
     for name in ("load_text_encoder", "load_clip_vision"):
         original = getattr(encoders, name)
@@ -230,13 +244,20 @@ def test_real_weights_path_with_a_models_dir(tmp_path, short_speech, media_dir, 
     code, stdout, err = _run(
         ["generate", "--image", str(media_dir / "portrait_480x832.png"), "--audio", str(short_speech),
          "--output", str(out_path), "--models-dir", str(models), "--device", "cpu", "--dtype", "fp32",
-         "--model", str(models / "diffusion_models" / names["model"]), "--infinitetalk", "none",
-         "--lora", str(models / "loras" / "tiny_lora.safetensors") + ":0.5", "--prompt", "a person is talking",
+         *model_args, "--lora", str(models / "loras" / "tiny_lora.safetensors") + ":0.5", "--prompt", "a person is talking",
          "--width", "64", "--height", "64", "--frame-window", "17", "--motion-frames", "5", "--quiet"], capsys)
     assert code == 0, err
     assert "picture is noise" not in stdout  # not the embedded set
     assert used == [str(models / "text_encoders" / "umt5_xxl_tiny.safetensors"),
                     str(models / "clip_vision" / "clip_vision_h.safetensors")]
     assert vae_loads == [str(models / "vae" / "wan_2.1_vae.safetensors")]
+    (dit,) = loaded
+    assert dit.has_audio_adapter
+    if model_format == "gguf":
+        from wanvideo.model.quantized import is_packed
+
+        assert [Path(f).name for f in dit.loaded_from["files"]] == [names["gguf_model"], names["gguf_infinitetalk"]]
+        q = dit.blocks[0].self_attn.q
+        assert is_packed(q) and q.weight_format.qtype == "Q8_0" and q.weight_lora_up is not None  # LoRA kept beside
     info = _streams(out_path)
     assert info["frames"] == int(sf.info(str(short_speech)).duration * 25) and info["acodec"] == "aac"

@@ -26,6 +26,8 @@ model files (real weights; any option not given is looked up in --models-dir):
   --clip-vision   CLIP ViT-H/14        models/clip_vision/clip_vision_h.safetensors
   --text-encoder  umt5-xxl             models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors
   --lora          e.g. the step-distillation LoRA (then --steps 4..8 --cfg 1 --audio-cfg 2..4)
+  --model and --infinitetalk may also be GGUF files (wan2.1-i2v-14b-480p-Q8_0.gguf, ...Q4_K_M.gguf,
+  Wan2_1-InfiniteTalk_Single_Q8.gguf): they stay quantised in memory, each layer dequantised as it runs
 
 examples:
   python -m wanvideo generate --image face.png --audio speech.wav --output talk.mp4
@@ -86,7 +88,8 @@ def _add_generate(sub):
                    help="compute precision of the video model with real weights (default bf16)")
     m.add_argument("--quantization", choices=("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2"), default="keep_fp8",
                    help="weight storage, as on the model loader node: keep_fp8 keeps fp8 files in fp8 (half the "
-                        "VRAM of bf16); fp8_e4m3fn/fp8_e5m2 store a bf16 file's blocks in fp8; disabled converts all")
+                        "VRAM of bf16) and GGUF files quantised; fp8_e4m3fn/fp8_e5m2 store a bf16 file's blocks in "
+                        "fp8; disabled converts all")
     m.add_argument("--attention", choices=("sdpa", "sage", "flash"), default="sdpa",
                    help="attention kernel (sage/flash must be installed)")
     m.add_argument("--blocks-to-swap", type=int, default=0,
@@ -107,6 +110,9 @@ def _add_tiny(sub):
     p.add_argument("--clip-dim", type=int, default=None, help="image feature width of the tiny video model "
                    "(1280 matches ComfyUI's CLIP ViT-H output)")
     p.add_argument("--text-dim", type=int, default=None, help="text feature width of the tiny video model")
+    p.add_argument("--gguf", default=None, metavar="TYPE", choices=("Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0", "F16"),
+                   help="also write the video model and the InfiniteTalk adapter as GGUF files of this type "
+                        "(Q8_0, Q5_0/1, Q4_0/1, F16), as the GGUF repacks are published")
 
 
 def build_parser():
@@ -125,7 +131,7 @@ def main(argv=None) -> int:
         if args.command == "write-tiny-models":
             from .tiny_files import write_tiny_models
 
-            names = write_tiny_models(args.models_dir, clip_dim=args.clip_dim, text_dim=args.text_dim)
+            names = write_tiny_models(args.models_dir, clip_dim=args.clip_dim, text_dim=args.text_dim, gguf=args.gguf)
             print(json.dumps(names))
             return 0
         from .pipeline import GenerateRequest, make_video_file

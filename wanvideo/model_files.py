@@ -8,9 +8,13 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 
-# Weight files the loaders read; the nodes also list .gguf files, so picking one gets a clear message.
+# Weight files the loaders read. GGUF (the GGUF loader pack's format) is read for the video models only:
+# Wan2.1 I2V, the InfiniteTalk adapter and WanAnimate (which come as Q8_0 ... Q3_K repacks), not for the encoders
+# or LoRAs; the nodes list .gguf files everywhere, so picking one in another slot gets a clear message.
 MODEL_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt")
-LISTED_EXTENSIONS = MODEL_EXTENSIONS + (".gguf",)
+GGUF_EXTENSION = ".gguf"
+GGUF_KINDS = ("model", "infinitetalk")
+LISTED_EXTENSIONS = MODEL_EXTENSIONS + (GGUF_EXTENSION,)
 # A model kept as a folder: Hugging Face (wav2vec2), a diffusers transformer or pipeline, a sharded release.
 HF_FOLDER_MARKERS = ("config.json", "model.safetensors", "pytorch_model.bin")
 DIFFUSERS_FOLDER_MARKERS = ("config.json", "model_index.json", "diffusion_pytorch_model.safetensors.index.json")
@@ -47,13 +51,19 @@ FOLDERS = {
     "lora": ("loras",),
 }
 WHAT = {
-    "model": "Wan2.1 I2V 14B (e.g. wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors)",
-    "infinitetalk": "InfiniteTalk (e.g. Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors)",
+    "model": "Wan2.1 I2V 14B (e.g. wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors or wan2.1-i2v-14b-480p-Q8_0.gguf)",
+    "infinitetalk": "InfiniteTalk (e.g. Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors or "
+                    "Wan2_1-InfiniteTalk_Single_Q8.gguf)",
     "wav2vec": "wav2vec2 (e.g. wav2vec2-chinese-base_fp16.safetensors or a chinese-wav2vec2-base folder)",
     "vae": "Wan 2.1 VAE (wan_2.1_vae.safetensors)",
     "clip_vision": "CLIP ViT-H/14 (clip_vision_h.safetensors)",
     "text_encoder": "umt5-xxl (umt5_xxl_fp8_e4m3fn_scaled.safetensors)",
 }
+
+
+def extensions(kind: str) -> tuple:
+    """The weight-file types read for one kind of model (a FOLDERS key)."""
+    return MODEL_EXTENSIONS + ((GGUF_EXTENSION,) if kind in GGUF_KINDS else ())
 
 
 def _candidates(models_dir: str, kind: str) -> list[str]:
@@ -69,7 +79,7 @@ def _candidates(models_dir: str, kind: str) -> list[str]:
                 dirnames[:] = []
                 continue
             for name in sorted(filenames):
-                if name.lower().endswith(MODEL_EXTENSIONS):
+                if name.lower().endswith(extensions(kind)):
                     found.append(os.path.join(dirpath, name))
     return found
 

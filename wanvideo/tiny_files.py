@@ -11,9 +11,11 @@ import os
 import torch
 
 
-def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: int | None = None) -> dict:
+def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: int | None = None,
+                      gguf: str | None = None) -> dict:
     """Write the tiny random-weight DiT (+ InfiniteTalk) and wav2vec2 in ComfyUI's models/ layout.
 
+    gguf: also write the Wan model and the InfiniteTalk adapter as two GGUF files of that type ('Q8_0', ...).
     Returns the file names to select in the loaders and the tiny model's text/image widths.
     """
     from safetensors.torch import save_file
@@ -49,6 +51,16 @@ def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: in
     save_file(sd, os.path.join(dm, names["model"]), metadata=meta(True))
     save_file({k: v for k, v in sd.items() if not _is_adapter_key(k)}, os.path.join(dm, names["model_no_audio"]),
               metadata=meta(False))
+    if gguf:
+        from .model.gguf_write import write_gguf
+
+        names["gguf_model"] = f"wan2.1-i2v-tiny-random-{gguf}.gguf"
+        names["gguf_infinitetalk"] = f"infinitetalk-single-tiny-random-{gguf}.gguf"
+        # The pair loads together (model + InfiniteTalk file): the size metadata describes the pair.
+        write_gguf(os.path.join(dm, names["gguf_model"]), {k: v for k, v in sd.items() if not _is_adapter_key(k)},
+                   gguf, metadata=meta(True))
+        write_gguf(os.path.join(dm, names["gguf_infinitetalk"]), {k: v for k, v in sd.items() if _is_adapter_key(k)},
+                   gguf, metadata=meta(True))
     # wav2vec2 as a Hugging Face folder (config.json + model.safetensors), as users keep chinese-wav2vec2-base.
     names["wav2vec"] = "tiny-wav2vec2-random"
     tiny_wav2vec2(seed=0).model.save_pretrained(os.path.join(models_dir, "wav2vec2", names["wav2vec"]),

@@ -134,7 +134,7 @@ def test_loader_lists_put_the_files_each_slot_wants_first(monkeypatch):
     """A new loader preselects the first entry: the Wan model in the model slot, never an adapter."""
     files = ["Wan2_1-InfiniteTalk-Multi_fp8_e4m3fn_scaled_KJ.safetensors", "Wan2_1-InfiniteTalk_Single_fp16.safetensors",
              "flux1-dev.safetensors", "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"]
-    monkeypatch.setattr(model_nodes.host, "model_files", lambda *folders: sorted(files))
+    monkeypatch.setattr(model_nodes.host, "model_files", lambda *folders, **kw: sorted(files))
     monkeypatch.setattr(model_nodes.host, "model_subfolders", lambda *a, **k: [])
     required = InfiniteTalkModelLoader.INPUT_TYPES()["required"]
     models, adapters = required["model"][0], required["infinitetalk"][0]
@@ -143,3 +143,32 @@ def test_loader_lists_put_the_files_each_slot_wants_first(monkeypatch):
     assert sorted(models) == sorted(files), "nothing is hidden"
     assert adapters[:3] == ["none", *files[:2]]
     assert sorted(adapters[3:]) == ["flux1-dev.safetensors", "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"]
+
+
+def test_loader_lists_and_loads_gguf_files(comfy_models, monkeypatch):
+    """ComfyUI lists no .gguf in diffusion_models/unet by itself: the loader finds them (in sub-folders too)."""
+    from wanvideo_infinitetalk_pack.wanvideo.model.gguf_write import write_gguf
+
+    models, weights, tensors = comfy_models
+    adapter = lambda k: k.startswith("audio_proj.") or ".audio_cross_attn." in k or ".norm_x." in k  # noqa: E731
+    (models / "unet" / "gguf").mkdir()
+    write_gguf(models / "unet" / "gguf" / "wan2.1-i2v-14b-480p-Q8_0.gguf",
+               {k: v for k, v in weights.items() if not adapter(k)}, "Q8_0")
+    write_gguf(models / "diffusion_models" / "Wan2_1-InfiniteTalk_Single_Q8.gguf",
+               {k: v for k, v in weights.items() if adapter(k)}, "Q8_0")
+    spec = InfiniteTalkModelLoader.INPUT_TYPES()["required"]
+    assert "gguf/wan2.1-i2v-14b-480p-Q8_0.gguf" in spec["model"][0]
+    assert "Wan2_1-InfiniteTalk_Single_Q8.gguf" in spec["infinitetalk"][0]
+    assert "gguf" in spec["model"][1]["tooltip"].lower() and "gguf" in spec["quantization"][1]["tooltip"].lower()
+
+    monkeypatch.setattr(model_nodes, "load_model", _with_tiny_config(model_nodes.load_model))
+    (model,) = InfiniteTalkModelLoader().load("gguf/wan2.1-i2v-14b-480p-Q8_0.gguf", "Wan2_1-InfiniteTalk_Single_Q8.gguf",
+                                              precision="fp32", quantization="keep_fp8")
+    q = model.blocks[0].self_attn.q
+    assert q.weight.dtype == torch.uint8 and q.weight_format.qtype == "Q8_0"  # kept quantised
+    # the fixture model's output within Q8_0's error (see tests/model/test_gguf_loading.py for the bound)
+    out = _run(model, tensors, "uncond")
+    assert float((out - tensors["output.uncond"]).norm() / tensors["output.uncond"].norm()) < 0.05
+    (unpacked,) = InfiniteTalkModelLoader().load("gguf/wan2.1-i2v-14b-480p-Q8_0.gguf", "Wan2_1-InfiniteTalk_Single_Q8.gguf",
+                                                 precision="fp32", quantization="disabled")
+    assert unpacked.blocks[0].self_attn.q.weight.dtype == torch.float32

@@ -10,6 +10,8 @@ blocks made elsewhere can be passed in as `(uint8 array, "Q6_K")`.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -39,8 +41,18 @@ def write_gguf(path, tensors: dict, qtype: str = "Q8_0", metadata: dict | None =
     if qtype not in LIBRARY_QUANTISED + ("F32", "F16"):
         raise InputError(f"write_gguf quantises to {', '.join(LIBRARY_QUANTISED)}, F16 or F32 (the gguf package's "
                          f"quantisers), not {qtype}; pass ready-made blocks as (array, type) for others")
+    quiet = logging.getLogger("gguf")  # the writer logs every file at INFO: too chatty for tests and tiny files
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    try:
+        return _write(gguf, path, tensors, qtype, metadata or {}, arch, prefix)
+    finally:
+        quiet.setLevel(level)
+
+
+def _write(gguf, path, tensors, qtype, metadata, arch, prefix) -> dict:
     writer = gguf.GGUFWriter(str(path), arch)
-    for key, value in (metadata or {}).items():
+    for key, value in metadata.items():
         writer.add_string(key, str(value))
     written = {}
     for name, value in tensors.items():
