@@ -259,3 +259,20 @@ def test_adapter_gguf_in_the_model_slot(reference, tmp_path):
         _load(adapter)
     with pytest.raises(ModelFileError, match="swapped"):
         _load(adapter, infinitetalk=wan)
+
+
+def test_nan_scale_in_a_packed_gguf_weight_is_found_while_loading(reference, tmp_path):
+    _, weights, _ = reference
+    stored = {k: v for k, v in weights.items() if not is_adapter_key(k)}
+    blocks = gguf.quants.quantize(stored["blocks.1.ffn.2.weight"].numpy(), gguf.GGMLQuantizationType.Q8_0)
+    blocks[3, 34:36] = np.array([np.nan], dtype=np.float16).view(np.uint8)  # the fp16 scale of one block
+    stored["blocks.1.ffn.2.weight"] = (blocks, "Q8_0")
+    stored["blocks.0.norm3.weight"] = stored["blocks.0.norm3.weight"].clone()
+    write_gguf(tmp_path / "wan-nan.gguf", stored, "Q8_0")
+    with pytest.raises(ModelFileError, match="wan-nan.gguf is damaged: tensor blocks.1.ffn.2.weight holds 1 NaN"):
+        _load(tmp_path / "wan-nan.gguf")
+    stored["blocks.1.ffn.2.weight"] = weights["blocks.1.ffn.2.weight"]
+    stored["blocks.0.norm3.weight"][5] = float("inf")  # a plain F32 tensor
+    write_gguf(tmp_path / "wan-inf.gguf", stored, "Q8_0")
+    with pytest.raises(ModelFileError, match="wan-inf.gguf is damaged: tensor blocks.0.norm3.weight holds 1 NaN/inf"):
+        _load(tmp_path / "wan-inf.gguf")

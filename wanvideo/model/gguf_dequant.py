@@ -21,6 +21,17 @@ BLOCK_SIZES = {
     "Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22), "Q5_1": (32, 24), "Q8_0": (32, 34),
     "Q2_K": (QK_K, 84), "Q3_K": (QK_K, 110), "Q4_K": (QK_K, 144), "Q5_K": (QK_K, 176), "Q6_K": (QK_K, 210),
 }
+# Byte offsets of each type's fp16 block scales (d, and the min/dmin where there is one). Every other field
+# holds small integers, so a block's values are finite exactly when these are.
+SCALE_OFFSETS = {"Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,),
+                 "Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
+
+
+def block_scales(packed: torch.Tensor, qtype: str) -> torch.Tensor:
+    """[blocks, scales per block] float16: the block scales of `qtype` bytes (for finiteness checks)."""
+    nbytes = BLOCK_SIZES[qtype][1]
+    blocks = packed.reshape(-1, nbytes)
+    return torch.cat([blocks[:, o:o + 2] for o in SCALE_OFFSETS[qtype]], dim=1).contiguous().view(torch.float16)
 
 
 def _f16(b: torch.Tensor) -> torch.Tensor:

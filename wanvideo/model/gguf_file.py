@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
-from .gguf_dequant import BLOCK_TYPES
+from ..torch_inputs import check_finite
+from .gguf_dequant import BLOCK_TYPES, block_scales
 from .quantized import PackedFormat
 
 ORIG_SHAPE_KEY = "comfy.gguf.orig_shape."
@@ -171,7 +172,9 @@ class GGUFSource:
     def get_packed(self, key):
         """(uint8 tensor of the raw blocks, PackedFormat) of a block-quantised tensor (a copy in RAM)."""
         self.check_types([key])
-        return self._read(key), PackedFormat(self.qtype(key), self._shapes[key])
+        packed = self._read(key)
+        check_finite(block_scales(packed, self.qtype(key)), key, self.path)  # NaN/inf values come only from scales
+        return packed, PackedFormat(self.qtype(key), self._shapes[key])
 
     def get(self, key) -> torch.Tensor:
         """The tensor in torch order and shape: plain types as stored, block-quantised ones dequantised to float32."""
@@ -181,7 +184,8 @@ class GGUFSource:
             packed, fmt = self.get_packed(key)
             return fmt.dequantize(packed, torch.float32)
         data = self._read(key)
-        return (data.view(torch.bfloat16) if qtype == "BF16" else data).reshape(self._shapes[key])
+        tensor = (data.view(torch.bfloat16) if qtype == "BF16" else data).reshape(self._shapes[key])
+        return check_finite(tensor, key, self.path)
 
     # ----- wrong files --------------------------------------------------------------------------------------
     def _check_not_language_model(self) -> None:
