@@ -31,6 +31,8 @@ model files (real weights; any option not given is looked up in --models-dir):
 
 examples:
   python -m wanvideo generate --image face.png --audio speech.wav --output talk.mp4
+  torchrun --nproc_per_node 4 -m wanvideo generate --image face.png --audio speech.wav --output talk.mp4 \\
+      --models-dir ~/ComfyUI/models --sequence-parallel ulysses
   python -m wanvideo generate --image face.png --audio speech.wav --output talk.mp4 \\
       --models-dir ~/ComfyUI/models --lora ~/ComfyUI/models/loras/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors \\
       --steps 6 --cfg 1 --audio-cfg 3
@@ -95,6 +97,11 @@ def _add_generate(sub):
     m.add_argument("--blocks-to-swap", type=int, default=0,
                    help="keep N transformer blocks in RAM and stream them to the GPU (less VRAM, slower)")
 
+    g = p.add_argument_group("several GPUs")
+    g.add_argument("--sequence-parallel", choices=("ulysses", "ring"), default=None,
+                   help="under `torchrun --nproc_per_node N -m wanvideo generate ...`: split each window across the "
+                        "N GPUs (ulysses: attention heads, as far as they divide; ring: token blocks); rank 0 writes")
+
     o = p.add_argument_group("other")
     o.add_argument("--work-dir", help="where finished windows are kept (default: <output>.parts/); "
                    "a rerun with the same inputs resumes there")
@@ -137,7 +144,14 @@ def main(argv=None) -> int:
         from .pipeline import GenerateRequest, make_video_file
 
         request = GenerateRequest.from_args(args)
-        result = make_video_file(request)
+        from .multi_gpu import make_video_file_on_ranks, process_count
+
+        if request.sequence_parallel or process_count() > 1:
+            result = make_video_file_on_ranks(request)
+            if result is None:  # a helper rank: rank 0 reports
+                return 0
+        else:
+            result = make_video_file(request)
         print(f"wrote {result.path}: {result.frames} frames, {result.seconds:.2f} s at {result.fps:g} fps, with sound")
         if result.embedded:
             print("(embedded tiny random-weight models: the picture is noise; the sound and the timing are real. "

@@ -11,6 +11,7 @@ Backends: nccl on CUDA devices, gloo on CPUs (how the tests run it). The rendezv
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .errors import InputError, WanVideoError
 
 log = logging.getLogger(__name__)
 
+WAIT_SECONDS = 3600  # longest a rank waits for the others (loading a 14B model and the encoders included)
 _STOP = "stop"
 _CALL = "call"
 
@@ -61,7 +63,9 @@ def init_from_env(device: str = "auto") -> RankInfo:
     else:
         dev = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world)
+        # Followers wait for rank 0 between calls while it loads encoders, embeds speech, runs the VAE.
+        dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world,
+                                timeout=datetime.timedelta(seconds=WAIT_SECONDS))
     return RankInfo(rank, world, local_rank, dev)
 
 
@@ -162,23 +166,48 @@ def serve(model) -> int:
 @contextlib.contextmanager
 def driving(model):
     """Rank 0: within this context every call of `model` is first broadcast to the followers (`serve`), and
-    leaving it (normally or by an error) releases them."""
+    leaving it releases them. If an error escapes from inside a call, the followers may be inside that call's
+    exchanges: they are not told to stop (they could not hear it); this process ends with the error and torchrun
+    ends the others."""
     sender = _Sender(model)
+    calls = {"open": False}
 
     def broadcast_call(_module, args, kwargs):
         sender.send(args, kwargs)
+        calls["open"] = True
 
-    handle = model.register_forward_pre_hook(broadcast_call, with_kwargs=True)
+    def call_done(_module, _args, _kwargs, _output):
+        calls["open"] = False
+
+    handles = [model.register_forward_pre_hook(broadcast_call, with_kwargs=True),
+               model.register_forward_hook(call_done, with_kwargs=True)]
     try:
         yield model
     finally:
-        handle.remove()
-        sender.stop()
+        for handle in handles:
+            handle.remove()
+        if calls["open"]:
+            log.error("a model call failed on rank 0; the other ranks are ended with it")
+        else:
+            sender.stop()
 
 
-def run_sequence_parallel(model, mode: str, drive, use_yunchang: bool | None = None):
+def run_sequence_parallel(model, mode: str, drive=None, use_yunchang: bool | None = None):
     """Enable sequence parallel on `model` (every rank) and run `drive(model)` on rank 0 while the other ranks
-    serve its forward calls. Returns drive's result on rank 0, None elsewhere."""
+    serve its forward calls. Returns drive's result on rank 0, None elsewhere.
+
+    Rank 0 first tells the others to start; if it fails before getting here it calls `abort_followers` instead,
+    so they leave rather than wait.
+    """
+    global _started
+    if dist.get_rank() == 0:
+        _started = True
+        dist.broadcast_object_list([True], src=0)
+    else:
+        box = [None]
+        dist.broadcast_object_list(box, src=0)
+        if not box[0]:
+            return None  # rank 0 failed before sampling and reports why
     model.enable_sequence_parallel(mode, use_yunchang=use_yunchang)
     try:
         if dist.get_rank() != 0:
@@ -188,3 +217,12 @@ def run_sequence_parallel(model, mode: str, drive, use_yunchang: bool | None = N
             return drive(model)
     finally:
         model.sequence_parallel = None
+
+
+_started = False  # rank 0 has told the followers to start
+
+
+def abort_followers() -> None:
+    """Rank 0 failed before `run_sequence_parallel`: release the ranks waiting for it."""
+    if dist.is_initialized() and dist.get_rank() == 0 and not _started:
+        dist.broadcast_object_list([False], src=0)

@@ -75,6 +75,7 @@ class GenerateRequest:
     quantization: str = "keep_fp8"
     attention: str = "sdpa"
     blocks_to_swap: int = 0
+    sequence_parallel: str | None = None  # ulysses | ring: each window's tokens split across torchrun's ranks
     work_dir: str | None = None
     keep_parts: bool = False
     quiet: bool = False
@@ -180,18 +181,30 @@ def _free(device) -> None:
         torch.cuda.empty_cache()
 
 
-def _load_real(req, files, device, frames, window_starts) -> _Models:
-    """Encoders first (and freed), then the video model and the VAE: one big model in memory at a time."""
+def _load_dit(req, files, device):
     from .model import load_model
 
-    context, context_null, clip_fea = _encode_conditioning(req, files, device, frames, window_starts)
     log.info("loading the video model: %s%s", os.path.basename(files["model"]),
              f" + {os.path.basename(files['infinitetalk'])}" if files["infinitetalk"] else "")
-    dit = load_model([files["model"]], dtype=req.dtype, device=device, infinitetalk=files["infinitetalk"],
-                     require_audio=True,
-                     keep_fp8=req.quantization == "keep_fp8",
-                     quantize=req.quantization if req.quantization.startswith("fp8_") else None,
-                     attention=req.attention, blocks_to_swap=req.blocks_to_swap, loras=list(req.models.loras))
+    return load_model([files["model"]], dtype=req.dtype, device=device, infinitetalk=files["infinitetalk"],
+                      require_audio=True,
+                      keep_fp8=req.quantization == "keep_fp8",
+                      quantize=req.quantization if req.quantization.startswith("fp8_") else None,
+                      attention=req.attention, blocks_to_swap=req.blocks_to_swap, loras=list(req.models.loras))
+
+
+def load_video_model(req: GenerateRequest):
+    """Only the DiT `make_video_file` would load for this request (what the other ranks of a multi-GPU run need)."""
+    device = parse_device(req.device, "--device")
+    if req.models.embedded:
+        return _load_embedded(True, device).dit
+    return _load_dit(req, resolve_models(req.models, two_speakers=req.audio_2 is not None), device)
+
+
+def _load_real(req, files, device, frames, window_starts) -> _Models:
+    """Encoders first (and freed), then the video model and the VAE: one big model in memory at a time."""
+    context, context_null, clip_fea = _encode_conditioning(req, files, device, frames, window_starts)
+    dit = _load_dit(req, files, device)
     vae = load_wan_vae(files["vae"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32, device=device)
     return _Models(dit, vae, None, context, context_null, clip_fea, False)
 
@@ -297,10 +310,17 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     work = req.work_dir or (os.path.abspath(req.output) + ".parts")
     os.makedirs(work, exist_ok=True)
     bars = _ProgressBars(req.quiet)
+    def sample(dit):
+        return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
+                            context_null=models.context_null, settings=settings, store_root=work, on_progress=bars)
+
     try:
-        store = sample_video(models.dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
-                             context_null=models.context_null, settings=settings, store_root=work,
-                             on_progress=bars)
+        if req.sequence_parallel:  # under torchrun: the other ranks run each DiT call with us (wanvideo.multi_gpu)
+            from .distributed import run_sequence_parallel
+
+            store = run_sequence_parallel(models.dit, req.sequence_parallel, sample)
+        else:
+            store = sample(models.dit)
     finally:
         bars.close()
 

@@ -9,7 +9,7 @@ import torch.distributed as dist
 from wanvideo.model import build_model, preset, tiny_config
 from wanvideo.model.config import audio_frames_for
 
-# name: (heads, mode, speakers, batch, latent frames/height/width)
+# name: (heads or "animate", mode, speakers (negative: per batch row), batch, latent frames/height/width)
 CASES = {
     "ulysses_one_speaker": (4, "ulysses", 1, 1, (3, 4, 6)),
     "ulysses_two_speakers_batch2": (4, "ulysses", 2, 2, (3, 4, 6)),
@@ -18,6 +18,7 @@ CASES = {
     "ulysses_fewer_tokens_than_ranks": (4, "ulysses", 1, 1, (1, 2, 6)),
     "two_heads_two_speakers": (2, "ulysses", 2, 1, (3, 4, 6)),  # 4 ranks: ulysses 2 x ring 2
     "animate_face_blocks": ("animate", "ulysses", 0, 1, (3, 4, 6)),  # WanAnimate: pose + face blocks per frame
+    "ring_per_row_audio": (4, "ring", -2, 2, (3, 4, 6)),  # batched guidance: each row its own two-speaker audio
 }
 
 
@@ -45,9 +46,10 @@ def case_inputs(cfg: dict, speakers: int, batch: int, latent, seed: int = 5) -> 
         inputs["face_pixel_values"] = torch.rand(batch, 3, 4 * (f - 2) + 1, size, size, generator=gen) * 2 - 1
     if speakers:
         frames = audio_frames_for(f, cfg)
-        inputs["audio"] = torch.randn(speakers, frames, cfg["audio_window"], cfg["audio_layers"],
+        rows = (batch,) if speakers < 0 else ()  # negative: one audio per batch row
+        inputs["audio"] = torch.randn(*rows, abs(speakers), frames, cfg["audio_window"], cfg["audio_layers"],
                                       cfg["audio_channels"], generator=gen)
-    if speakers == 2:
+    if abs(speakers) == 2:
         masks = torch.zeros(3, 16, 24)
         masks[0, :, :8] = 1  # speaker 1 on the left, speaker 2 on the right, background between
         masks[1, :, 16:] = 1

@@ -203,8 +203,9 @@ class WanInfiniteTalkModel(nn.Module):
 
     @property
     def supports_step_cache(self) -> bool:
-        """A variant with its own forward inputs (WanAnimate) has to say so itself."""
-        return type(self).forward is WanInfiniteTalkModel.forward
+        """A variant with its own forward inputs (WanAnimate) has to say so itself. Not with sequence parallel: the
+        step cache calls the model's parts directly, which the other ranks would not follow."""
+        return type(self).forward is WanInfiniteTalkModel.forward and self.sequence_parallel is None
 
     @torch.no_grad()
     def embed(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None):
