@@ -16,8 +16,9 @@ from wanvideo.sampling import GenerationInterrupted, generate
 
 
 def _count_calls(model):
+    """Counts guidance passes run (rows of the model's batches: the passes of a step may share one call)."""
     counter = {"n": 0}
-    handle = model.register_forward_pre_hook(lambda *a: counter.__setitem__("n", counter["n"] + 1))
+    handle = model.register_forward_pre_hook(lambda m, args: counter.__setitem__("n", counter["n"] + args[0].shape[0]))
     return counter, handle
 
 

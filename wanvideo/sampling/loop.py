@@ -32,13 +32,16 @@ import torch
 
 from ..errors import InputError, NonFiniteError
 from ..video.frame_store import FrameStore
+from .apg import APGState, combine_apg
+from .cache import StepCache, resolution_key
 from .color import match_and_blend_colors
 from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context, same_context
 from .fingerprint import Digest, module_fingerprint
 from .guidance import COND, DROP_AUDIO, DROP_TEXT, combine, needed_passes
 from .masks import ref_target_masks
+from .passes import PassRunner, use_batched_passes
 from .schedules import FlowSolver
-from .settings import GenerationInterrupted, Progress, SamplerSettings
+from .settings import GenerationInterrupted, Progress, SamplerSettings, key_settings
 from .sizes import resolve_size
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
 from .windows import Window, gather_audio, plan_windows
@@ -90,12 +93,18 @@ def denoise_window(
     has_audio: bool,
     on_step: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    predict: Callable | None = None,
+    guide: Callable | None = None,
 ) -> torch.Tensor:
     """Denoise one window's latent [16, T, h, w]; `passes` maps pass name -> model keyword arguments.
 
     The motion latent (its first frames) is written into the latent before every model call and after
-    every step, so those frames stay clean, as in the reference.
+    every step, so those frames stay clean, as in the reference. `predict(x, t, step)` runs a step's passes
+    (default: one model call per pass; see passes.PassRunner), `guide(preds)` combines them (default: CFG).
     """
+    predict = predict or PassRunner(model, passes)
+    guide = guide or (lambda preds: combine(preds, cfg, audio_cfg, has_audio))
     latent = noise.clone()
     n_motion = motion_latent.shape[1]
     for i in range(solver.num_steps):
@@ -103,9 +112,8 @@ def denoise_window(
             raise GenerationInterrupted(f"stopped before step {i + 1}/{solver.num_steps}")
         latent[:, :n_motion] = motion_latent
         t = solver.timesteps[i:i + 1].to(latent.device)
-        x = latent[None]
-        preds = {name: model(x, t, **kwargs)[0].float() for name, kwargs in passes.items()}
-        velocity = combine(preds, cfg, audio_cfg, has_audio)
+        preds = predict(latent[None], t, i)
+        velocity = guide(preds)
         del preds
         latent = solver.step(i, latent, velocity)
         if not bool(torch.isfinite(latent).all()):
@@ -144,6 +152,7 @@ def generate(
     """
     s = (settings or SamplerSettings()).validated()
     plan = plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s)
+    check_speed_options(model, s)
     store = _open_store(store_root, model, vae, plan, audio, s)
     if store.complete:
         log.info("WanVideo InfiniteTalk: all %d windows of this run are already on disk (%s); nothing to do",
@@ -222,6 +231,14 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
     pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, same_context(ctx, ctx_null))
     return RunPlan(source, has_audio, fps, total, height, width, windows, ctx, ctx_null, clip_all, masks,
                    pass_names, num_speakers, audio_window)
+
+
+def check_speed_options(model, s: SamplerSettings) -> None:
+    """Refuse, before any work, speed options this model cannot run."""
+    if s.cache_method != "none":
+        StepCache.check_model(model)
+    if s.guidance_batching == "batched" and not getattr(model, "supports_batched_passes", False):
+        use_batched_passes("batched", model, {COND: {}, DROP_TEXT: {}}, (1, 1, 1))  # raises the clear error
 
 
 def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSettings) -> FrameStore:
@@ -311,10 +328,11 @@ class _WindowRunner:
         shape = (LATENT_CHANNELS, latent_frames(window.length), plan.lat_h, plan.lat_w)
         noise = window_noise(s.seed, window.index, shape, self.device)
         solver = FlowSolver(s.scheduler, s.steps, s.shift)
+        predict = self.pass_runner(passes, shape)
         with torch.no_grad():
             latent = denoise_window(self.model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg,
                                     plan.has_audio, on_step=lambda i: self.report(window, i),
-                                    should_stop=self.should_stop)
+                                    should_stop=self.should_stop, predict=predict, guide=self.guide())
             del noise, passes
             video = vae.decode(latent)
             del latent
@@ -329,9 +347,27 @@ class _WindowRunner:
             kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
             del video
         store.write_window(window.index, kept, {"motion_latent": next_motion} if next_motion is not None else None)
-        log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)", window.index + 1,
-                 len(plan.windows), time.perf_counter() - started, len(store), plan.total)
+        cached = f"; {predict.cache.summary()}" if predict.cache is not None else ""
+        log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)%s", window.index + 1,
+                 len(plan.windows), time.perf_counter() - started, len(store), plan.total, cached)
         return next_motion
+
+    def pass_runner(self, passes: dict, shape) -> PassRunner:
+        """This window's model calls: batched or not, with a fresh step cache (nothing carries across windows)."""
+        s, plan = self.s, self.plan
+        batched = use_batched_passes(s.guidance_batching, self.model, passes, shape[1:])
+        cache = None
+        if s.cache_method != "none":
+            cache = StepCache(s.cache_settings(), s.steps, resolution_key(plan.height, plan.width))
+        return PassRunner(self.model, passes, batched=batched, cache=cache)
+
+    def guide(self):
+        """This window's guidance: CFG, or APG with fresh momentum buffers (as the reference, per window)."""
+        s, has_audio = self.s, self.plan.has_audio
+        if not s.apg:
+            return lambda preds: combine(preds, s.cfg, s.audio_cfg, has_audio)
+        state = APGState(s.apg_momentum, s.apg_norm_threshold)
+        return lambda preds: combine_apg(preds, s.cfg, s.audio_cfg, has_audio, state)
 
 
 def _run_windows(runner: _WindowRunner, plan: RunPlan, store: FrameStore, on_window_done) -> None:
@@ -365,7 +401,7 @@ def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total
     """Digest of everything that decides the frames; equal digests mean a rerun may resume the store."""
     d = Digest()
     d.add("revision", STORE_FORMAT_REVISION)
-    d.add("settings", vars(s))
+    d.add("settings", key_settings(s))
     d.add("total_size", [total, list(size)])
     d.add("model_config", {k: v for k, v in (getattr(model, "config", {}) or {}).items()})
     d.add("model_dtype", str(getattr(model, "compute_dtype", "")))

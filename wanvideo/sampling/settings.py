@@ -5,6 +5,9 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..errors import InputError, WanVideoError
+from .apg import APG_MOMENTUM, APG_NORM_THRESHOLD
+from .cache import MAGCACHE_K, CacheSettings
+from .guidance import BATCH_MODES
 from .schedules import normalize_scheduler
 from .sizes import ASPECT_BUCKETS
 from .windows import check_window
@@ -26,6 +29,20 @@ class SamplerSettings:
     height: int = 0
     size_bucket: str = "480p"  # bucket set for the automatic size: 480p or 720p
     fps: float = 25.0  # frame rate when there are no audio embeddings (they carry their own)
+    # speed (issue 13): how the guidance passes run, step caching, adaptive projected guidance
+    guidance_batching: str = "auto"  # auto | batched | sequential (same numbers within float tolerance)
+    cache_method: str = "none"  # none | teacache | magcache
+    cache_threshold: float = -1.0  # < 0: the method's default (TeaCache 0.2, MagCache 0.12); 0: never skip
+    cache_start_step: int = -1  # first step that may be skipped (< 0: TeaCache 5, MagCache 20 % of the steps)
+    cache_end_step: int = -1  # last step that may be skipped (< 0: the last)
+    cache_magcache_k: int = MAGCACHE_K  # MagCache: most calls skipped in a row
+    apg: bool = False  # adaptive projected guidance instead of plain CFG (reference: off)
+    apg_momentum: float = APG_MOMENTUM
+    apg_norm_threshold: float = APG_NORM_THRESHOLD
+
+    def cache_settings(self) -> CacheSettings:
+        return CacheSettings(self.cache_method, self.cache_threshold, self.cache_start_step, self.cache_end_step,
+                             self.cache_magcache_k)
 
     def validated(self) -> "SamplerSettings":
         s = SamplerSettings(**asdict(self))
@@ -48,7 +65,38 @@ class SamplerSettings:
         if s.size_bucket not in ASPECT_BUCKETS:
             raise InputError(f"size bucket must be one of {sorted(ASPECT_BUCKETS)}, got {s.size_bucket!r}")
         s.seed = int(s.seed)
+        s.guidance_batching = str(s.guidance_batching).strip().lower()
+        if s.guidance_batching not in BATCH_MODES:
+            raise InputError(f"guidance batching must be one of {', '.join(BATCH_MODES)}, got {s.guidance_batching!r}")
+        cache = s.cache_settings().validated()
+        s.cache_method, s.cache_threshold, s.cache_magcache_k = cache.method, cache.threshold, cache.magcache_k
+        s.cache_start_step, s.cache_end_step = cache.start_step, cache.end_step
+        s.apg = bool(s.apg)
+        s.apg_momentum, s.apg_norm_threshold = float(s.apg_momentum), float(s.apg_norm_threshold)
+        if not (math.isfinite(s.apg_momentum) and math.isfinite(s.apg_norm_threshold)) or s.apg_norm_threshold < 0:
+            raise InputError(f"APG momentum must be a number and its norm threshold 0 or more, got "
+                             f"{s.apg_momentum} and {s.apg_norm_threshold}")
         return s
+
+
+# Settings a resumed run may change (same numbers within float tolerance: e.g. sequential passes after an out of
+# memory), and settings added later that only enter a run's key when not at their default (old runs still resume).
+RESUME_NEUTRAL = ("guidance_batching",)
+KEY_WHEN_SET = ("cache_method", "cache_threshold", "cache_start_step", "cache_end_step", "cache_magcache_k", "apg",
+                "apg_momentum", "apg_norm_threshold")
+
+
+def key_settings(s: SamplerSettings) -> dict:
+    """The settings that decide a run's frames (for the run key)."""
+    defaults = SamplerSettings()
+    values = {k: v for k, v in vars(s).items() if k not in RESUME_NEUTRAL}
+    if s.cache_method == "none":
+        for k in ("cache_threshold", "cache_start_step", "cache_end_step", "cache_magcache_k"):
+            values.pop(k)
+    if not s.apg:
+        values.pop("apg_momentum")
+        values.pop("apg_norm_threshold")
+    return {k: v for k, v in values.items() if k not in KEY_WHEN_SET or v != getattr(defaults, k)}
 
 
 @dataclass(frozen=True)
