@@ -13,7 +13,7 @@ from .errors import InputError
 # or LoRAs; the nodes list .gguf files everywhere, so picking one in another slot gets a clear message.
 MODEL_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt")
 GGUF_EXTENSION = ".gguf"
-GGUF_KINDS = ("model", "infinitetalk")
+GGUF_KINDS = ("model", "infinitetalk")  # a WanAnimate kind gets added here when it has its own FOLDERS entry
 LISTED_EXTENSIONS = MODEL_EXTENSIONS + (GGUF_EXTENSION,)
 # A model kept as a folder: Hugging Face (wav2vec2), a diffusers transformer or pipeline, a sharded release.
 HF_FOLDER_MARKERS = ("config.json", "model.safetensors", "pytorch_model.bin")

@@ -276,3 +276,31 @@ def test_nan_scale_in_a_packed_gguf_weight_is_found_while_loading(reference, tmp
     write_gguf(tmp_path / "wan-inf.gguf", stored, "Q8_0")
     with pytest.raises(ModelFileError, match="wan-inf.gguf is damaged: tensor blocks.0.norm3.weight holds 1 NaN/inf"):
         _load(tmp_path / "wan-inf.gguf")
+
+
+def test_wan_animate_gguf_loads_through_the_same_path(tmp_path):
+    """WanAnimate GGUF repacks (ComfyUI prefix): detection is by tensor names, so they load like the safetensors."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    from testlib import FIXTURES
+
+    from wanvideo.model.animate_dit import WanAnimateModel
+
+    path = FIXTURES / "animate_a.safetensors"
+    tensors = load_file(str(path))
+    config = json.loads(safe_open(str(path), "pt").metadata()["config"])
+    weights = {k: v for k, v in tensors.items() if not k.startswith(("input.", "output.", "aux.", "debug.", "derived."))
+               and not k.endswith(".kernel")}
+    gguf_path = tmp_path / "Wan2.2-Animate-14B-Q8_0.gguf"
+    write_gguf(gguf_path, weights, "Q8_0", prefix="model.diffusion_model.")
+    model = _load(gguf_path, config={"text_len": config["model_kwargs"]["text_len"]})
+    assert isinstance(model, WanAnimateModel)
+    packed = [n for n, m in model.named_modules() if is_packed(m)]
+    assert any(n.startswith("blocks.") for n in packed) and any(n.startswith("face_adapter.") for n in packed)
+    out = model(tensors["input.x"][None], tensors["input.t"], tensors["input.context"][None], tensors["input.clip_fea"],
+                tensors["input.y"][None], pose_latents=tensors["input.pose_latents"],
+                face_pixel_values=tensors["input.face_pixel_values"])[0]
+    err, weight_err = relative_error(out, tensors["output.cond"]), _weight_error(weights, _file_weights(gguf_path))
+    assert 0 < weight_err and err <= 8 * weight_err, f"output error {err:.2e}, weight error {weight_err:.2e}"

@@ -4,7 +4,10 @@
 Linear weight of a GGUF file is moved packed to its device (quantized.pack) when the caller keeps
 file quantisation; anything else returns False and is read through `source.get()` (dequantised to
 float32 by the GGUF source, then cast to the compute dtype like any safetensors tensor). Nothing
-here depends on the model kind, so a WanAnimate GGUF goes through the same two functions.
+here depends on the model kind, so a WanAnimate GGUF goes through the same two functions (tested in
+tests/model/test_gguf_loading.py). A loader node for another model kind lists GGUF files by passing
+`also=(GGUF_EXTENSION,)` to host.model_choices (see nodes/model_nodes._weight_files), and the command
+line's search takes the kind into model_files.GGUF_KINDS.
 """
 from __future__ import annotations
 
