@@ -16,6 +16,7 @@ import os
 import sys
 
 from .errors import WanVideoError
+from .outputs import is_user_fault, output_error
 
 EPILOG = """\
 model files (real weights; any option not given is looked up in --models-dir):
@@ -130,6 +131,13 @@ def build_parser():
     return parser
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
@@ -152,7 +160,8 @@ def main(argv=None) -> int:
                 return 0
         else:
             result = make_video_file(request)
-        print(f"wrote {result.path}: {result.frames} frames, {result.seconds:.2f} s at {result.fps:g} fps, with sound")
+        sound = "with sound" if getattr(result, "has_audio", True) else "WITHOUT sound"
+        print(f"wrote {result.path}: {result.frames} frames, {result.seconds:.2f} s at {result.fps:g} fps, {sound}")
         if result.embedded:
             print("(embedded tiny random-weight models: the picture is noise; the sound and the timing are real. "
                   "Give real weights with --models-dir to make the real video.)")
@@ -162,6 +171,22 @@ def main(argv=None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if not is_user_fault(exc):
+            raise  # truly unexpected: keep the traceback for the bug report
+        print(f"error: {output_error(exc, exc.filename or 'a file', 'use')}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory (RAM): use a smaller --width/--height or --max-frames, --blocks-to-swap, "
+              "or close other programs", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        print(f"error: out of GPU memory ({str(exc).splitlines()[0][:200]}): use --blocks-to-swap 20 (or more), "
+              "--quantization fp8_e4m3fn, or a smaller --width/--height; finished windows are kept and the same "
+              "command resumes", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         request = locals().get("request")

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-from .errors import InputError
 from .media import need_file, read_audio, read_image, read_video
 from .model_files import ModelPaths, resolve_models
+from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
 from .sampling.vae import load_wan_vae
 from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
 from .torch_inputs import parse_device
@@ -97,6 +97,7 @@ class GenerateResult:
     frames: int
     fps: float
     embedded: bool
+    has_audio: bool = True  # read back from the written file
 
     @property
     def seconds(self) -> float:
@@ -239,7 +240,7 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     from .audio import build_audio_embeddings
     from .sampling import SamplerSettings, plan_windows
     from .sampling import generate as sample_video
-    from .video import write_video
+    from .video import encode_video
 
     # Inputs first: every file problem is reported before any model is loaded.
     need_file(req.audio, "speech", "--audio")
@@ -249,15 +250,15 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         need_file(req.image, "portrait", "--image")
     else:
         need_file(req.video, "source video", "--video")
-    out_dir = os.path.dirname(os.path.abspath(req.output))
-    if not req.output.lower().endswith((".mp4", ".mkv", ".mov", ".webm")):
-        raise InputError(f"--output {req.output}: give a video file name ending in .mp4")
-    if not os.path.isdir(out_dir):
-        raise InputError(f"--output {req.output}: the folder {out_dir} does not exist")
+    output = check_output(req.output)
+    work = req.work_dir or (output + ".parts")
+    check_work_dir(work, "--work-dir" if req.work_dir else "the work folder (--work-dir)")
+    check_numbers(req)
     device = parse_device(req.device, "--device")
     two = req.audio_2 is not None
     embedded = req.models.embedded
     files = {} if embedded else resolve_models(req.models, two_speakers=two)
+    check_model_headers(files, req.models.loras)  # a damaged file is named before any weights load
 
     wave_1, rate_1 = read_audio(req.audio, "--audio")
     wave_2, rate_2 = read_audio(req.audio_2, "--audio-2") if two else (None, None)
@@ -274,11 +275,11 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     if embedded:
         print(EMBEDDED_NOTICE, file=sys.stderr)  # noqa: T201 - the CLI's user must see this even without logging
         width, height = _embedded_size(req, src_h, src_w)
-        steps = req.steps or 4
+        steps = req.steps if req.steps is not None else 4
         cfg = 1.0 if req.cfg is None else req.cfg
     else:
         width, height = req.width, req.height
-        steps = req.steps or (6 if lora else 40)
+        steps = req.steps if req.steps is not None else (6 if lora else 40)
         cfg = req.cfg if req.cfg is not None else (1.0 if lora else 5.0)
     # The same defaults as the example workflows: the reference's, or the step-distillation LoRA ones.
     audio_cfg = req.audio_cfg if req.audio_cfg is not None else (3.0 if lora else 4.0)
@@ -307,7 +308,6 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
                                shift=shift, cfg=cfg, audio_cfg=audio_cfg, scheduler=req.scheduler, seed=req.seed,
                                color_correction=req.color_correction, max_frames=req.max_frames, width=width,
                                height=height, size_bucket=req.size, fps=req.fps)
-    work = req.work_dir or (os.path.abspath(req.output) + ".parts")
     os.makedirs(work, exist_ok=True)
     bars = _ProgressBars(req.quiet)
     def sample(dit):
@@ -329,11 +329,14 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         audio, rate = embeds.waveform.numpy(), embeds.sample_rate
     else:
         audio, rate = wave_1, rate_1
-    log.info("writing %s", req.output)
-    path = write_video(store.iter_frames(), req.output, store.fps, audio=audio, sample_rate=rate)
-    result = GenerateResult(path=str(path), frames=len(store), fps=float(store.fps), embedded=embedded)
+    log.info("writing %s", output)
+    # The store itself (not a one-shot iterator): if a writer fails, the next one can read the frames again.
+    video = encode_video(store, output, store.fps, audio=audio, sample_rate=rate)
+    result = GenerateResult(path=video.path, frames=video.frames, fps=video.fps, embedded=embedded,
+                            has_audio=video.has_audio)
     if not req.keep_parts:
         # The MP4 is written: the finished windows are no longer needed for a resume.
+        store.release()
         shutil.rmtree(store.path, ignore_errors=True)
         if req.work_dir is None and os.path.isdir(work) and not os.listdir(work):
             os.rmdir(work)

@@ -52,12 +52,19 @@ def to_mono(waveform, name: str = "audio") -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+MIN_SAMPLE_RATE = 1000  # below this a clip is not speech, and resampling it to 16 kHz would explode its size
+MAX_SAMPLE_RATE = 768000
+
+
 def check_waveform(mono: np.ndarray, sample_rate: int, name: str = "audio") -> None:
     """Refuse empty audio and NaN/Inf samples with a message that says what to do."""
     if not isinstance(sample_rate, (int, np.integer)) and not float(sample_rate).is_integer():
         raise InputError(f"{name}: sample rate {sample_rate!r} is not a whole number of Hz")
     if sample_rate <= 0:
         raise InputError(f"{name}: sample rate {sample_rate!r} must be positive")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InputError(f"{name}: sample rate {sample_rate} Hz is outside the supported {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz "
+                         "(speech is recorded at 8000-48000 Hz): check the node or file that gives the audio")
     if mono.size == 0:
         raise InputError(f"{name} is empty (0 samples): connect a recording with speech (or silence) in it")
     bad = ~np.isfinite(mono)
