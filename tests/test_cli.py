@@ -221,7 +221,8 @@ def test_real_weights_path_with_a_models_dir(model_format, tmp_path, short_speec
     save_file({("vision_model." + k if not k.startswith("vision_model.") else k): v for k, v in clip.state_dict().items()},
               str(models / "clip_vision" / "clip_vision_h.safetensors"))
     (models / "vae").mkdir()
-    (models / "vae" / "wan_2.1_vae.safetensors").write_bytes(b"")
+    # a placeholder (the loader is replaced below), but a well-formed file: headers are checked before loading
+    save_file({"placeholder": torch.zeros(1)}, str(models / "vae" / "wan_2.1_vae.safetensors"))
     vae_loads = []
     monkeypatch.setattr(pipeline, "load_wan_vae", lambda path, **kw: vae_loads.append(path) or tiny_vae(seed=2))
     import wanvideo.model as model_package
