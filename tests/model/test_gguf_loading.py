@@ -137,6 +137,10 @@ def test_disabled_quantization_dequantises_on_load(reference, tmp_path):
     assert all(p.dtype == torch.float32 for p in unpacked.parameters())
     args = call_args(tensors, "cond")
     assert torch.equal(kept(**args), unpacked(**args))
+    fp8 = _load(wan, infinitetalk=adapter, quantize="fp8_e4m3fn")  # asked for fp8 storage: re-quantised on load
+    assert not any(is_packed(m) for m in fp8.modules())
+    assert fp8.blocks[0].ffn[0].weight.dtype == torch.float8_e4m3fn
+    assert relative_error(fp8(**args), kept(**args)) < 0.1
 
 
 def test_packed_weights_take_the_file_size_in_memory(reference, tmp_path):

@@ -132,7 +132,7 @@ def load_model(
     keep_fp8: True = keep fp8 weights of the file as fp8 in memory (dequantised per layer on the fly); GGUF blocks
         stay packed the same way unless keep_fp8 is False (None, the default: fp8 dequantised on load, GGUF packed).
     quantize: 'fp8_e4m3fn' / 'fp8_e5m2': store the blocks' linear weights in fp8 (per-tensor scaled) even when
-        the file is bf16/fp16/fp32.
+        the file is bf16/fp16/fp32 (or GGUF: then dequantised and re-quantised to fp8 on load).
     attention: 'sdpa', 'sage' or 'flash'. blocks_to_swap: blocks kept on `offload_device`, moved in just in time.
     loras: [(path, strength), ...] merged into the weights after loading.
     progress: optional callable(done, total) per tensor loaded.
@@ -264,7 +264,8 @@ def _load_weights(slots, ckpt, dtype, device, offload_device, swap, keep_fp8, qu
     for done, (name, (module, attr, _)) in enumerate(sorted(slots.items()), start=1):
         target = offload_device if (swap and name.startswith(swapped_prefixes)) else device
         source, key = ckpt.entries[name]
-        if place_packed(source, key, module, attr, target, keep=keep_fp8 is not False):  # GGUF blocks stay packed
+        # GGUF blocks stay packed unless the caller asked for dequantised (keep_fp8=False) or fp8 storage
+        if place_packed(source, key, module, attr, target, keep=keep_fp8 is not False and quant_dtype is None):
             if progress is not None:
                 progress(done, total)
             continue

@@ -62,11 +62,12 @@ def unpacked_weight(module: nn.Module, dtype: torch.dtype) -> torch.Tensor:
     """The packed weight (+ its LoRAs) as a `dtype` tensor on the weight's device."""
     w = module.weight_format.dequantize(module.weight, torch.float32)
     up = getattr(module, "weight_lora_up", None)
-    if up is not None:
-        w = w.reshape(up.shape[0], -1).addmm_(up.float(), module.weight_lora_down.float()).reshape(w.shape)
+    if up is not None:  # (.to: a no-op unless a LoRA was added after block swap had placed the weight)
+        up, down = up.to(w.device, torch.float32), module.weight_lora_down.to(w.device, torch.float32)
+        w = w.reshape(up.shape[0], -1).addmm_(up, down).reshape(w.shape)
     delta = getattr(module, "weight_delta", None)
     if delta is not None:
-        w += delta.float()
+        w += delta.to(w.device, torch.float32)
     return w.to(dtype)
 
 
