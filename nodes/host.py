@@ -53,12 +53,8 @@ def register_model_folder(name: str, extensions=LISTED_EXTENSIONS + (".json",)) 
     fp.folder_names_and_paths[name] = ([path], set(extensions))
 
 
-def model_files(*folders: str, also=()) -> list[str]:
-    """File names the host lists in any of `folders` (sorted, de-duplicated), plus files ending in `also`.
-
-    `also`: extensions the host may not list in those folders (ComfyUI lists no .gguf in diffusion_models
-    unless the GGUF loader pack is installed, and then under its own folder name); found by walking the folders.
-    """
+def model_files(*folders: str) -> list[str]:
+    """File names the host lists in any of `folders` (sorted, de-duplicated)."""
     fp = _folder_paths()
     if fp is None:
         return []
@@ -68,11 +64,20 @@ def model_files(*folders: str, also=()) -> list[str]:
             names.update(fp.get_filename_list(folder))
         except KeyError:
             continue
-    if also:
-        for base in model_folder_paths(*folders):
-            for root, _, files in os.walk(base, followlinks=True):
-                names.update(os.path.relpath(os.path.join(root, f), base).replace(os.sep, "/")
-                             for f in files if f.lower().endswith(tuple(also)))
+    return sorted(names)
+
+
+def files_with_extensions(*folders: str, extensions=()) -> list[str]:
+    """Files ending in `extensions` in the host's `folders` (sorted, '/'-separated, relative), listed or not.
+
+    For types the host does not list there: ComfyUI lists no .gguf in diffusion_models unless the GGUF
+    loader pack is installed, and then under its own folder name.
+    """
+    names = set()
+    for base in model_folder_paths(*folders) if extensions else []:
+        for root, _, files in os.walk(base, followlinks=True):
+            names.update(os.path.relpath(os.path.join(root, f), base).replace(os.sep, "/")
+                         for f in files if f.lower().endswith(tuple(extensions)))
     return sorted(names)
 
 
@@ -124,14 +129,18 @@ def model_subfolders(*folders: str, markers=HF_FOLDER_MARKERS, max_depth: int = 
 
 
 def model_choices(*folders: str, keep=lambda name: True, markers=HF_FOLDER_MARKERS, rank=None, also=()) -> list[str]:
-    """A loader's list: model sub-folders of `folders` first, then the files `keep` accepts (`also`: see model_files).
+    """A loader's list: model sub-folders of `folders` first, then the files `keep` accepts (`also`: extensions
+    found even where the host does not list them, see files_with_extensions).
 
     A file inside a listed sub-folder (a shard, its config) is reached through the folder, so it is left out.
     `rank(name)` (lower first, stable otherwise) puts the entries a slot wants before the others: the front end
     preselects the first entry on a new node.
     """
     subfolders = model_subfolders(*folders, markers=markers)
-    files = [f for f in model_files(*folders, also=also) if keep(f)]
+    listed = model_files(*folders)
+    if also:
+        listed = sorted(set(listed) | set(files_with_extensions(*folders, extensions=also)))
+    files = [f for f in listed if keep(f)]
     files = [f for f in files if not any(f.replace("\\", "/").startswith(d + "/") for d in subfolders)]
     choices = subfolders + files
     return sorted(choices, key=rank) if rank is not None else choices

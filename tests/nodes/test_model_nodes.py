@@ -134,7 +134,7 @@ def test_loader_lists_put_the_files_each_slot_wants_first(monkeypatch):
     """A new loader preselects the first entry: the Wan model in the model slot, never an adapter."""
     files = ["Wan2_1-InfiniteTalk-Multi_fp8_e4m3fn_scaled_KJ.safetensors", "Wan2_1-InfiniteTalk_Single_fp16.safetensors",
              "flux1-dev.safetensors", "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"]
-    monkeypatch.setattr(model_nodes.host, "model_files", lambda *folders, **kw: sorted(files))
+    monkeypatch.setattr(model_nodes.host, "model_files", lambda *folders: sorted(files))
     monkeypatch.setattr(model_nodes.host, "model_subfolders", lambda *a, **k: [])
     required = InfiniteTalkModelLoader.INPUT_TYPES()["required"]
     models, adapters = required["model"][0], required["infinitetalk"][0]
