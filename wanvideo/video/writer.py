@@ -387,6 +387,8 @@ class _Job:
     def _writer_failed(self, exc: VideoWriteError):
         """The writer (not the input) failed: try the next writer when the frames can be read again, else explain."""
         outputs.discard(self.temp)
+        if self.temp in str(exc):  # name what the user knows, not our temporary
+            exc = VideoWriteError(str(exc).replace(self.temp, f"the new {os.path.basename(self.path)}"))
         folder = os.path.dirname(self.path)
         disk = _disk_fault(exc, folder)
         if disk is not None:
