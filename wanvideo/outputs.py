@@ -49,8 +49,8 @@ def temp_path(path: str) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+    if pid == os.getpid() or os.name == "nt":
+        return True  # on Windows os.kill(pid, 0) would send Ctrl+C: leave the (hidden) temporary alone there
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
