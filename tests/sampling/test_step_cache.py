@@ -183,3 +183,10 @@ def test_threshold_zero_cache_equals_no_cache():
 def test_cache_needs_a_model_with_blocks():
     with pytest.raises(InputError, match="set the cache method to none"):
         PassRunner(torch.nn.Identity(), {COND: {}}, cache=StepCache(CacheSettings("teacache"), 4))
+
+
+def test_cache_is_refused_under_sequence_parallel():
+    model = build_model(tiny_config())
+    model.sequence_parallel = object()  # what enable_sequence_parallel sets
+    with pytest.raises(InputError, match="sequence parallel"):
+        StepCache.check_model(model)

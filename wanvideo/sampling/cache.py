@@ -183,6 +183,10 @@ class StepCache:
 
     @staticmethod
     def check_model(model) -> None:
+        if getattr(model, "sequence_parallel", None) is not None:
+            # the other ranks follow rank 0's model calls; the cache's split calls are not broadcast
+            raise InputError("step caching does not work with sequence parallel yet: set the cache method to none "
+                             "(or run on one GPU)")
         if not getattr(model, "supports_step_cache", False):
             raise InputError(f"step caching needs a model that exposes its transformer blocks (embed/run_blocks/"
                              f"finish); {type(model).__name__} does not: set the cache method to none")
