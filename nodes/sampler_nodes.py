@@ -9,6 +9,7 @@ import torch
 from ..wanvideo.errors import InputError
 from ..wanvideo.sampling import SCHEDULERS, GenerationInterrupted, SamplerSettings, generate
 from ..wanvideo.sampling.sizes import ASPECT_BUCKETS
+from ..wanvideo.speed_options import SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, settings_from
 from ..wanvideo.video.frame_store import FrameStore
 from . import host
 from .host_adapters import HostWanVAE, clip_vision_features, conditioning_to_context, mask_tensor
@@ -24,6 +25,19 @@ def store_root(where: str) -> str:
     root = os.path.join(base, STORE_FOLDER)
     os.makedirs(root, exist_ok=True)
     return root
+
+
+def speed_settings(cache, guidance) -> dict:
+    """SamplerSettings fields from the optional `cache` / `guidance` inputs (dicts from the speed nodes)."""
+    values = {}
+    for name, given, names, node in (("cache", cache, SAMPLER_CACHE_OPTIONS, "InfiniteTalk Step Cache"),
+                                     ("guidance", guidance, SAMPLER_GUIDANCE_OPTIONS, "InfiniteTalk Guidance Options")):
+        if given is None:
+            continue
+        if not isinstance(given, dict):
+            raise InputError(f"the sampler's {name} input must come from the {node} node")
+        values.update(settings_from(given, names))
+    return values
 
 
 class InfiniteTalkSampler:
@@ -117,6 +131,12 @@ class InfiniteTalkSampler:
                     "tooltip": "Two speakers: where speaker 1 (first audio) is in the image. Default: left half."}),
                 "speaker_2_mask": ("MASK", {
                     "tooltip": "Two speakers: where speaker 2 (second audio) is in the image. Default: right half."}),
+                "cache": ("INFINITETALK_CACHE", {
+                    "tooltip": "Step cache (TeaCache / MagCache) from InfiniteTalk Step Cache: fewer model calls. "
+                               "Not connected: off, as the reference."}),
+                "guidance": ("INFINITETALK_GUIDANCE", {
+                    "tooltip": "From InfiniteTalk Guidance Options: batched or one-by-one guidance passes, APG. "
+                               "Not connected: passes batched when memory allows, plain CFG."}),
                 "frames_folder": (list(FRAMES_FOLDERS), {
                     "default": "temp",
                     "tooltip": "Where finished windows are kept. temp: ComfyUI's temp folder (emptied when ComfyUI "
@@ -128,13 +148,14 @@ class InfiniteTalkSampler:
     def sample(self, model, vae, image, clip_vision_output, width=0, height=0, size_bucket="480p", frame_window=81,
                motion_frames=9, steps=40, shift=7.0, cfg=5.0, audio_cfg=4.0, scheduler="euler", seed=0,
                color_correction=0.0, max_frames=0, audio_embeds=None, positive=None, negative=None,
-               speaker_1_mask=None, speaker_2_mask=None, frames_folder="temp"):
+               speaker_1_mask=None, speaker_2_mask=None, frames_folder="temp", cache=None, guidance=None):
         if image is None or len(image) == 0:
             raise InputError("connect an image (or the frames of a source video for dubbing)")
         settings = SamplerSettings(
             frame_window=frame_window, motion_frames=motion_frames, steps=steps, shift=shift, cfg=cfg,
             audio_cfg=audio_cfg, scheduler=scheduler, seed=seed, color_correction=color_correction,
             max_frames=max_frames, width=width, height=height, size_bucket=size_bucket,
+            **speed_settings(cache, guidance),
         )
         masks = None
         if speaker_1_mask is not None or speaker_2_mask is not None:

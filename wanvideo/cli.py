@@ -98,6 +98,11 @@ def _add_generate(sub):
     m.add_argument("--blocks-to-swap", type=int, default=0,
                    help="keep N transformer blocks in RAM and stream them to the GPU (less VRAM, slower)")
 
+    from .speed_options import MODEL_SPEED_OPTIONS, SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, add_cli_arguments
+
+    add_cli_arguments(p.add_argument_group("speed (see the README's speed options)"), *SAMPLER_GUIDANCE_OPTIONS,
+                      *SAMPLER_CACHE_OPTIONS, *MODEL_SPEED_OPTIONS)
+
     g = p.add_argument_group("several GPUs")
     g.add_argument("--sequence-parallel", choices=("ulysses", "ring"), default=None,
                    help="under `torchrun --nproc_per_node N -m wanvideo generate ...`: split each window across the "

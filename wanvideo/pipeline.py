@@ -25,6 +25,7 @@ from .media import need_file, read_audio, read_image, read_video
 from .model_files import ModelPaths, resolve_models
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
 from .sampling.vae import load_wan_vae
+from .speed_options import MODEL_SPEED_OPTIONS, SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, SpeedSettings, settings_from
 from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
 from .torch_inputs import parse_device
 
@@ -76,6 +77,7 @@ class GenerateRequest:
     attention: str = "sdpa"
     blocks_to_swap: int = 0
     sequence_parallel: str | None = None  # ulysses | ring: each window's tokens split across torchrun's ranks
+    speed: dict = field(default_factory=dict)  # speed options (wanvideo/speed_options.py) by name
     work_dir: str | None = None
     keep_parts: bool = False
     quiet: bool = False
@@ -86,9 +88,12 @@ class GenerateRequest:
         models = ModelPaths(models_dir=args.models_dir, model=args.model, infinitetalk=args.infinitetalk,
                             wav2vec=args.wav2vec, vae=args.vae, clip_vision=args.clip_vision,
                             text_encoder=args.text_encoder, loras=loras)
-        names = {f.name for f in fields(cls)} - {"models"}
+        from .speed_options import SPEED_OPTIONS
+
+        names = {f.name for f in fields(cls)} - {"models", "speed"}
         values = {n: getattr(args, n) for n in names if hasattr(args, n)}
-        return cls(models=models, **values)
+        speed = {n: getattr(args, n) for n in SPEED_OPTIONS if hasattr(args, n)}
+        return cls(models=models, speed=speed, **values)
 
 
 @dataclass
@@ -187,18 +192,25 @@ def _load_dit(req, files, device):
 
     log.info("loading the video model: %s%s", os.path.basename(files["model"]),
              f" + {os.path.basename(files['infinitetalk'])}" if files["infinitetalk"] else "")
-    return load_model([files["model"]], dtype=req.dtype, device=device, infinitetalk=files["infinitetalk"],
-                      require_audio=True,
-                      keep_fp8=req.quantization == "keep_fp8",
-                      quantize=req.quantization if req.quantization.startswith("fp8_") else None,
-                      attention=req.attention, blocks_to_swap=req.blocks_to_swap, loras=list(req.models.loras))
+    dit = load_model([files["model"]], dtype=req.dtype, device=device, infinitetalk=files["infinitetalk"],
+                     require_audio=True,
+                     keep_fp8=req.quantization == "keep_fp8",
+                     quantize=req.quantization if req.quantization.startswith("fp8_") else None,
+                     attention=req.attention, blocks_to_swap=req.blocks_to_swap, loras=list(req.models.loras))
+    return _speed_up(dit, req)
+
+
+def _speed_up(dit, req: GenerateRequest):
+    """--compile / --fp8-matmul on the loaded video model (a clear error where this machine cannot)."""
+    SpeedSettings(**settings_from(req.speed, MODEL_SPEED_OPTIONS)).apply(dit)
+    return dit
 
 
 def load_video_model(req: GenerateRequest):
     """Only the DiT `make_video_file` would load for this request (what the other ranks of a multi-GPU run need)."""
     device = parse_device(req.device, "--device")
     if req.models.embedded:
-        return _load_embedded(True, device).dit
+        return _speed_up(_load_embedded(True, device).dit, req)
     return _load_dit(req, resolve_models(req.models, two_speakers=req.audio_2 is not None), device)
 
 
@@ -288,6 +300,7 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     # Speech -> embeddings (the same engine function as the audio embeds node).
     if embedded:
         models = _load_embedded(True, device)
+        _speed_up(models.dit, req)
     else:
         from .audio import load_wav2vec
 
@@ -307,7 +320,8 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     settings = SamplerSettings(frame_window=req.frame_window, motion_frames=req.motion_frames, steps=steps,
                                shift=shift, cfg=cfg, audio_cfg=audio_cfg, scheduler=req.scheduler, seed=req.seed,
                                color_correction=req.color_correction, max_frames=req.max_frames, width=width,
-                               height=height, size_bucket=req.size, fps=req.fps)
+                               height=height, size_bucket=req.size, fps=req.fps,
+                               **settings_from(req.speed, SAMPLER_GUIDANCE_OPTIONS + SAMPLER_CACHE_OPTIONS))
     os.makedirs(work, exist_ok=True)
     bars = _ProgressBars(req.quiet)
     def sample(dit):

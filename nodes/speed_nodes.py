@@ -1,0 +1,82 @@
+"""Speed nodes: InfiniteTalk Step Cache and InfiniteTalk Guidance Options (optional `cache` / `guidance` inputs of the
+sampler), and InfiniteTalk Model Speed (torch.compile of the blocks, fp8 matmuls). Thin: the options are the
+engine's (wanvideo/speed_options.py)."""
+from __future__ import annotations
+
+from ..wanvideo.speed_options import (
+    MODEL_SPEED_OPTIONS,
+    SAMPLER_CACHE_OPTIONS,
+    SAMPLER_GUIDANCE_OPTIONS,
+    SpeedSettings,
+    node_inputs,
+    settings_from,
+)
+
+
+class InfiniteTalkStepCache:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "make"
+    RETURN_TYPES = ("INFINITETALK_CACHE",)
+    RETURN_NAMES = ("cache",)
+    OUTPUT_TOOLTIPS = ("Step-cache settings for the InfiniteTalk Sampler's `cache` input.",)
+    DESCRIPTION = ("Skips the transformer blocks of a model call whose input barely changed since the last computed "
+                   "one (TeaCache as the reference implements it for InfiniteTalk, or MagCache), reusing its cached "
+                   "residual: fewer model calls for a little fidelity. The log says per window how many were skipped.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        inputs = node_inputs(*SAMPLER_CACHE_OPTIONS)
+        inputs["cache_method"][1]["default"] = "teacache"  # adding this node means a cache is wanted
+        return {"required": inputs}
+
+    def make(self, **widgets):
+        return (settings_from(widgets, SAMPLER_CACHE_OPTIONS),)
+
+
+class InfiniteTalkGuidanceOptions:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "make"
+    RETURN_TYPES = ("INFINITETALK_GUIDANCE",)
+    RETURN_NAMES = ("guidance",)
+    OUTPUT_TOOLTIPS = ("Guidance options for the InfiniteTalk Sampler's `guidance` input.",)
+    DESCRIPTION = ("How the guidance passes of a step run (one batched forward or one by one) and adaptive "
+                   "projected guidance (APG) instead of plain CFG.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": node_inputs(*SAMPLER_GUIDANCE_OPTIONS)}
+
+    def make(self, **widgets):
+        return (settings_from(widgets, SAMPLER_GUIDANCE_OPTIONS),)
+
+
+class InfiniteTalkModelSpeed:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "apply"
+    RETURN_TYPES = ("INFINITETALK_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The same model, compiled and/or multiplying fp8 weights in fp8.",)
+    DESCRIPTION = ("torch.compile of the transformer blocks (the first window compiles, later ones reuse it) and fp8 "
+                   "matmuls for fp8 weights on GPUs of compute capability 8.9 or newer. Applies to the loaded model "
+                   "in place until it is loaded again.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("INFINITETALK_MODEL", {"tooltip": "From InfiniteTalk Model Loader."}),
+                             **node_inputs(*MODEL_SPEED_OPTIONS)}}
+
+    def apply(self, model, **widgets):
+        SpeedSettings(**settings_from(widgets, MODEL_SPEED_OPTIONS)).apply(model)
+        return (model,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "InfiniteTalkStepCache": InfiniteTalkStepCache,
+    "InfiniteTalkGuidanceOptions": InfiniteTalkGuidanceOptions,
+    "InfiniteTalkModelSpeed": InfiniteTalkModelSpeed,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "InfiniteTalkStepCache": "InfiniteTalk Step Cache",
+    "InfiniteTalkGuidanceOptions": "InfiniteTalk Guidance Options",
+    "InfiniteTalkModelSpeed": "InfiniteTalk Model Speed",
+}
