@@ -50,7 +50,7 @@ def model_folders(pack, files_by_folder: dict[str, list[str]]):
     host = pack.nodes.host
     saved = {name: getattr(host, name) for name in ("model_files", "model_subfolders")}
 
-    def model_files(*folders):
+    def model_files(*folders, also=()):  # `also` (extra extensions found by walking): the listed files hold them
         return sorted({f for folder in folders for f in files_by_folder.get(folder, [])})
 
     try:
