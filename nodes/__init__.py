@@ -16,6 +16,7 @@ NODE_MODULES = (
     "model_nodes",
     "sampler_nodes",
     "speed_nodes",
+    "animate_nodes",
 )
 
 NODE_CLASS_MAPPINGS = {}

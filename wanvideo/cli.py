@@ -115,6 +115,64 @@ def _add_generate(sub):
     o.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_model_options(m) -> None:
+    m.add_argument("--models-dir", help="a ComfyUI models/ folder to find the files below in")
+    m.add_argument("--vae", help="Wan 2.1 VAE (vae)")
+    m.add_argument("--clip-vision", help="CLIP ViT-H/14 image encoder (clip_vision)")
+    m.add_argument("--text-encoder", help="umt5-xxl text encoder (text_encoders)")
+    m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+                   help="LoRA to apply (repeatable), e.g. a step-distillation LoRA")
+    m.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
+    m.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16",
+                   help="compute precision of the video model with real weights (default bf16)")
+    m.add_argument("--quantization", choices=("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2"), default="keep_fp8",
+                   help="weight storage, as on the model loader node (default keep_fp8)")
+    m.add_argument("--attention", choices=("sdpa", "sage", "flash"), default="sdpa",
+                   help="attention kernel (sage/flash must be installed)")
+    m.add_argument("--blocks-to-swap", type=int, default=0,
+                   help="keep N transformer blocks in RAM and stream them to the GPU (less VRAM, slower)")
+
+
+def _add_animate(sub):
+    from .sampling.animate_settings import AnimateSettings
+
+    d = AnimateSettings()
+    p = sub.add_parser("animate", help="WanAnimate: animate a character image with a driving clip, or replace its "
+                       "person (Wan2.2-Animate-14B)",
+                       description="Animate the character in --image with the motion of a driving clip (its pose "
+                       "video and face crops), or put it into the clip in place of the person (add --background-video "
+                       "and --mask-video). The MP4 has the pose video's frame count, frame rate and sound.")
+    src = p.add_argument_group("inputs")
+    src.add_argument("--image", required=True, help="the character (png/jpg/webp)")
+    src.add_argument("--pose-video", required=True, help="the driving clip's rendered pose (skeleton) video")
+    src.add_argument("--face-video", required=True, help="the driving person's face crops, one per frame (square)")
+    src.add_argument("--background-video", help="replacement: the clip's background (person removed)")
+    src.add_argument("--mask-video", help="replacement: the person mask video (white = person)")
+    src.add_argument("--output", required=True, help="the MP4 to write (H.264 + AAC)")
+    src.add_argument("--prompt", default=None, help="what the video shows (default: the official prompt)")
+    src.add_argument("--negative-prompt", default=None, help="used when --cfg > 1")
+    s = p.add_argument_group("sampling (defaults: the official generate.py's)")
+    s.add_argument("--steps", type=int, help=f"denoising steps per clip (default {d.steps}; 4 for the embedded set, "
+                   "6 with a --lora)")
+    s.add_argument("--cfg", type=float, default=d.cfg, help="guidance; > 1 adds a no-face pass (default 1)")
+    s.add_argument("--shift", type=float, default=d.shift, help=f"schedule shift (default {d.shift:g})")
+    s.add_argument("--scheduler", default=d.scheduler, help="unipc (default), dpm++ or euler")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--width", type=int, default=0, help="output width (0 = the pose video's)")
+    s.add_argument("--height", type=int, default=0, help="output height (0 = the pose video's)")
+    s.add_argument("--clip-len", type=int, default=d.clip_len, help=f"frames per clip, 4n+1 (default {d.clip_len})")
+    s.add_argument("--refert-frames", type=int, default=d.refert_frames, choices=(1, 5),
+                   help="frames carried into the next clip (default 1)")
+    s.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = the whole driving video)")
+    m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
+    m.add_argument("--model", help="Wan2.2-Animate-14B weights (diffusion_models)")
+    _add_model_options(m)
+    o = p.add_argument_group("other")
+    o.add_argument("--work-dir", help="where finished clips are kept (default: <output>.parts/)")
+    o.add_argument("--keep-parts", action="store_true", help="keep the finished clips after the MP4 is written")
+    o.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _add_tiny(sub):
     p = sub.add_parser("write-tiny-models",
                        help="write the tiny random-weight model files in ComfyUI's models/ layout "
@@ -132,6 +190,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m wanvideo", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
+    _add_animate(sub)
     _add_tiny(sub)
     return parser
 
@@ -154,17 +213,22 @@ def main(argv=None) -> int:
             names = write_tiny_models(args.models_dir, clip_dim=args.clip_dim, text_dim=args.text_dim, gguf=args.gguf)
             print(json.dumps(names))
             return 0
-        from .pipeline import GenerateRequest, make_video_file
+        if args.command == "animate":
+            from .animate_pipeline import AnimateRequest, make_animate_file
 
-        request = GenerateRequest.from_args(args)
-        from .multi_gpu import make_video_file_on_ranks, process_count
-
-        if request.sequence_parallel or process_count() > 1:
-            result = make_video_file_on_ranks(request)
-            if result is None:  # a helper rank: rank 0 reports
-                return 0
+            request = AnimateRequest.from_args(args)
+            result = make_animate_file(request)
         else:
-            result = make_video_file(request)
+            from .multi_gpu import make_video_file_on_ranks, process_count
+            from .pipeline import GenerateRequest, make_video_file
+
+            request = GenerateRequest.from_args(args)
+            if request.sequence_parallel or process_count() > 1:
+                result = make_video_file_on_ranks(request)
+                if result is None:  # a helper rank: rank 0 reports
+                    return 0
+            else:
+                result = make_video_file(request)
         sound = "with sound" if getattr(result, "has_audio", True) else "WITHOUT sound"
         print(f"wrote {result.path}: {result.frames} frames, {result.seconds:.2f} s at {result.fps:g} fps, {sound}")
         if result.embedded:

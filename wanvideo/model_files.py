@@ -43,6 +43,7 @@ class ModelPaths:
 # wav2vec2: wav2vec2 (InfiniteTalk / wrapper convention) or audio_encoders (ComfyUI's own folder).
 FOLDERS = {
     "model": ("diffusion_models", "unet"),
+    "animate": ("diffusion_models", "unet"),
     "infinitetalk": ("diffusion_models", "model_patches", "unet"),
     "wav2vec": ("wav2vec2", "audio_encoders"),
     "vae": ("vae",),
@@ -52,6 +53,7 @@ FOLDERS = {
 }
 WHAT = {
     "model": "Wan2.1 I2V 14B (e.g. wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors or wan2.1-i2v-14b-480p-Q8_0.gguf)",
+    "animate": "Wan2.2-Animate-14B (e.g. Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors)",
     "infinitetalk": "InfiniteTalk (e.g. Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors or "
                     "Wan2_1-InfiniteTalk_Single_Q8.gguf)",
     "wav2vec": "wav2vec2 (e.g. wav2vec2-chinese-base_fp16.safetensors or a chinese-wav2vec2-base folder)",
@@ -87,6 +89,8 @@ def _candidates(models_dir: str, kind: str) -> list[str]:
 def _matches(kind: str, path: str, two_speakers: bool) -> int:
     """Preference score of a candidate (0 = not this kind of model)."""
     name = os.path.basename(path).lower().replace("-", "_")
+    if kind == "animate":
+        return 2 if "animate" in name else 0
     if kind == "model":
         return 2 if "i2v" in name and "infinitetalk" not in name and "2.2" not in name and "2_2" not in name else 0
     if kind == "infinitetalk":
@@ -106,22 +110,25 @@ def _matches(kind: str, path: str, two_speakers: bool) -> int:
     return 0
 
 
-def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = True) -> dict:
-    """{kind: path} for every model the run needs: given paths first, then a search of --models-dir."""
+def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = True, model_kind: str = "model") -> dict:
+    """{kind: path} for every model the run needs: given paths first, then a search of --models-dir.
+
+    model_kind: what `--model` is: "model" (Wan2.1 I2V 14B) or "animate" (Wan2.2-Animate-14B)."""
     out = {}
     kinds = [k for k in ModelPaths.FILES if need_audio or k not in ("infinitetalk", "wav2vec")]
-    for kind in kinds:
-        given = getattr(paths, kind)
+    for option in kinds:
+        given = getattr(paths, option)
+        kind = model_kind if option == "model" else option  # what to look for (WHAT, FOLDERS, name match)
         if kind == "infinitetalk" and given == "none":
-            out[kind] = None  # the model file holds the InfiniteTalk weights itself (a combined file)
+            out[option] = None  # the model file holds the InfiniteTalk weights itself (a combined file)
             continue
         if given:
             if not os.path.exists(given):
-                raise InputError(f"--{kind.replace('_', '-')} {given}: not found (the {WHAT[kind]})")
-            out[kind] = given
+                raise InputError(f"--{option.replace('_', '-')} {given}: not found (the {WHAT[kind]})")
+            out[option] = given
             continue
         if not paths.models_dir:
-            raise InputError(f"--{kind.replace('_', '-')} is missing: give the {WHAT[kind]}, or --models-dir "
+            raise InputError(f"--{option.replace('_', '-')} is missing: give the {WHAT[kind]}, or --models-dir "
                              "with your ComfyUI models folder (or no model options at all for the embedded demo)")
         if not os.path.isdir(paths.models_dir):
             raise InputError(f"--models-dir {paths.models_dir}: not a folder")
@@ -130,14 +137,14 @@ def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = Tru
         if not scored:
             folders = " or ".join(f"{paths.models_dir}/{f}/" for f in FOLDERS[kind])
             raise InputError(f"no {WHAT[kind]} found in {folders}: download it there (see README, "
-                             f"'Model files'), or give --{kind.replace('_', '-')}")
+                             f"'Model files'), or give --{option.replace('_', '-')}")
         best = max(s for s, _ in scored)
         top = [p for s, p in scored if s == best]
         if len(top) > 1:
             listing = "\n  ".join(top)
             raise InputError(f"several {WHAT[kind]} candidates in {paths.models_dir}; choose one with "
-                             f"--{kind.replace('_', '-')}:\n  {listing}")
-        out[kind] = top[0]
+                             f"--{option.replace('_', '-')}:\n  {listing}")
+        out[option] = top[0]
     for path, _ in paths.loras:
         if not os.path.isfile(path):
             raise InputError(f"--lora {path}: file not found")

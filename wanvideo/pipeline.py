@@ -237,7 +237,7 @@ class _ProgressBars:
         if self.bar is None:
             self.bar = tqdm(total=p.windows * p.steps, initial=p.resumed * p.steps, unit="step",
                             desc="window", file=sys.stderr, dynamic_ncols=True)
-        self.bar.set_description(f"window {p.window}/{p.windows}")
+        self.bar.set_description(p.text)  # "window k/n", "clip k/n"
         self.bar.n = (p.window - 1) * p.steps + p.step
         self.bar.set_postfix_str(f"step {p.step}/{p.steps}", refresh=False)
         self.bar.refresh()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .audio import tiny_wav2vec2
-from .model import build_model, tiny_config
+from .model import build_model, preset, tiny_config
 from .sampling.vae import DiffusersWanVAE
 
 # A small AutoencoderKLWan keeping the Wan2.1 VAE's data layout: 16 latent channels, three 2x spatial
@@ -65,4 +65,29 @@ def tiny_models(seed: int = 0, dtype=torch.float32, device="cpu", audio_adapter:
         context=torch.randn(1, 7, text_dim, generator=gen),
         context_null=torch.randn(1, 11, text_dim, generator=gen),
         clip_fea=torch.randn(1, 257, clip_dim, generator=gen),
+    )
+
+
+@dataclass
+class TinyAnimateSet:
+    dit: torch.nn.Module  # wanvideo.model.animate_dit.WanAnimateModel (tiny-animate preset: 32x32 faces)
+    vae: DiffusersWanVAE
+    context: torch.Tensor  # [1, 7, text_dim]
+    context_null: torch.Tensor  # [1, 11, text_dim]
+    clip_fea: torch.Tensor  # [1, 257, clip_dim]
+
+
+def tiny_animate_models(seed: int = 0, dtype=torch.float32, device="cpu") -> TinyAnimateSet:
+    """A tiny WanAnimate DiT (the fixture animate_a's sizes) with the tiny VAE and text/CLIP stand-ins."""
+    config = preset("tiny-animate")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        dit = build_model(config, dtype=dtype, device=device)
+    gen = torch.Generator().manual_seed(seed + 1)
+    return TinyAnimateSet(
+        dit=dit,
+        vae=tiny_vae(seed + 2, dtype=dtype, device=device),
+        context=torch.randn(1, 7, config["text_dim"], generator=gen),
+        context_null=torch.randn(1, 11, config["text_dim"], generator=gen),
+        clip_fea=torch.randn(1, 257, config["clip_dim"], generator=gen),
     )

@@ -45,7 +45,7 @@ class Blur(nn.Module):
         x = F.pad(x, [p0, p1, p0, p1])
         channels = x.shape[1]
         kernel = _blur_kernel(x.device, x.dtype)
-        weight = kernel.flip(0, 1).expand(channels, 1, *kernel.shape)
+        weight = kernel.flip(0, 1).expand(channels, 1, *kernel.shape).contiguous()  # an expanded weight is slow
         return F.conv2d(x, weight, groups=channels)
 
 

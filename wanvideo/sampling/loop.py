@@ -161,7 +161,7 @@ def generate(
         return store
     try:
         runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop)
-        _run_windows(runner, plan, store, on_window_done)
+        run_windows(runner, plan.windows, store, on_window_done)
         store.mark_complete()
     finally:
         store.release()  # the run is over: another process may use (resume, read) this folder now
@@ -211,6 +211,9 @@ def _frame_count(audio, source: ReferenceFrames, s: SamplerSettings) -> tuple[fl
 def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s: SamplerSettings) -> RunPlan:
     """Check the inputs against the model and decide sizes, windows and guidance passes."""
     config = dict(getattr(model, "config", {}) or {})
+    if config.get("model_type") == "animate":
+        raise InputError("this model is Wan2.2-Animate (WanAnimate): it does not make talking video from speech. Use "
+                         "it with the InfiniteTalk Animate Sampler, or load Wan2.1 I2V 14B + an InfiniteTalk file here")
     text_dim, text_len = int(config.get("text_dim", 4096)), int(config.get("text_len", 512))
     clip_dim, audio_window = int(config.get("clip_dim", 1280)), int(config.get("audio_window", 5))
 
@@ -263,7 +266,10 @@ def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSet
 
 
 class _WindowRunner:
-    """Samples, decodes and stores one window at a time (the body of the loop)."""
+    """Samples, decodes and stores one window at a time (the InfiniteTalk body of the loop)."""
+
+    carry_name = "motion_latent"  # what a window hands to the next, kept in the store's state
+    unit = "window"
 
     def __init__(self, model, vae, plan: RunPlan, audio, s: SamplerSettings, store: FrameStore, on_progress,
                  should_stop):
@@ -370,28 +376,34 @@ class _WindowRunner:
         return lambda preds: combine_apg(preds, s.cfg, s.audio_cfg, has_audio, state)
 
 
-def _run_windows(runner: _WindowRunner, plan: RunPlan, store: FrameStore, on_window_done) -> None:
-    """Every window not yet on disk, in order; a failure says what is kept and where a rerun resumes."""
-    windows = plan.windows
+def run_windows(runner, windows: list, store: FrameStore, on_window_done=None) -> None:
+    """The one window loop: every window not yet on disk, in order, for any model's runner.
+
+    runner.run(window, carry) samples, decodes and stores one window and returns what the next window needs
+    (InfiniteTalk: the motion latent; WanAnimate: the refert frames), kept in the store's state under
+    `runner.carry_name` so a rerun resumes; `runner.unit` names a window in messages ("window", "clip").
+    A failure says what is kept and where a rerun resumes.
+    """
+    unit = getattr(runner, "unit", "window")
     resumed = store.finished_windows
-    motion_latent = (store.load_state() if resumed else {}).get("motion_latent")
+    carry = (store.load_state() if resumed else {}).get(runner.carry_name)
     for window in windows[resumed:]:
         try:
-            motion_latent = runner.run(window, motion_latent)
+            carry = runner.run(window, carry)
         except GenerationInterrupted as exc:
             raise GenerationInterrupted(
-                f"generation stopped in window {window.index + 1}/{len(windows)} ({exc}); {store.finished_windows} "
-                f"finished windows ({len(store)} frames) are kept in {store.path} and a rerun with the same inputs "
+                f"generation stopped in {unit} {window.index + 1}/{len(windows)} ({exc}); {store.finished_windows} "
+                f"finished {unit}s ({len(store)} frames) are kept in {store.path} and a rerun with the same inputs "
                 "resumes there", store) from None
         except NonFiniteError as exc:
             raise NonFiniteError(
-                f"window {window.index + 1}/{len(windows)} stopped: {exc}. {store.finished_windows} finished windows "
+                f"{unit} {window.index + 1}/{len(windows)} stopped: {exc}. {store.finished_windows} finished {unit}s "
                 f"({len(store)} frames) are kept in {store.path}") from None
         except BaseException:
             # out of memory, a late bad input, Ctrl-C...: say what is safe before the error surfaces
-            log.error("WanVideo InfiniteTalk: window %d/%d failed; %d finished windows (%d frames) are kept in %s "
-                      "and a rerun with the same inputs resumes there", window.index + 1, len(windows),
-                      store.finished_windows, len(store), store.path)
+            log.error("WanVideo InfiniteTalk: %s %d/%d failed; %d finished %ss (%d frames) are kept in %s "
+                      "and a rerun with the same inputs resumes there", unit, window.index + 1, len(windows),
+                      store.finished_windows, unit, len(store), store.path)
             raise
         if on_window_done is not None:
             on_window_done(window.index, store)

@@ -106,6 +106,12 @@ class Progress:
     step: int  # steps finished in this window (0 = window starting)
     steps: int
     resumed: int = 0  # windows found finished on disk at the start
+    unit: str = "window"  # what a window is called in progress text: "window" (InfiniteTalk), "clip" (WanAnimate)
+
+    @property
+    def text(self) -> str:
+        """"window k/n" / "clip k/n": the progress line the nodes and the command line show."""
+        return f"{self.unit} {self.window}/{self.windows}"
 
 
 class GenerationInterrupted(WanVideoError):

@@ -1,0 +1,125 @@
+"""WanAnimate: what the face path costs per forward, and memory flat in the driving video's length.
+
+1. animate_overhead_ratio: one WanAnimate forward (pose embedding + LIA motion encoder + face encoder + face
+   blocks) over one Wan2.1 I2V forward of the same small DiT (same width, layers, heads, latent), median of
+   several runs each, in one process.
+2. peak_rss_ratio: the whole WanAnimate loop (tiny random-weight DiT + diffusers AutoencoderKLWan of real
+   compression, clip_len 77, refert 1, 2 steps) over a long driving clip vs a short one, each in its own
+   subprocess (peak = ru_maxrss). The driving frames are produced lazily by index, as a video reader gives them,
+   so what is measured is the loop's own memory; the goal is <= 1.1.
+
+    .venv/bin/python benchmarks/animate.py            # --short 77 --long 770 --size 64x112
+Ends with RESULT lines.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SMALL = dict(dim=256, ffn_dim=512, num_heads=4, num_layers=10, text_len=32, text_dim=64, freq_dim=64, clip_dim=64)
+FACE = dict(face_encoder_width=64, motion_encoder={"size": 64, "style_dim": 128, "motion_dim": 20,
+                                                   "channels": {64: 16, 32: 32, 16: 64, 8: 64, 4: 64}})
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def overhead_ratio(repeats: int = 5) -> tuple[float, float, float]:
+    import torch
+
+    from wanvideo.model import build_model
+
+    torch.manual_seed(0)
+    i2v = build_model(dict(SMALL, audio_adapter=False))
+    animate = build_model(dict(SMALL, model_type="animate", **FACE))
+    frames, lat_h, lat_w = 6, 16, 16  # 5 latent video frames = 17 face crops
+    x, y = torch.randn(1, 16, frames, lat_h, lat_w), torch.randn(1, 20, frames, lat_h, lat_w)
+    t, ctx, clip = torch.tensor([900]), torch.randn(1, 16, SMALL["text_dim"]), torch.randn(1, 257, SMALL["clip_dim"])
+    pose = torch.randn(1, 16, frames - 1, lat_h, lat_w)
+    faces = torch.rand(1, 3, 4 * (frames - 2) + 1, 64, 64) * 2 - 1
+    t_i2v = _median_time(lambda: i2v(x, t, ctx, clip, y), repeats)
+    t_animate = _median_time(lambda: animate(x, t, ctx, clip, y, pose_latents=pose, face_pixel_values=faces), repeats)
+    return t_animate / t_i2v, t_i2v, t_animate
+
+
+class LazyClip:
+    """A driving video of `n` frames made on demand by index (like a video reader), never held whole."""
+
+    def __init__(self, n: int, height: int, width: int, seed: int):
+        self.n, self.height, self.width, self.seed = n, height, width, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        rng = np.random.default_rng(self.seed * 1_000_003 + index)
+        return rng.integers(0, 256, (self.height, self.width, 3), dtype=np.uint8)
+
+
+def child(frames: int, height: int, width: int) -> dict:
+    from wanvideo.sampling.animate import AnimateSettings, generate_animate
+    from wanvideo.tiny import tiny_animate_models
+
+    tiny = tiny_animate_models(seed=0)
+    image = np.full((height, width, 3), 128, dtype=np.uint8)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as root:
+        store = generate_animate(
+            tiny.dit, tiny.vae, image, tiny.clip_fea, LazyClip(frames, height, width, 1), LazyClip(frames, 32, 32, 2),
+            context=tiny.context, settings=AnimateSettings(steps=2), store_root=root)
+        count = len(store)
+    return dict(frames=count, clips=store.num_windows, wall_s=time.perf_counter() - started,
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def run_child(frames: int, height: int, width: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(frames), "--size", f"{width}x{height}"]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO, check=True)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("CHILD_RESULT ")][-1]
+    return json.loads(line[len("CHILD_RESULT "):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", type=int, default=77, help="driving frames of the short run (1 clip)")
+    parser.add_argument("--long", type=int, default=770, help="driving frames of the long run (10 clips)")
+    parser.add_argument("--size", default="64x112", help="output WxH")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    if args.child:
+        print("CHILD_RESULT " + json.dumps(child(args.child, height, width)), flush=True)
+        return
+    ratio, t_i2v, t_animate = overhead_ratio(args.repeats)
+    print(f"forward i2v {t_i2v * 1000:.1f} ms, animate {t_animate * 1000:.1f} ms")
+    short, long = run_child(args.short, height, width), run_child(args.long, height, width)
+    for tag, r in (("short", short), ("long", long)):
+        print(f"{tag}: {r['frames']} frames, {r['clips']} clips, {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    print(f"RESULT animate_overhead_ratio={ratio:.3f}")
+    print(f"RESULT peak_rss_ratio={long['peak_rss_mb'] / short['peak_rss_mb']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""WanAnimate node: InfiniteTalkAnimateSampler (character animation / replacement from a driving clip, any length,
+clip by clip, to the same disk frame store as the InfiniteTalk sampler). Its id is pack-unique: it does not collide
+with ComfyUI core's WanAnimateToVideo or the wrapper's WanVideoAnimateEmbeds."""
+from __future__ import annotations
+
+from ..wanvideo.errors import InputError
+from ..wanvideo.sampling import SCHEDULERS, GenerationInterrupted
+from ..wanvideo.sampling.animate import AnimateSettings, generate_animate
+from ..wanvideo.sampling.animate_clips import REFERT_CHOICES
+from . import host
+from .host_adapters import HostWanVAE, clip_vision_features, conditioning_to_context
+from .sampler_nodes import FRAMES_FOLDERS, store_root
+
+_D = AnimateSettings()  # the engine's defaults (the official generate.py's)
+
+
+class InfiniteTalkAnimateSampler:
+    CATEGORY = "InfiniteTalk"
+    FUNCTION = "sample"
+    RETURN_TYPES = ("INFINITETALK_FRAMES", "INT", "FLOAT")
+    RETURN_NAMES = ("frames", "frame_count", "fps")
+    OUTPUT_TOOLTIPS = (
+        "The video's frames, on disk (clip by clip): connect to InfiniteTalk Video Combine with the driving "
+        "video's audio, or to InfiniteTalk Frames To Images.",
+        "Number of frames: exactly the driving video's (or max_frames).",
+        "Frame rate of the frames: the fps input (the driving video's rate).",
+    )
+    DESCRIPTION = ("WanAnimate (Wan2.2-Animate-14B): brings the character image to life with the motion of a driving "
+                   "clip (pose video + face crops), or puts the character into the clip in place of its person "
+                   "(connect the background video and the person mask). Any length, clip by clip; finished clips go "
+                   "to disk at once, memory stays flat, and a rerun with the same inputs resumes after a crash or "
+                   "Cancel.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("INFINITETALK_MODEL", {
+                    "tooltip": "Wan2.2-Animate-14B from the InfiniteTalk Model Loader (InfiniteTalk file: none)."}),
+                "vae": ("VAE", {"tooltip": "The Wan 2.1 VAE (Load VAE: wan_2.1_vae.safetensors)."}),
+                "image": ("IMAGE", {
+                    "tooltip": "The character. Letterboxed into the output size (black bars), as the official code."}),
+                "clip_vision_output": ("CLIP_VISION_OUTPUT", {
+                    "tooltip": "CLIP Vision Encode of the character image with clip_vision_h."}),
+                "pose_video": ("IMAGE", {
+                    "tooltip": "The driving clip's rendered skeleton frames (official preprocessing, "
+                               "ComfyUI-WanAnimatePreprocess or DWPose); resized to the output size. Its length "
+                               "is the output's length."}),
+                "face_video": ("IMAGE", {
+                    "tooltip": "The driving person's face crops, one per frame (square, 512x512 for the released "
+                               "model); other sizes are resized to the model's face size."}),
+                "width": ("INT", {
+                    "default": _D.width, "min": 0, "max": 4096, "step": 16,
+                    "tooltip": "Output width (multiple of 16). 0 with height 0: the pose video's size."}),
+                "height": ("INT", {
+                    "default": _D.height, "min": 0, "max": 4096, "step": 16,
+                    "tooltip": "Output height (multiple of 16). 0 with width 0: the pose video's size."}),
+                "clip_len": ("INT", {
+                    "default": _D.clip_len, "min": 5, "max": 1001, "step": 4,
+                    "tooltip": "Frames per clip, of the form 4n+1 (77 = the official length)."}),
+                "refert_frames": ("INT", {
+                    "default": _D.refert_frames, "min": min(REFERT_CHOICES), "max": max(REFERT_CHOICES), "step": 4,
+                    "tooltip": "Frames of the previous clip carried into the next: 1 or 5 (what the model was "
+                               "trained with). 5 joins clips more smoothly."}),
+                "steps": ("INT", {
+                    "default": _D.steps, "min": 1, "max": 200,
+                    "tooltip": "Denoising steps per clip: 20 (official); 4-8 with a lightx2v LoRA and cfg 1."}),
+                "shift": ("FLOAT", {
+                    "default": _D.shift, "min": 0.01, "max": 100.0, "step": 0.1,
+                    "tooltip": "Timestep shift of the schedule (official 5)."}),
+                "cfg": ("FLOAT", {
+                    "default": _D.cfg, "min": 1.0, "max": 30.0, "step": 0.1,
+                    "tooltip": "Guidance scale. 1 (official default) = one model pass per step. Above 1 adds a pass "
+                               "with the negative prompt and no face: stronger expressions, twice the time."}),
+                "scheduler": (list(SCHEDULERS), {
+                    "default": _D.scheduler,
+                    "tooltip": "unipc (official command line), dpm++ (official class default), euler."}),
+                "seed": ("INT", {
+                    "default": _D.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                    "tooltip": "Noise seed. The first clip uses it directly, later clips seeds derived from it."}),
+                "fps": ("FLOAT", {
+                    "default": _D.fps, "min": 1.0, "max": 240.0, "step": 0.001,
+                    "tooltip": "The driving video's frame rate (the official preprocessing resamples to 30). The "
+                               "output keeps it, so the driving video's sound stays in sync."}),
+                "max_frames": ("INT", {
+                    "default": _D.max_frames, "min": 0, "max": 10_000_000,
+                    "tooltip": "0 = the whole driving video. Otherwise at most this many frames (a preview)."}),
+            },
+            "optional": {
+                "background_video": ("IMAGE", {
+                    "tooltip": "Replacement: the driving clip with its person removed (from the preprocessing). "
+                               "Connect with character_mask; leave both empty for animation."}),
+                "character_mask": ("MASK", {
+                    "tooltip": "Replacement: per frame, where the driving person is (white = person)."}),
+                "positive": ("CONDITIONING", {
+                    "tooltip": "Prompt (umt5-xxl CLIP Text Encode). Official: '视频中的人在做动作'."}),
+                "negative": ("CONDITIONING", {"tooltip": "Negative prompt, used when cfg > 1."}),
+                "frames_folder": (list(FRAMES_FOLDERS), {
+                    "default": "temp",
+                    "tooltip": "Where finished clips are kept: temp (emptied on restart) or output/"
+                               "infinitetalk_frames (survives a crash or restart, so long runs can resume)."}),
+            },
+        }
+
+    def sample(self, model, vae, image, clip_vision_output, pose_video, face_video, width=_D.width,
+               height=_D.height, clip_len=_D.clip_len, refert_frames=_D.refert_frames, steps=_D.steps,
+               shift=_D.shift, cfg=_D.cfg, scheduler=_D.scheduler, seed=_D.seed, fps=_D.fps,
+               max_frames=_D.max_frames, background_video=None, character_mask=None, positive=None, negative=None,
+               frames_folder="temp"):
+        if image is None or len(image) == 0:
+            raise InputError("connect the character image")
+        settings = AnimateSettings(clip_len=clip_len, refert_frames=refert_frames, steps=steps, shift=shift, cfg=cfg,
+                                   scheduler=scheduler, seed=seed, width=width, height=height, fps=fps,
+                                   max_frames=max_frames)
+        bar = {"pbar": None, "window": 0}
+
+        def on_progress(p):
+            if bar["pbar"] is None:
+                bar["pbar"] = host.progress_bar(p.windows * p.steps)
+            bar["pbar"].update_absolute((p.window - 1) * p.steps + p.step, p.windows * p.steps)
+            if p.window != bar["window"]:
+                bar["window"] = p.window
+                host.send_progress_text(p.text)
+
+        try:
+            store = generate_animate(
+                model, HostWanVAE(vae), image, clip_vision_features(clip_vision_output), pose_video, face_video,
+                background=background_video, mask=character_mask,
+                context=conditioning_to_context(positive, "positive"),
+                context_null=conditioning_to_context(negative, "negative"),
+                settings=settings, store_root=store_root(frames_folder), on_progress=on_progress,
+                should_stop=host.interrupt_requested,
+            )
+        except GenerationInterrupted:
+            host.raise_if_interrupted()
+            raise
+        host.send_progress_text(f"{len(store)} frames ({store.num_windows} clips)")
+        return (store, len(store), float(store.fps))
+
+
+NODE_CLASS_MAPPINGS = {"InfiniteTalkAnimateSampler": InfiniteTalkAnimateSampler}
+NODE_DISPLAY_NAME_MAPPINGS = {"InfiniteTalkAnimateSampler": "InfiniteTalk Animate Sampler (WanAnimate)"}

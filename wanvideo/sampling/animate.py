@@ -1,0 +1,287 @@
+"""WanAnimate on the window loop: the official `WanAnimate.generate` (Wan2.2 `wan/animate.py`) re-expressed as
+model-specific conditioning for the one long-video loop (frame store on disk, resume, progress, flat memory).
+
+Per clip (animate_clips.py gives the clips): the pose frames' VAE latent, the face crops in [-1, 1], and
+`y` = [mask | latent] for the reference slot (ones | character image latent) followed by the clip part:
+* animation: first clip the latent of a mid-grey video (zero pixels), mask 0; later clips the previous clip's
+  last `refert` decoded frames then grey, mask 1 on those frames;
+* replacement: the background video (later clips: refert frames, then background), mask = 1 − person mask
+  (nearest-downsampled by 8, soft values kept), set to 1 on the refert frames.
+Latent frame 0 of x is noise like the rest and the model denoises it; it is dropped before decoding. Guidance
+(cfg > 1) adds a pass with the negative prompt and all −1 face pixels: uncond + cfg·(cond − uncond).
+
+Differences, on purpose: each clip's noise comes from its own seed (`window_noise`), so a resumed run equals an
+uninterrupted one; every finished clip goes to disk with its refert frames; only the frames inside the driving
+length are stored, so the output has exactly the driving video's frame count.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..video.frame_store import FrameStore
+from .animate_clips import padded_source_index, plan_clips
+from .animate_inputs import DrivingVideo, check_face_video, driving_length, letterbox, output_size
+from .animate_settings import AnimateSettings
+from .conditioning import ReferenceFrames, prepare_clip, prepare_context
+from .fingerprint import Digest, module_fingerprint
+from .guidance import UNCOND, needed_passes
+from .loop import denoise_window, latent_frames, run_windows, to_uint8_frames, window_noise
+from .schedules import FlowSolver
+from .settings import GenerationInterrupted, Progress
+from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
+from .windows import Window
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT_REVISION = 1  # bump when the WanAnimate loop's numbers change, so old stores are not resumed
+CARRY = "refert_pixels"  # what a clip hands to the next (kept in the frame store for resuming)
+
+
+@dataclass
+class AnimatePlan:
+    """Everything a WanAnimate run decides before its first clip."""
+
+    reference: torch.Tensor  # [3, H, W] in [-1, 1], letterboxed to the output size
+    videos: dict  # name -> DrivingVideo or None: pose, face, background, mask
+    replace: bool
+    real_len: int
+    padded: list  # driving frame behind each padded frame
+    clips: list  # Windows
+    height: int
+    width: int
+    ctx: torch.Tensor
+    ctx_null: torch.Tensor
+    clip_fea: torch.Tensor
+    pass_names: list
+    face_size: int
+
+    @property
+    def lat_h(self) -> int:
+        return self.height // SPATIAL_STRIDE
+
+    @property
+    def lat_w(self) -> int:
+        return self.width // SPATIAL_STRIDE
+
+
+def check_animate_model(model) -> dict:
+    config = dict(getattr(model, "config", {}) or {})
+    if config.get("model_type") != "animate":
+        raise InputError(
+            "this model is Wan2.1 I2V (+ InfiniteTalk), not Wan2.2-Animate: load Wan2.2-Animate-14B (e.g. "
+            "Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors) in the model loader for the Animate sampler"
+        )
+    return config
+
+
+def plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null,
+                 s: AnimateSettings) -> AnimatePlan:
+    """Check the inputs against the model and decide size, length, clips and guidance passes."""
+    config = check_animate_model(model)
+    if (background is None) != (mask is None):
+        raise InputError("character replacement needs both the background video and the person mask video; "
+                         "for animation leave both unconnected")
+    videos = {"pose": DrivingVideo(pose, "pose"), "face": DrivingVideo(face, "face"),
+              "background": DrivingVideo(background, "background") if background is not None else None,
+              "mask": DrivingVideo(mask, "mask") if mask is not None else None}
+    face_size = int(config["motion_encoder"]["size"])
+    check_face_video(videos["face"], face_size)
+    real_len = driving_length(videos)
+    if s.max_frames:
+        real_len = min(real_len, s.max_frames)
+    clips, target = plan_clips(real_len, s.clip_len, s.refert_frames)
+    height, width = output_size(videos["pose"], s.width, s.height)
+    reference = letterbox(ReferenceFrames(image).rgb(0), height, width) * 2.0 - 1.0
+    ctx = prepare_context(context, config["text_dim"], config["text_len"], "positive")
+    ctx_null = prepare_context(context_null, config["text_dim"], config["text_len"], "negative")
+    clip_row = prepare_clip(clip_fea, config["clip_dim"], 1)
+    # the uncond pass differs in its face pixels too, so identical prompts do not make it redundant
+    pass_names = needed_passes(s.cfg, 1.0, False, same_text=False)
+    return AnimatePlan(reference, videos, background is not None, real_len, padded_source_index(real_len, target),
+                       clips, height, width, ctx, ctx_null, clip_row, pass_names, face_size)
+
+
+def i2v_mask(lat_t: int, lat_h: int, lat_w: int, given: int, pixel_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """[4, lat_t, lat_h, lat_w]: the official `get_i2v_mask`. Per pixel frame 1 = given, 0 = generate (soft values
+    of `pixel_mask` [T, lat_h, lat_w] kept); the first `given` frames set to 1; the first frame counted 4 times;
+    4 consecutive pixel frames per latent frame."""
+    frames = (lat_t - 1) * TEMPORAL_STRIDE + 1
+    mask = torch.zeros(frames, lat_h, lat_w) if pixel_mask is None else pixel_mask.clone().float()
+    mask[:given] = 1.0
+    mask = torch.cat([mask[:1].repeat(TEMPORAL_STRIDE, 1, 1), mask[1:]], dim=0)
+    return mask.view(lat_t, TEMPORAL_STRIDE, lat_h, lat_w).transpose(0, 1)
+
+
+def latent_person_mask(mask: torch.Tensor) -> torch.Tensor:
+    """[T, H, W] person mask (1 = person) -> [T, H/8, W/8] "given" mask 1 − person, nearest (pixel 8i, 8j)."""
+    t, h, w = mask.shape
+    return F.interpolate((1.0 - mask)[:, None], size=(h // SPATIAL_STRIDE, w // SPATIAL_STRIDE), mode="nearest")[:, 0]
+
+
+class AnimateClipRunner:
+    """Conditions, samples, decodes and stores one clip at a time (the WanAnimate body of the window loop)."""
+
+    carry_name = CARRY
+    unit = "clip"
+
+    def __init__(self, model, vae, plan: AnimatePlan, s: AnimateSettings, store: FrameStore, on_progress, should_stop):
+        self.model, self.vae, self.plan, self.s, self.store = model, vae, plan, s, store
+        self.on_progress, self.should_stop = on_progress, should_stop
+        self.device = device = torch.device(getattr(model, "main_device", None) or "cpu")
+        self.resumed = store.finished_windows
+        self.ctx_d, self.ctx_null_d = plan.ctx.to(device), plan.ctx_null.to(device)
+        self.clip_d = plan.clip_fea.to(device)
+        self._y_ref = None
+
+    def report(self, window: Window, step: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(window.index + 1, len(self.plan.clips), step, self.s.steps, self.resumed,
+                                      unit=self.unit))
+
+    def y_ref(self) -> torch.Tensor:
+        """[20, 1, h, w]: ones, then the character image's latent (the reference slot); computed once."""
+        if self._y_ref is None:
+            latent = self.vae.encode(self.plan.reference[:, None]).float().cpu()
+            self._y_ref = torch.cat([torch.ones(4, 1, self.plan.lat_h, self.plan.lat_w), latent], dim=0)
+        return self._y_ref
+
+    def y_clip(self, window: Window, indices: list, refert: torch.Tensor | None) -> torch.Tensor:
+        """[20, lat_t, h, w]: the clip part of y (mask channels, then the conditioning video's latent)."""
+        plan, given = self.plan, window.drop
+        height, width, length = plan.height, plan.width, window.length
+        lat_t = latent_frames(length)
+        if given and refert is None:
+            raise InputError(f"cannot continue at clip {window.index + 1}: the previous clip's frames are missing from "
+                             f"{self.store.path}; delete that folder to start again")
+        if plan.replace:
+            video = plan.videos["background"].pixels(indices, height, width)
+            pixel_mask = latent_person_mask(plan.videos["mask"].mask(indices, height, width))
+        else:
+            video = torch.zeros(3, length, height, width)
+            pixel_mask = None
+        if given:
+            video[:, :given] = refert[:, :given].to(video)
+        latent = self.vae.encode(video).float().cpu()
+        del video
+        return torch.cat([i2v_mask(lat_t, plan.lat_h, plan.lat_w, given, pixel_mask), latent], dim=0)
+
+    def passes(self, y, pose_latents, faces) -> dict:
+        passes = {}
+        for name in self.plan.pass_names:
+            uncond = name == UNCOND
+            passes[name] = dict(context=self.ctx_null_d if uncond else self.ctx_d, clip_fea=self.clip_d, y=y,
+                                pose_latents=pose_latents, face_pixel_values=faces * 0 - 1 if uncond else faces)
+        return passes
+
+    def conditioning(self, window: Window, refert):
+        plan = self.plan
+        indices = plan.padded[window.start:window.end]
+        y = torch.cat([self.y_ref(), self.y_clip(window, indices, refert)], dim=1)[None].to(self.device)
+        pose = plan.videos["pose"].pixels(indices, plan.height, plan.width)
+        pose_latents = self.vae.encode(pose).float()[None].to(self.device)
+        del pose
+        faces = plan.videos["face"].pixels(indices, plan.face_size, plan.face_size)[None].to(self.device)
+        return self.passes(y, pose_latents, faces)
+
+    def run(self, window: Window, refert):
+        """Sample, decode and store one clip; returns the next clip's refert frames [3, refert, H, W]."""
+        plan, s, store = self.plan, self.s, self.store
+        started = time.perf_counter()
+        self.report(window, 0)
+        passes = self.conditioning(window, refert)
+        shape = (LATENT_CHANNELS, latent_frames(window.length) + 1, plan.lat_h, plan.lat_w)
+        noise = window_noise(s.seed, window.index, shape, self.device)
+        solver = FlowSolver(s.scheduler, s.steps, s.shift, schedule="wan22")
+        no_clean_frames = noise.new_zeros(LATENT_CHANNELS, 0, plan.lat_h, plan.lat_w)
+        with torch.no_grad():
+            latent = denoise_window(self.model, noise, no_clean_frames, solver, passes, s.cfg, 1.0, False,
+                                    on_step=lambda i: self.report(window, i), should_stop=self.should_stop)
+            del noise, passes
+            video = self.vae.decode(latent[:, 1:])  # the reference slot is dropped
+            del latent
+            next_refert = video[:, -s.refert_frames:].float().cpu() if window.index < len(plan.clips) - 1 else None
+            kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
+            del video
+        store.write_window(window.index, kept, {CARRY: next_refert} if next_refert is not None else None)
+        log.info("WanAnimate: clip %d/%d done in %.1f s (%d/%d frames)", window.index + 1, len(plan.clips),
+                 time.perf_counter() - started, len(store), plan.real_len)
+        return next_refert
+
+
+def _run_key(model, vae, plan: AnimatePlan, s: AnimateSettings) -> str:
+    """Digest of everything that decides the frames; equal digests mean a rerun may resume the store."""
+    d = Digest()
+    d.add("kind", "wananimate")
+    d.add("revision", STORE_FORMAT_REVISION)
+    d.add("settings", vars(s))
+    d.add("size", [plan.real_len, plan.height, plan.width])
+    d.add("model_config", {k: v for k, v in (getattr(model, "config", {}) or {}).items()})
+    d.add("model_dtype", str(getattr(model, "compute_dtype", "")))
+    d.add("model_weights", module_fingerprint(model) if isinstance(model, torch.nn.Module) else repr(model))
+    d.add("vae", vae.fingerprint() if hasattr(vae, "fingerprint") else repr(vae))
+    d.add("reference", plan.reference)
+    for name, video in plan.videos.items():
+        d.add(name, None if video is None else len(video))
+        if video is not None:
+            for i in range(min(len(video), plan.real_len)):
+                d.add("frame", video.source.frames[i])  # as given (uint8 or float): no conversion needed to tell
+    d.add("context", plan.ctx)
+    d.add("context_null", plan.ctx_null)
+    d.add("clip", plan.clip_fea)
+    return d.hexdigest()[:32]
+
+
+def generate_animate(
+    model,
+    vae,
+    image,
+    clip_fea,
+    pose,
+    face,
+    *,
+    background=None,
+    mask=None,
+    context=None,
+    context_null=None,
+    settings: AnimateSettings | None = None,
+    store_root: str,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_window_done: Callable[[int, FrameStore], None] | None = None,
+) -> FrameStore:
+    """Animate `image` with the driving clip (pose + face videos), or replace the person in it (+ background and
+    mask videos), into a FrameStore under `store_root` of exactly the driving length (resuming a matching
+    unfinished store). Frames: anything indexable of H×W×C (IMAGE batches in 0..1, uint8 arrays)."""
+    s = (settings or AnimateSettings()).validated()
+    plan = plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null, s)
+    store = FrameStore.open_for_run(
+        store_root, _run_key(model, vae, plan, s), width=plan.width, height=plan.height, fps=s.fps,
+        total_frames=plan.real_len, num_windows=len(plan.clips),
+        info=dict(mode="wananimate-" + ("replace" if plan.replace else "animate"), settings=vars(s),
+                  passes=plan.pass_names),
+    )
+    if store.complete:
+        log.info("WanAnimate: all %d clips of this run are already on disk (%s); nothing to do", len(plan.clips),
+                 store.path)
+        store.release()
+        return store
+    if store.finished_windows:
+        log.info("WanAnimate: resuming at clip %d/%d: %d finished clips (%d frames) found in %s",
+                 store.finished_windows + 1, len(plan.clips), store.finished_windows, len(store), store.path)
+    try:
+        runner = AnimateClipRunner(model, vae, plan, s, store, on_progress, should_stop)
+        run_windows(runner, plan.clips, store, on_window_done)
+        store.mark_complete()
+    finally:
+        store.release()  # the run is over: another process may use (resume, read) this folder now
+    return store
+
+
+__all__ = ["AnimatePlan", "AnimateSettings", "GenerationInterrupted", "generate_animate", "i2v_mask", "plan_animate"]
