@@ -4,7 +4,7 @@
 // ComfyUI's front end (1.2x) already prints that text in a text box inside the node. This extension adds
 // what the text box does not give: a compact badge and a thin bar in the node's title (readable when
 // zoomed out), a reset when a new run starts, and a mark when a run stops. On front ends without the
-// native text box, the badge is what shows the progress. Only "window k/n" lines make a badge.
+// native text box, the badge is what shows the progress. Only "window k/n" (or "clip k/n") lines make a badge.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { parseProgressText } from "./infinitetalk_progress_text.js";

@@ -1,11 +1,11 @@
-// Parses the sampler's progress text ("window 2/5 · step 3/8") into numbers.
+// Parses the sampler's progress text ("window 2/5 · step 3/8"; the Animate sampler's "clip 2/5") into numbers.
 // Pure functions, no ComfyUI import, so they can be tested with plain Node.
 // Loaded by ComfyUI as an extension module like every .js file here; it registers nothing.
 
-/** {window, windows, step, steps, fraction, badge} from a progress line, or null when it has no "window k/n". */
+/** {window, windows, step, steps, fraction, badge} from a progress line, or null without "window k/n" / "clip k/n". */
 export function parseProgressText(text) {
   if (typeof text !== "string") return null;
-  const win = /window\s+(\d+)\s*\/\s*(\d+)/i.exec(text);
+  const win = /(?:window|clip)\s+(\d+)\s*\/\s*(\d+)/i.exec(text);
   if (!win) return null;
   const windowIndex = parseInt(win[1], 10);
   const windows = parseInt(win[2], 10);

@@ -51,7 +51,8 @@ class InfiniteTalkModelLoader:
     FUNCTION = "load"
     RETURN_TYPES = ("INFINITETALK_MODEL",)
     RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("Wan2.1 I2V 14B with the InfiniteTalk audio adapter, for the InfiniteTalk sampler.",)
+    OUTPUT_TOOLTIPS = ("Wan2.1 I2V 14B with the InfiniteTalk audio adapter, for the InfiniteTalk sampler (or "
+                       "Wan2.2-Animate-14B, for the InfiniteTalk Animate Sampler).",)
     DESCRIPTION = ("Loads Wan2.1 image-to-video 14B and the InfiniteTalk audio adapter (original, ComfyUI or "
                    "diffusers layout; bf16/fp16/fp32, fp8 plain/scaled, or GGUF Q8_0 ... Q3_K), with LoRAs, block swap and "
                    "attention choice.")
@@ -64,7 +65,8 @@ class InfiniteTalkModelLoader:
                     "tooltip": "The Wan2.1 I2V 14B model (480p or 720p) from models/diffusion_models or models/unet: "
                                "a .safetensors file (e.g. wan2.1_i2v_480p_14B_bf16.safetensors or an fp8 repack), "
                                "a GGUF (e.g. wan2.1-i2v-14b-480p-Q8_0.gguf, Q5_K_M, Q4_K_M: kept quantised in VRAM), "
-                               "or a diffusers / sharded original folder. Not T2V, not Wan2.2."}),
+                               "or a diffusers / sharded original folder. Not T2V, not Wan2.2 — except "
+                               "Wan2.2-Animate-14B (recognised by its weights) for the InfiniteTalk Animate Sampler."}),
                 "infinitetalk": ([NONE] + _weight_files(*ADAPTER_FOLDERS, rank=_adapter_rank), {
                     "default": NONE,
                     "tooltip": "The InfiniteTalk adapter file (single- or multi-speaker, e.g. "
@@ -128,7 +130,10 @@ class InfiniteTalkModelLoader:
             loras=loras,
             progress=progress,
         )
-        adapter = "InfiniteTalk adapter loaded" if result.has_audio_adapter else "no InfiniteTalk adapter (plain I2V)"
+        if result.config.get("model_type") == "animate":
+            adapter = "WanAnimate (Wan2.2-Animate-14B) model: use the InfiniteTalk Animate Sampler"
+        else:
+            adapter = "InfiniteTalk adapter loaded" if result.has_audio_adapter else "no InfiniteTalk adapter (plain I2V)"
         host.send_progress_text(f"{adapter}; {precision}; {len(loras)} LoRA(s); {blocks_to_swap} blocks swapped")
         log.info("InfiniteTalk model: %s", describe(result))
         return (result,)

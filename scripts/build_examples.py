@@ -47,6 +47,10 @@ MODELS = {
         ("wav2vec2", "https://huggingface.co/Kijai/wav2vec2_safetensors/resolve/main/wav2vec2-chinese-base_fp16.safetensors"),
     "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors":
         ("loras", f"{HF_KIJAI}/Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors"),
+    "Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors":
+        ("diffusion_models", f"{HF_KIJAI_FP8}/Wan22Animate/Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors"),
+    "WanAnimate_relight_lora_fp16.safetensors":
+        ("loras", f"{HF_KIJAI}/LoRAs/Wan22_relight/WanAnimate_relight_lora_fp16.safetensors"),
 }
 
 # Body sizes (title excluded) the real front end gives each node type, previews included.
@@ -214,7 +218,7 @@ def write(name, graph):
 
 def main():
     specs = all_specs(load_pack().NODE_CLASS_MAPPINGS)
-    from example_graphs import GRAPHS  # noqa: E402 - the four graphs, next to this script
+    from example_graphs import GRAPHS  # noqa: E402 - the example graphs, next to this script
 
     for name, build in GRAPHS.items():
         graph = Graph(specs)

@@ -1,4 +1,4 @@
-"""The four example graphs written by `scripts/build_examples.py` (see there).
+"""The example graphs written by `scripts/build_examples.py` (see there).
 
 Model file names are those of the common repacks (Comfy-Org, Kijai); the recommended settings are the
 step-distillation LoRA ones (6 steps, cfg 1, audio_cfg 3): see the README's "Recommended settings".
@@ -13,8 +13,10 @@ CLIP_H = "clip_vision_h.safetensors"
 VAE = "wan_2.1_vae.safetensors"
 WAV2VEC = "wav2vec2-chinese-base_fp16.safetensors"
 LORA = "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors"
+ANIMATE = "Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors"
+RELIGHT = "WanAnimate_relight_lora_fp16.safetensors"
 
-assert all(name in MODELS for name in (WAN, IT_SINGLE, IT_MULTI, UMT5, CLIP_H, VAE, WAV2VEC, LORA))
+assert all(name in MODELS for name in (WAN, IT_SINGLE, IT_MULTI, UMT5, CLIP_H, VAE, WAV2VEC, LORA, ANIMATE, RELIGHT))
 
 SETTINGS_NOTE = """## Settings
 - **Step-distillation LoRA** (lightx2v, in this workflow): `steps` 4–8, `cfg` 1, `audio_cfg` 2–4.
@@ -202,9 +204,92 @@ def wan_i2v_no_audio(g):
     _combine(g, sampler, None, "InfiniteTalk/i2v")
 
 
+ANIMATE_NOTE = """**WanAnimate** (Wan2.2-Animate-14B, `infinitetalk` = none in the loader). Inputs are the driving clip's
+preprocessed videos: `pose.mp4` (rendered skeleton), `face.mp4` (512×512 face crops), and for replacement
+`background.mp4` (the clip without its person) and `mask.mp4` (white = person). Make them with the official
+preprocessing (`wan/modules/animate/preprocess/preprocess_data.py`), with **kijai/ComfyUI-WanAnimatePreprocess**
+inside ComfyUI, or the pose with **DWPose** (comfyui_controlnet_aux) — DWPose skeletons are drawn differently
+from the ones the model was trained on, so the motion follows more loosely.
+
+The output has the pose video's length; set the sampler's `fps` and Video Combine's `frame_rate` to the
+driving video's rate (30 after the official preprocessing) so its sound, taken from the pose video, stays in
+sync. Settings: 20 steps UniPC, shift 5, cfg 1 (official); with a lightx2v LoRA 4–8 steps. `refert_frames` 5
+joins the 77-frame clips more smoothly."""
+
+
+def _animate_common(g, lora_name, lora_title, steps):
+    lora = g.add("InfiniteTalkLoraSelect", (0, 140), {"lora": lora_name, "strength": 1.0}, title=lora_title)
+    loader = g.add("InfiniteTalkModelLoader", (0, 250),
+                   {"model": ANIMATE, "infinitetalk": "none", "precision": "bf16", "quantization": "keep_fp8",
+                    "blocks_to_swap": 0, "attention": "sdpa"}, size=(360, 230))
+    g.link(lora, "lora", loader, "lora")
+    clip = g.add("CLIPLoader", (0, 510), {"clip_name": UMT5, "type": "wan", "device": "default"})
+    vision = g.add("CLIPVisionLoader", (0, 640), {"clip_name": CLIP_H})
+    vae = g.add("VAELoader", (0, 730), {"vae_name": VAE})
+    image = g.add("LoadImage", (420, 380), {"image": "character.png"}, size=(320, 360))
+    pos, neg = _prompts(g, clip, "视频中的人在做动作")
+    encode = g.add("CLIPVisionEncode", (880, 760), {"crop": "none"})
+    g.link(vision, "CLIP_VISION", encode, "clip_vision")
+    g.link(image, "IMAGE", encode, "image")
+    videos = {}
+    for i, name in enumerate(("pose", "face")):
+        load = g.add("LoadVideo", (420, 780 + 300 * i), {"file": f"{name}.mp4"}, title=f"Load Video ({name})",
+                     size=(320, 200))
+        parts = g.add("GetVideoComponents", (760, 780 + 300 * i), {}, size=(260, 90))
+        g.link(load, "VIDEO", parts, "video")
+        videos[name] = parts
+    sampler = g.add("InfiniteTalkAnimateSampler", (1100, 0),
+                    {"width": 0, "height": 0, "clip_len": 77, "refert_frames": 1, "steps": steps, "shift": 5.0,
+                     "cfg": 1.0, "scheduler": "unipc", "seed": 42, "fps": 30.0, "max_frames": 0,
+                     "frames_folder": "temp"}, size=(360, 560))
+    for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
+                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (videos["pose"], "images", "pose_video"),
+                          (videos["face"], "images", "face_video"), (pos, "CONDITIONING", "positive"),
+                          (neg, "CONDITIONING", "negative")):
+        g.link(src, out, sampler, dst)
+    return sampler, videos
+
+
+def _animate_combine(g, sampler, pose_parts, prefix):
+    combine = g.add("InfiniteTalkVideoCombine", (1500, 0),
+                    {"frame_rate": 30.0, "filename_prefix": prefix, "format": "h264-mp4", "crf": 19,
+                     "length_policy": "fit_audio_to_video", "save_output": True, "save_metadata": True},
+                    size=(420, 560))
+    g.link(sampler, "frames", combine, "frames")
+    g.link(pose_parts, "audio", combine, "audio")
+
+
+def wananimate_animation(g):
+    g.note(models_note([ANIMATE, UMT5, CLIP_H, VAE, LORA], ANIMATE_NOTE + "\n\n**Animation**: the character "
+                       "image moves like the driving person, on the character image's background. With the lightx2v "
+                       "LoRA: 6 steps; bypass it (Ctrl+B) for the official 20."), (-480, 0), size=(440, 820))
+    sampler, videos = _animate_common(g, LORA, "LoRA: step distillation (lightx2v)", steps=6)
+    _animate_combine(g, sampler, videos["pose"], "InfiniteTalk/animate")
+
+
+def wananimate_replacement(g):
+    g.note(models_note([ANIMATE, UMT5, CLIP_H, VAE, RELIGHT], ANIMATE_NOTE + "\n\n**Replacement**: the character "
+                       "takes the driving person's place in the clip; the relighting LoRA matches it to the clip's "
+                       "light."), (-480, 0), size=(440, 820))
+    sampler, videos = _animate_common(g, RELIGHT, "LoRA: relighting (replacement)", steps=20)
+    for i, name in enumerate(("background", "mask")):
+        load = g.add("LoadVideo", (420, 1380 + 300 * i), {"file": f"{name}.mp4"}, title=f"Load Video ({name})",
+                     size=(320, 200))
+        parts = g.add("GetVideoComponents", (760, 1380 + 300 * i), {}, size=(260, 90))
+        g.link(load, "VIDEO", parts, "video")
+        videos[name] = parts
+    to_mask = g.add("ImageToMask", (760, 1800), {"channel": "red"}, title="Person mask")
+    g.link(videos["mask"], "images", to_mask, "image")
+    g.link(videos["background"], "images", sampler, "background_video")
+    g.link(to_mask, "MASK", sampler, "character_mask")
+    _animate_combine(g, sampler, videos["pose"], "InfiniteTalk/replace")
+
+
 GRAPHS = {
     "infinitetalk_single_speaker": single_speaker,
     "infinitetalk_two_speakers": two_speakers,
     "infinitetalk_video_dubbing": video_dubbing,
     "wan_i2v_no_audio": wan_i2v_no_audio,
+    "wananimate_animation": wananimate_animation,
+    "wananimate_replacement": wananimate_replacement,
 }

@@ -26,6 +26,8 @@ REQUIRED = {
     "infinitetalk_two_speakers": "two people, two voices, speaker masks",
     "infinitetalk_video_dubbing": "a source video re-voiced",
     "wan_i2v_no_audio": "Standard I2V without audio",
+    "wananimate_animation": "WanAnimate: a character image animated by a driving clip",
+    "wananimate_replacement": "WanAnimate: a character replacing the person in a driving clip",
 }
 
 # Model loader widgets: (node type, widget) -> the ComfyUI models folder(s) the file goes in.

@@ -26,18 +26,19 @@ def _run_node(script: str):
 def test_progress_text_parsing():
     module = (JS / "infinitetalk_progress_text.js").as_uri()
     cases = ["window 2/5 · step 3/8", "Window 1/1", "window 5/5 step 8/8", "encoding frames", "window 0/3",
-             "window 4/3", "resuming at window 3/4 (2 finished)"]
+             "window 4/3", "resuming at window 3/4 (2 finished)", "clip 2/3"]
     out = _run_node(
         f"import {{ parseProgressText }} from {json.dumps(module)};"
         f"console.log(JSON.stringify({json.dumps(cases)}.map(parseProgressText)));"
     )
-    first, single, last, other, zero, beyond, resume = out
+    first, single, last, other, zero, beyond, resume, clip = out
     assert first["badge"] == "2/5 · 3/8"
     assert first["fraction"] == pytest.approx((1 + 3 / 8) / 5)
     assert single == {"window": 1, "windows": 1, "step": None, "steps": None, "fraction": 0, "badge": "1/1"}
     assert last["fraction"] == 1
     assert other is None and zero is None and beyond is None
     assert resume["badge"] == "3/4"
+    assert clip["badge"] == "2/3"  # the Animate sampler's "clip k/n"
 
 
 def test_extension_imports_only_what_the_front_end_serves():

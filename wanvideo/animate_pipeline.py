@@ -132,6 +132,9 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
     from .video import write_video
 
     _check_files(req)
+    # settings problems before any file is read or model loaded
+    AnimateSettings(clip_len=req.clip_len, refert_frames=req.refert_frames, steps=req.steps or 1, shift=req.shift,
+                    cfg=req.cfg, scheduler=req.scheduler, max_frames=req.max_frames).validated()
     device = parse_device(req.device, "--device")
     embedded = req.models.embedded
     files = {} if embedded else resolve_models(req.models, two_speakers=False, need_audio=False, model_kind="animate")

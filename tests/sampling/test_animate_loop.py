@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 
+import av
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from sampling_fakes import FakeVAE
 
 from wanvideo.errors import InputError
 from wanvideo.sampling.animate import AnimateSettings, generate_animate, i2v_mask, latent_person_mask
@@ -21,7 +23,10 @@ FAST = dict(clip_len=13, steps=1, width=48, height=80)
 
 @pytest.fixture(scope="module")
 def tiny():
-    return tiny_animate_models(seed=3)
+    """The tiny WanAnimate DiT with a lossless block VAE (the real tiny VAE runs in the command-line test)."""
+    models = tiny_animate_models(seed=3)
+    models.vae = FakeVAE(record=False)
+    return models
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +63,12 @@ def _run(tiny, driving, tmp_path, replace=False, model=None, **settings):
 
 
 @pytest.mark.parametrize("replace", [False, True], ids=["animation", "replacement"])
-def test_mode_end_to_end_has_the_driving_length_and_rate(tiny, driving, tmp_path, replace):
+def test_mode_end_to_end_has_the_driving_length_rate_and_sound(tiny, driving, tmp_path, replace):
+    from testlib import MEDIA
+
+    from wanvideo.media import read_audio
+    from wanvideo.video import write_video
+
     assert len(driving["pose"]) == 90 and driving["pose_fps"] == 30
     progress = []
     store = generate_animate(
@@ -72,6 +82,13 @@ def test_mode_end_to_end_has_the_driving_length_and_rate(tiny, driving, tmp_path
     assert store.fps == 30.0
     assert frames.std() > 1.0  # real pictures, not a constant
     assert progress[0].text == f"clip 1/{store.num_windows}" and progress[-1].step == FAST["steps"]
+    # the MP4 Video Combine writes: the driving length and rate, with the pose video's sound
+    sound, rate = read_audio(str(MEDIA / "animate_pose_3s.mp4"))
+    path = write_video(store.iter_frames(), str(tmp_path / "out.mp4"), store.fps, audio=sound, sample_rate=rate)
+    with av.open(path) as container:
+        video = container.streams.video[0]
+        assert sum(1 for _ in container.decode(video)) == 90 and float(video.average_rate) == 30.0
+        assert len(container.streams.audio) == 1
 
 
 def test_guidance_adds_the_no_face_pass(tiny, driving, tmp_path):

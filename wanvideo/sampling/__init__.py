@@ -1,7 +1,10 @@
 """wanvideo.sampling: schedules, guidance, colour correction and the long-video window loop.
 
-`generate(...)` is the engine function the sampler node, the command line and the tests all drive.
+`generate(...)` is the engine function the sampler node, the command line and the tests all drive;
+`generate_animate(...)` the WanAnimate one (same window loop, model-specific conditioning).
 """
+from .animate import generate_animate
+from .animate_settings import AnimateSettings
 from .color import match_and_blend_colors
 from .guidance import combine, needed_passes
 from .loop import denoise_window, generate, window_noise, window_seed
@@ -13,9 +16,9 @@ from .vae import DiffusersWanVAE, wan21_latent_stats
 from .windows import Window, audio_rows, gather_audio, plan_windows
 
 __all__ = [
-    "ASPECT_BUCKETS", "DiffusersWanVAE", "FlowSolver", "GenerationInterrupted", "Progress", "SCHEDULERS",
+    "ASPECT_BUCKETS", "AnimateSettings", "DiffusersWanVAE", "FlowSolver", "GenerationInterrupted", "Progress", "SCHEDULERS",
     "SamplerSettings", "Window", "audio_rows", "bucket_size", "combine", "default_two_speaker_masks",
-    "denoise_window", "gather_audio", "generate", "match_and_blend_colors", "needed_passes", "plan_windows",
+    "denoise_window", "gather_audio", "generate", "generate_animate", "match_and_blend_colors", "needed_passes", "plan_windows",
     "reference_timesteps", "ref_target_masks", "resolve_size", "timestep_transform", "wan21_latent_stats",
     "window_noise", "window_seed",
 ]

@@ -28,6 +28,8 @@ class DrivingVideo:
         if frames is None or len(frames) == 0:
             raise InputError(f"the {name} video is empty: connect its frames (a Load Video output)")
         self.name = name
+        if getattr(frames, "ndim", 4) == 3:  # a MASK batch [N, H, W]: one channel per frame
+            frames = frames[..., None]
         self.source = ReferenceFrames(frames)
 
     def __len__(self) -> int:
