@@ -218,30 +218,29 @@ joins the 77-frame clips more smoothly."""
 
 
 def _animate_common(g, lora_name, lora_title, steps):
-    lora = g.add("InfiniteTalkLoraSelect", (0, 140), {"lora": lora_name, "strength": 1.0}, title=lora_title)
-    loader = g.add("InfiniteTalkModelLoader", (0, 250),
+    lora = g.add("InfiniteTalkLoraSelect", (LOADERS, None), {"lora": lora_name, "strength": 1.0}, title=lora_title,
+                 size=(360, 0))
+    loader = g.add("InfiniteTalkModelLoader", (LOADERS, None),
                    {"model": ANIMATE, "infinitetalk": "none", "precision": "bf16", "quantization": "keep_fp8",
-                    "blocks_to_swap": 0, "attention": "sdpa"}, size=(360, 230))
+                    "blocks_to_swap": 0, "attention": "sdpa"}, size=(360, 0))
     g.link(lora, "lora", loader, "lora")
-    clip = g.add("CLIPLoader", (0, 510), {"clip_name": UMT5, "type": "wan", "device": "default"})
-    vision = g.add("CLIPVisionLoader", (0, 640), {"clip_name": CLIP_H})
-    vae = g.add("VAELoader", (0, 730), {"vae_name": VAE})
-    image = g.add("LoadImage", (420, 380), {"image": "character.png"}, size=(320, 360))
+    clip = g.add("CLIPLoader", (LOADERS, None), {"clip_name": UMT5, "type": "wan", "device": "default"}, size=(360, 0))
+    vision = g.add("CLIPVisionLoader", (LOADERS, None), {"clip_name": CLIP_H}, size=(360, 0))
+    vae = g.add("VAELoader", (LOADERS, None), {"vae_name": VAE}, size=(360, 0))
     pos, neg = _prompts(g, clip, "视频中的人在做动作")
-    encode = g.add("CLIPVisionEncode", (880, 760), {"crop": "none"})
-    g.link(vision, "CLIP_VISION", encode, "clip_vision")
-    g.link(image, "IMAGE", encode, "image")
+    image = g.add("LoadImage", (INPUTS, None), {"image": "character.png"}, size=(320, 360))
+    encode = _clip_vision_encode(g, vision, (image, "IMAGE"))
     videos = {}
-    for i, name in enumerate(("pose", "face")):
-        load = g.add("LoadVideo", (420, 780 + 300 * i), {"file": f"{name}.mp4"}, title=f"Load Video ({name})",
+    for name in ("pose", "face"):
+        load = g.add("LoadVideo", (INPUTS, None), {"file": f"{name}.mp4"}, title=f"Load Video ({name})",
                      size=(320, 200))
-        parts = g.add("GetVideoComponents", (760, 780 + 300 * i), {}, size=(260, 90))
+        parts = g.add("GetVideoComponents", (INPUTS, None), {}, size=(260, 90))
         g.link(load, "VIDEO", parts, "video")
         videos[name] = parts
-    sampler = g.add("InfiniteTalkAnimateSampler", (1100, 0),
+    sampler = g.add("InfiniteTalkAnimateSampler", (SAMPLER, None),
                     {"width": 0, "height": 0, "clip_len": 77, "refert_frames": 1, "steps": steps, "shift": 5.0,
                      "cfg": 1.0, "scheduler": "unipc", "seed": 42, "fps": 30.0, "max_frames": 0,
-                     "frames_folder": "temp"}, size=(360, 560))
+                     "frames_folder": "temp"}, size=(360, 0))
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
                           (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (videos["pose"], "images", "pose_video"),
                           (videos["face"], "images", "face_video"), (pos, "CONDITIONING", "positive"),
@@ -251,7 +250,7 @@ def _animate_common(g, lora_name, lora_title, steps):
 
 
 def _animate_combine(g, sampler, pose_parts, prefix):
-    combine = g.add("InfiniteTalkVideoCombine", (1500, 0),
+    combine = g.add("InfiniteTalkVideoCombine", (OUTPUT, None),
                     {"frame_rate": 30.0, "filename_prefix": prefix, "format": "h264-mp4", "crf": 19,
                      "length_policy": "fit_audio_to_video", "save_output": True, "save_metadata": True},
                     size=(420, 560))
@@ -262,7 +261,7 @@ def _animate_combine(g, sampler, pose_parts, prefix):
 def wananimate_animation(g):
     g.note(models_note([ANIMATE, UMT5, CLIP_H, VAE, LORA], ANIMATE_NOTE + "\n\n**Animation**: the character "
                        "image moves like the driving person, on the character image's background. With the lightx2v "
-                       "LoRA: 6 steps; bypass it (Ctrl+B) for the official 20."), (-480, 0), size=(440, 820))
+                       "LoRA: 6 steps; bypass it (Ctrl+B) for the official 20."), (NOTES, None), size=(440, 820))
     sampler, videos = _animate_common(g, LORA, "LoRA: step distillation (lightx2v)", steps=6)
     _animate_combine(g, sampler, videos["pose"], "InfiniteTalk/animate")
 
@@ -270,15 +269,15 @@ def wananimate_animation(g):
 def wananimate_replacement(g):
     g.note(models_note([ANIMATE, UMT5, CLIP_H, VAE, RELIGHT], ANIMATE_NOTE + "\n\n**Replacement**: the character "
                        "takes the driving person's place in the clip; the relighting LoRA matches it to the clip's "
-                       "light."), (-480, 0), size=(440, 820))
+                       "light."), (NOTES, None), size=(440, 820))
     sampler, videos = _animate_common(g, RELIGHT, "LoRA: relighting (replacement)", steps=20)
-    for i, name in enumerate(("background", "mask")):
-        load = g.add("LoadVideo", (420, 1380 + 300 * i), {"file": f"{name}.mp4"}, title=f"Load Video ({name})",
+    for name in ("background", "mask"):
+        load = g.add("LoadVideo", (INPUTS, None), {"file": f"{name}.mp4"}, title=f"Load Video ({name})",
                      size=(320, 200))
-        parts = g.add("GetVideoComponents", (760, 1380 + 300 * i), {}, size=(260, 90))
+        parts = g.add("GetVideoComponents", (INPUTS, None), {}, size=(260, 90))
         g.link(load, "VIDEO", parts, "video")
         videos[name] = parts
-    to_mask = g.add("ImageToMask", (760, 1800), {"channel": "red"}, title="Person mask")
+    to_mask = g.add("ImageToMask", (INPUTS, None), {"channel": "red"}, title="Person mask")
     g.link(videos["mask"], "images", to_mask, "image")
     g.link(videos["background"], "images", sampler, "background_video")
     g.link(to_mask, "MASK", sampler, "character_mask")
