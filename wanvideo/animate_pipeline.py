@@ -129,7 +129,7 @@ def _load_real(req: AnimateRequest, files: dict, device, image):
 def make_animate_file(req: AnimateRequest) -> GenerateResult:
     """Run the whole WanAnimate job; the MP4 is written to `req.output`."""
     from .sampling.animate import AnimateSettings, generate_animate
-    from .video import write_video
+    from .video import encode_video
 
     _check_files(req)
     # settings problems before any file is read or model loaded
@@ -173,9 +173,12 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
     finally:
         bars.close()
     log.info("writing %s", req.output)
-    path = write_video(store.iter_frames(), req.output, store.fps, audio=sound, sample_rate=rate)
-    result = GenerateResult(path=str(path), frames=len(store), fps=float(store.fps), embedded=embedded)
+    # The store itself (not a one-shot iterator): if a writer fails, the next one can read the frames again.
+    video = encode_video(store, req.output, store.fps, audio=sound, sample_rate=rate)
+    result = GenerateResult(path=video.path, frames=video.frames, fps=video.fps, embedded=embedded,
+                            has_audio=video.has_audio)
     if not req.keep_parts:
+        store.release()
         shutil.rmtree(store.path, ignore_errors=True)
         if req.work_dir is None and os.path.isdir(work) and not os.listdir(work):
             os.rmdir(work)
