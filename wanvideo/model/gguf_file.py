@@ -73,12 +73,15 @@ def _open_reader(path: Path):
 
 
 def _field_value(field):
+    """A scalar or string metadata value (arrays: None), read from the field's parts as every gguf>=0.13 has them."""
     from gguf import GGUFValueType
 
-    if not field.types or field.types[0] == GGUFValueType.ARRAY:
+    if len(field.types) != 1 or field.types[0] == GGUFValueType.ARRAY:
         return None
     try:
-        return field.contents()
+        if field.types[0] == GGUFValueType.STRING:
+            return bytes(field.parts[-1]).decode("utf-8")
+        return field.parts[-1].tolist()[0]
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
 
