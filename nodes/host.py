@@ -253,3 +253,54 @@ def resolve_model(name: str, *folders: str) -> str:
         return model_path(name, *folders)
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from exc
+
+
+def _model_management():
+    try:
+        import comfy.model_management as mm  # ComfyUI's; absent outside the host
+    except ImportError:
+        return None
+    return mm
+
+
+def load_model_for_sampling(patcher, memory_required: int = 0, minimum_memory_required: int | None = None) -> None:
+    """Ask the host to put `patcher`'s model on its device, making room (evicting other models) first.
+
+    Standalone (no host) the model is loaded completely.
+    """
+    mm = _model_management()
+    if mm is None:
+        patcher.partially_load(patcher.load_device, float("inf"))
+        return
+    mm.load_models_gpu([patcher], memory_required=memory_required, minimum_memory_required=minimum_memory_required)
+
+
+def unload_model(patcher) -> None:
+    """Offload one model the host holds (the host forgets it as loaded); standalone: detach it."""
+    mm = _model_management()
+    if mm is None:
+        patcher.detach(True)
+        return
+    for i, loaded in enumerate(list(mm.current_loaded_models)):
+        if loaded.model is patcher:
+            if loaded.model_unload():
+                mm.current_loaded_models.pop(i)
+            break
+    else:
+        patcher.detach(True)
+    mm.soft_empty_cache()
+
+
+def total_vram(device) -> int | None:
+    """Total memory of `device` in bytes as the host counts it (None on the CPU)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cpu":
+        return None
+    mm = _model_management()
+    if mm is not None:
+        return int(mm.get_total_memory(device))
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return None

@@ -10,6 +10,7 @@ from ..wanvideo.model.attention import BACKENDS
 from ..wanvideo.model.loading import describe
 from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
 from . import host
+from .model_patcher import OFFLOAD_AFTER, InfiniteTalkModelPatcher
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,21 @@ class InfiniteTalkModelLoader:
                 "lora": ("INFINITETALK_LORA", {
                     "tooltip": "LoRAs from InfiniteTalk LoRA Select (e.g. a lightx2v step-distillation LoRA for "
                                "4-8 step sampling), merged into the weights at their strengths."}),
+                "offload_after_sampling": (list(OFFLOAD_AFTER), {
+                    "default": "auto",
+                    "tooltip": "After the sampler is done, move the weights back to system RAM so other "
+                               "workflows get the GPU. auto: yes on cards under 32 GB, no on bigger ones (the "
+                               "next run then starts at once). ComfyUI can always unload the model when it needs "
+                               "the room, and 'Free model and node cache' releases it."}),
             },
         }
 
     def load(self, model, infinitetalk=NONE, precision="bf16", quantization="keep_fp8", blocks_to_swap=0,
-             attention="sdpa", lora=None):
+             attention="sdpa", lora=None, offload_after_sampling="auto"):
         if quantization not in QUANTIZATION:
             raise InputError(f"quantization {quantization!r}: choose one of {', '.join(QUANTIZATION)}")
+        if offload_after_sampling not in OFFLOAD_AFTER:
+            raise InputError(f"offload_after_sampling {offload_after_sampling!r}: choose one of {', '.join(OFFLOAD_AFTER)}")
         model_path = host.resolve_model(model, *MODEL_FOLDERS)
         adapter_path = None if infinitetalk in (None, "", NONE) else host.resolve_model(infinitetalk, *ADAPTER_FOLDERS)
         loras = [(host.resolve_model(item["name"], *LORA_FOLDERS) if "path" not in item else item["path"], item["strength"])
@@ -117,16 +126,19 @@ class InfiniteTalkModelLoader:
             host.raise_if_interrupted()
             bar.update_absolute(done, total)
 
+        main, offload = host.torch_device("main"), host.torch_device("offload")
+        # The weights wait on the offload device: the sampler asks ComfyUI to load them, which makes room first.
         result = load_model(
             model_path,
             dtype=precision,
-            device=host.torch_device("main"),
+            device=main,
+            initial_device=offload,
             infinitetalk=adapter_path,
             keep_fp8=quantization == "keep_fp8",
             quantize=quantization if quantization.startswith("fp8_") else None,
             attention=attention,
             blocks_to_swap=blocks_to_swap,
-            offload_device=host.torch_device("offload"),
+            offload_device=offload,
             loras=loras,
             progress=progress,
         )
@@ -136,7 +148,7 @@ class InfiniteTalkModelLoader:
             adapter = "InfiniteTalk adapter loaded" if result.has_audio_adapter else "no InfiniteTalk adapter (plain I2V)"
         host.send_progress_text(f"{adapter}; {precision}; {len(loras)} LoRA(s); {blocks_to_swap} blocks swapped")
         log.info("InfiniteTalk model: %s", describe(result))
-        return (result,)
+        return (InfiniteTalkModelPatcher(result, main, offload, offload_after=offload_after_sampling),)
 
 
 class InfiniteTalkLoraSelect:

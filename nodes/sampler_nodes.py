@@ -13,6 +13,7 @@ from ..wanvideo.speed_options import SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPT
 from ..wanvideo.video.frame_store import FrameStore
 from . import host
 from .host_adapters import HostWanVAE, clip_vision_features, conditioning_to_context, mask_tensor
+from .model_patcher import hosted_sampling
 
 STORE_FOLDER = "infinitetalk_frames"
 FRAMES_FOLDERS = ("temp", "output")
@@ -171,20 +172,22 @@ class InfiniteTalkSampler:
                 host.send_progress_text(f"window {p.window}/{p.windows}")
 
         try:
-            store = generate(
-                model,
-                HostWanVAE(vae),
-                image,
-                clip_vision_features(clip_vision_output),
-                audio=audio_embeds,
-                context=conditioning_to_context(positive, "positive"),
-                context_null=conditioning_to_context(negative, "negative"),
-                speaker_masks=masks,
-                settings=settings,
-                store_root=store_root(frames_folder),
-                on_progress=on_progress,
-                should_stop=host.interrupt_requested,
-            )
+            with hosted_sampling(model) as (dit, prepare_model):
+                store = generate(
+                    dit,
+                    HostWanVAE(vae),
+                    image,
+                    clip_vision_features(clip_vision_output),
+                    audio=audio_embeds,
+                    context=conditioning_to_context(positive, "positive"),
+                    context_null=conditioning_to_context(negative, "negative"),
+                    speaker_masks=masks,
+                    settings=settings,
+                    store_root=store_root(frames_folder),
+                    on_progress=on_progress,
+                    should_stop=host.interrupt_requested,
+                    prepare_model=prepare_model,
+                )
         except GenerationInterrupted:
             host.raise_if_interrupted()  # the host's own exception, so the UI shows "interrupted"
             raise

@@ -9,7 +9,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from wanvideo_infinitetalk_pack.nodes import model_nodes
 from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkLoraSelect, InfiniteTalkModelLoader
+from wanvideo_infinitetalk_pack.nodes.model_patcher import InfiniteTalkModelPatcher, engine_model
 from wanvideo_infinitetalk_pack.wanvideo.errors import InputError, ModelFileError
+from wanvideo_infinitetalk_pack.wanvideo.model.placement import tensor_bytes
 
 NON_WEIGHT = ("input.", "output.", "aux.", "debug.", "derived.")
 
@@ -67,7 +69,7 @@ def _run(model, tensors, output="cond"):
 def test_declarations():
     spec = InfiniteTalkModelLoader.INPUT_TYPES()
     assert set(spec["required"]) == {"model", "infinitetalk", "precision", "quantization", "blocks_to_swap", "attention"}
-    assert set(spec["optional"]) == {"lora"}
+    assert set(spec["optional"]) == {"lora", "offload_after_sampling"}
     assert spec["required"]["attention"][0] == ["sdpa", "sage", "flash"]
     assert spec["required"]["precision"][1]["default"] == "bf16"
     assert InfiniteTalkModelLoader.RETURN_TYPES == ("INFINITETALK_MODEL",)
@@ -84,8 +86,13 @@ def test_loader_lists_models_and_adapters_and_loads_them(comfy_models, monkeypat
 
     # the tiny model's head count is not readable from weights: the fixture's config provides it
     monkeypatch.setattr(model_nodes, "load_model", _with_tiny_config(model_nodes.load_model))
-    (model,) = InfiniteTalkModelLoader().load("wan2.1_i2v_tiny_bf16.safetensors", "infinitetalk_single.safetensors",
-                                              precision="fp32", quantization="disabled", blocks_to_swap=1)
+    (patcher,) = InfiniteTalkModelLoader().load("wan2.1_i2v_tiny_bf16.safetensors", "infinitetalk_single.safetensors",
+                                                precision="fp32", quantization="disabled", blocks_to_swap=1)
+    model = engine_model(patcher)
+    # A model for ComfyUI's model management: nothing on the GPU until the sampler asks the host to load it;
+    # the host manages everything but the block the user swapped.
+    assert isinstance(patcher, InfiniteTalkModelPatcher) and patcher.loaded_size() == 0
+    assert patcher.model_size() == tensor_bytes(model) - tensor_bytes(model.blocks[0])
     assert model.has_audio_adapter and model.compute_dtype == torch.float32 and model.block_swap is not None
     # bf16 Wan weights, fp32 adapter: the same model up to the file's bf16 rounding (single-speaker call)
     assert (_run(model, tensors, "uncond") - tensors["output.uncond"]).abs().max() < 0.1
@@ -95,7 +102,7 @@ def test_loader_lists_models_and_adapters_and_loads_them(comfy_models, monkeypat
     assert [c["strength"] for c in chain] == [0.5, 0.25]
     (with_lora,) = InfiniteTalkModelLoader().load("wan2.1_i2v_tiny_bf16.safetensors", "infinitetalk_single.safetensors",
                                                   precision="fp32", quantization="disabled", lora=chain)
-    delta = with_lora.blocks[0].self_attn.q.weight - model.blocks[0].self_attn.q.weight
+    delta = engine_model(with_lora).blocks[0].self_attn.q.weight - model.blocks[0].self_attn.q.weight
     assert torch.allclose(delta, torch.full((64, 64), 0.75 * 2e-4 * 2 / 2), atol=1e-7)
 
 

@@ -15,6 +15,8 @@ them runs through our nodes the way it does in ComfyUI:
 The text and image "encoders" are deterministic functions of their input (different prompts or images give
 different features) with the tiny model's widths; the VAE wraps a diffusers `AutoencoderKLWan`.
 Configure them with `configure(text_dim=..., clip_dim=..., vae=...)` and the input folder with `set_input_dir`.
+The host's model management (its VRAM accounting: load, evict, unload) has its own double in
+`model_management_double.py`.
 """
 from __future__ import annotations
 

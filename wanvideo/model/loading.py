@@ -118,6 +118,7 @@ def load_model(
     attention: str = "sdpa",
     blocks_to_swap: int = 0,
     offload_device="cpu",
+    initial_device=None,
     loras=(),
     progress=None,
 ) -> WanInfiniteTalkModel:
@@ -134,12 +135,15 @@ def load_model(
     quantize: 'fp8_e4m3fn' / 'fp8_e5m2': store the blocks' linear weights in fp8 (per-tensor scaled) even when
         the file is bf16/fp16/fp32 (or GGUF: then dequantised and re-quantised to fp8 on load).
     attention: 'sdpa', 'sage' or 'flash'. blocks_to_swap: blocks kept on `offload_device`, moved in just in time.
+    initial_device: where the other weights are put (default: `device`); e.g. the offload device when a host's
+        model manager moves them onto `device` later (nodes/model_patcher.py).
     loras: [(path, strength), ...] merged into the weights after loading.
     progress: optional callable(done, total) per tensor loaded.
     """
     dtype = compute_dtype(dtype)
     device = parse_device(device)
     offload_device = torch.device(offload_device)
+    initial_device = device if initial_device is None else torch.device(initial_device)
     quant_dtype = fp8_dtype(quantize) if quantize else None
 
     ckpt = _read_model_files(path_or_paths)
@@ -176,7 +180,7 @@ def load_model(
 
     check_types(ckpt.entries)
     swap = max(0, min(int(blocks_to_swap), cfg["num_layers"]))
-    _load_weights(slots, ckpt, dtype, device, offload_device, swap, keep_fp8, quant_dtype, progress)
+    _load_weights(slots, ckpt, dtype, initial_device, offload_device, swap, keep_fp8, quant_dtype, progress)
 
     model.loaded_from = {"files": ckpt.files, "layouts": sorted(ckpt.layouts)}
     model.set_attention_backend(attention)

@@ -141,6 +141,7 @@ def generate(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_window_done: Callable[[int, FrameStore], None] | None = None,
+    prepare_model: Callable[[tuple], None] | None = None,
 ) -> FrameStore:
     """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
 
@@ -149,6 +150,8 @@ def generate(
     clip_fea: [1 or N, 257, clip_dim]; audio: AudioEmbeddings or None (plain I2V);
     context / context_null: [1, L, text_dim] positive / negative text embeddings (None = empty prompt);
     speaker_masks: optional pair of [H, W] masks for two speakers.
+    prepare_model: called with the window's latent shape [1, 16, T, h, w] right before its denoising (after the
+        VAE encodes), e.g. for a host to load the model's weights, making room for them and the activations.
     """
     s = (settings or SamplerSettings()).validated()
     plan = plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s)
@@ -160,7 +163,7 @@ def generate(
         store.release()
         return store
     try:
-        runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop)
+        runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop, prepare_model)
         run_windows(runner, plan.windows, store, on_window_done)
         store.mark_complete()
     finally:
@@ -272,9 +275,9 @@ class _WindowRunner:
     unit = "window"
 
     def __init__(self, model, vae, plan: RunPlan, audio, s: SamplerSettings, store: FrameStore, on_progress,
-                 should_stop):
+                 should_stop, prepare_model=None):
         self.model, self.vae, self.plan, self.audio, self.s, self.store = model, vae, plan, audio, s, store
-        self.on_progress, self.should_stop = on_progress, should_stop
+        self.on_progress, self.should_stop, self.prepare_model = on_progress, should_stop, prepare_model
         self.device = device = torch.device(getattr(model, "main_device", None) or "cpu")
         self.resumed = store.finished_windows
         source = plan.source
@@ -332,6 +335,9 @@ class _WindowRunner:
 
         passes = self.passes(window, y, clip_row)
         shape = (LATENT_CHANNELS, latent_frames(window.length), plan.lat_h, plan.lat_w)
+        if self.prepare_model is not None:
+            # The host loads the weights (making room first) before the batching choice measures free memory.
+            self.prepare_model((1, *shape))
         noise = window_noise(s.seed, window.index, shape, self.device)
         solver = FlowSolver(s.scheduler, s.steps, s.shift)
         predict = self.pass_runner(passes, shape)

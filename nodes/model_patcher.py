@@ -1,0 +1,186 @@
+"""Our DiT as a model ComfyUI's model management can load, partially load, offload and unload.
+
+ComfyUI keeps a list of loaded models (`comfy.model_management.current_loaded_models`) and makes room
+for a model by unloading or partially unloading the others, measuring free VRAM; it does that through
+a small part of `comfy.model_patcher.ModelPatcher`'s interface (`model_size`, `loaded_size`,
+`partially_load`, `partially_unload`, `detach`, `is_clone`, ...). `InfiniteTalkModelPatcher` offers
+that interface over the engine's module without importing ComfyUI, so the engine stays host-free and
+the same object works in tests and standalone:
+
+- the weights wait on the offload device until the sampler asks the host to load them
+  (`host.load_model_for_sampling`), so the host first evicts what it can (the text encoder, CLIP vision);
+- a partial load (ComfyUI's lowvram mode) keeps the core and the last blocks on the GPU and streams the
+  first blocks with the engine's block swapper; the loader's `blocks_to_swap` stays the minimum streamed;
+- `detach` (the host's unload, "Free model and node cache", another big model needing the card) moves
+  everything back to the offload device.
+
+Weights are never patched here: LoRAs are merged (or kept beside packed weights) by the loader, so the
+host's weight-patch machinery has nothing to do; sizes are the stored bytes (fp8, GGUF, bf16 alike).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+
+import torch
+
+from ..wanvideo.model.memory import inference_bytes
+from ..wanvideo.model.placement import WeightPlacement
+
+log = logging.getLogger("wanvideo")
+
+OFFLOAD_AFTER = ("auto", "yes", "no")
+AUTO_OFFLOAD_BELOW_BYTES = 32 * 1024**3  # "auto": offload after sampling on cards with less VRAM than this
+
+
+class InfiniteTalkModelPatcher:
+    """ModelPatcher-compatible handle of the engine's DiT (the INFINITETALK_MODEL the loader returns)."""
+
+    def __init__(self, model, load_device, offload_device, offload_after: str = "auto", placement=None):
+        self.model = model  # the engine module: ComfyUI's LoadedModel watches it with a weakref
+        self.load_device = torch.device(load_device)
+        self.offload_device = torch.device(offload_device)
+        self.placement = placement or WeightPlacement(model, self.offload_device)
+        self.offload_after = offload_after
+        self.parent = None
+        self.size = self.placement.managed_bytes
+        self.model_options = {"transformer_options": {}}
+        self.patches, self.backup, self.object_patches = {}, {}, {}
+        self.patches_uuid = uuid.uuid4()
+        self.weight_inplace_update = False
+        self.load_calls = 0  # for tests and logs
+
+    # ----- what the host reads ----------------------------------------------------------------------------
+    def model_size(self) -> int:
+        return self.size
+
+    def loaded_size(self) -> int:
+        return self.placement.loaded_bytes
+
+    def current_loaded_device(self):
+        return self.placement.device
+
+    def model_dtype(self):
+        return getattr(self.model, "compute_dtype", None)
+
+    def lowvram_patch_counter(self) -> int:
+        return 0
+
+    def model_patches_to(self, device) -> None:
+        return None
+
+    def model_patches_models(self) -> list:
+        return []
+
+    def get_nested_additional_models(self) -> list:
+        return []
+
+    def get_additional_models(self) -> list:
+        return []
+
+    def is_clone(self, other) -> bool:
+        return getattr(other, "model", None) is self.model
+
+    def clone_has_same_weights(self, clone) -> bool:
+        return self.is_clone(clone)
+
+    def clone(self) -> "InfiniteTalkModelPatcher":
+        twin = InfiniteTalkModelPatcher(self.model, self.load_device, self.offload_device, self.offload_after,
+                                        placement=self.placement)
+        twin.parent = self
+        return twin
+
+    def memory_required(self, latent_shape, batch: int = 1) -> int:
+        """Device memory one forward needs besides the loaded weights (activations, streamed blocks)."""
+        config = getattr(self.model, "config", {})
+        dtype = self.model_dtype() or torch.bfloat16
+        return inference_bytes(config, latent_shape, dtype, batch) + self.placement.swap_working_bytes
+
+    # ----- what the host calls ----------------------------------------------------------------------------
+    def partially_load(self, device_to, extra_memory=0, force_patch_weights=False) -> int:
+        """Load up to `extra_memory` more bytes onto `device_to` (the core first, then blocks); bytes loaded."""
+        self._check_device(device_to)
+        self.load_calls += 1
+        return self.placement.load(extra_memory)
+
+    def partially_unload(self, device_to, memory_to_free=0) -> int:
+        """Stream blocks instead of keeping them on the GPU until `memory_to_free` bytes are freed."""
+        return self.placement.unload_blocks(memory_to_free)
+
+    def detach(self, unpatch_all=True):
+        """The host's unload: with `unpatch_all`, every weight back to the offload device."""
+        if unpatch_all:
+            freed = self.placement.unload()
+            if freed:
+                log.info("WanVideo InfiniteTalk: model offloaded to %s (%.2f GB freed)", self.offload_device, freed / 1e9)
+        return self.model
+
+    def patch_model(self, device_to=None, lowvram_model_memory=0, load_weights=True, force_patch_weights=False):
+        if load_weights and device_to is not None:
+            self.partially_load(device_to, lowvram_model_memory or float("inf"))
+        return self.model
+
+    def unpatch_model(self, device_to=None, unpatch_weights=True):
+        if unpatch_weights:
+            self.placement.unload()
+
+    def cleanup(self) -> None:
+        return None
+
+    # ----- ours -------------------------------------------------------------------------------------------
+    def should_offload_after(self, total_vram: int | None) -> bool:
+        if self.offload_after == "yes":
+            return True
+        if self.offload_after == "no" or self.load_device.type == "cpu":
+            return False
+        return total_vram is None or total_vram < AUTO_OFFLOAD_BELOW_BYTES
+
+    def _check_device(self, device_to) -> None:
+        if device_to is not None and torch.device(device_to) != self.load_device:
+            log.warning("WanVideo InfiniteTalk: asked to load onto %s; the model computes on %s", device_to,
+                        self.load_device)
+
+    def __getattr__(self, name):
+        # Read-through to the engine module (config, has_audio_adapter, compute_dtype, ...), for code that
+        # inspects an INFINITETALK_MODEL; only reached for names the patcher does not have itself.
+        if name.startswith("__") or "model" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["model"], name)
+
+    def __repr__(self) -> str:
+        return (f"InfiniteTalkModelPatcher({type(self.model).__name__}, {self.size / 1e9:.2f} GB, "
+                f"{self.loaded_size() / 1e9:.2f} GB on {self.load_device})")
+
+
+def engine_model(model):
+    """The engine's module behind an INFINITETALK_MODEL (a patcher, or a bare module from older graphs/tests)."""
+    return model.model if isinstance(model, InfiniteTalkModelPatcher) else model
+
+
+@contextlib.contextmanager
+def hosted_sampling(model):
+    """(engine module, per-window prepare function) for a sampler; offloads afterwards when the model says so.
+
+    Before each window's denoising the host is asked to load the model with room for that window's
+    activations (and the streamed blocks), as ComfyUI's own samplers do: the host evicts other models, or
+    loads ours partially, first. A bare engine module (no patcher) runs as it is.
+    """
+    from . import host
+
+    if not isinstance(model, InfiniteTalkModelPatcher):
+        yield model, None
+        return
+
+    def prepare(latent_shape) -> None:
+        host.raise_if_interrupted()
+        # Room for one forward's activations (the guidance passes run one after another, batch 1) and the
+        # streamed blocks; the host adds its own inference reserve on top, as for its samplers.
+        need = model.memory_required(latent_shape, batch=1)
+        host.load_model_for_sampling(model, memory_required=need, minimum_memory_required=need)
+
+    try:
+        yield model.model, prepare
+    finally:
+        if model.should_offload_after(host.total_vram(model.load_device)):
+            host.unload_model(model)
