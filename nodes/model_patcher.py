@@ -141,6 +141,14 @@ class InfiniteTalkModelPatcher:
             log.warning("WanVideo InfiniteTalk: asked to load onto %s; the model computes on %s", device_to,
                         self.load_device)
 
+    def __call__(self, *args, **kwargs):
+        """Run the engine module (for code that calls an INFINITETALK_MODEL directly); loads it first if needed."""
+        if not self.placement.loaded:
+            from . import host
+
+            host.load_model_for_sampling(self)
+        return self.model(*args, **kwargs)
+
     def __getattr__(self, name):
         # Read-through to the engine module (config, has_audio_adapter, compute_dtype, ...), for code that
         # inspects an INFINITETALK_MODEL; only reached for names the patcher does not have itself.

@@ -103,6 +103,9 @@ def test_host_evicts_the_text_encoder_before_sampling_and_releases_ours_on_reque
 def test_partial_load_streams_blocks_and_makes_the_same_video(tiny, comfy_dirs, monkeypatch, watch_forward):
     torch.manual_seed(5)
     dit = build_model(dict(tiny["dit"].config, num_layers=6))
+    # Guidance passes one by one in both runs (a fully loaded model would batch them: equal within float
+    # tolerance only); what is compared here is where the weights were.
+    dit.supports_batched_passes = False
     big = model_management_double.install(monkeypatch, total_vram=100 * GB)
     full = _sample(tiny, _patcher(tiny, big, dit=dit), comfy_dirs[1] / "full", monkeypatch)
 
