@@ -9,6 +9,7 @@ from ..wanvideo.sampling.animate import AnimateSettings, generate_animate
 from ..wanvideo.sampling.animate_clips import REFERT_CHOICES
 from . import host
 from .host_adapters import HostWanVAE, clip_vision_features, conditioning_to_context
+from .model_patcher import hosted_sampling
 from .sampler_nodes import FRAMES_FOLDERS, store_root
 
 _D = AnimateSettings()  # the engine's defaults (the official generate.py's)
@@ -123,14 +124,15 @@ class InfiniteTalkAnimateSampler:
                 host.send_progress_text(p.text)
 
         try:
-            store = generate_animate(
-                model, HostWanVAE(vae), image, clip_vision_features(clip_vision_output), pose_video, face_video,
-                background=background_video, mask=character_mask,
-                context=conditioning_to_context(positive, "positive"),
-                context_null=conditioning_to_context(negative, "negative"),
-                settings=settings, store_root=store_root(frames_folder), on_progress=on_progress,
-                should_stop=host.interrupt_requested,
-            )
+            with hosted_sampling(model) as (dit, prepare_model):
+                store = generate_animate(
+                    dit, HostWanVAE(vae), image, clip_vision_features(clip_vision_output), pose_video, face_video,
+                    background=background_video, mask=character_mask,
+                    context=conditioning_to_context(positive, "positive"),
+                    context_null=conditioning_to_context(negative, "negative"),
+                    settings=settings, store_root=store_root(frames_folder), on_progress=on_progress,
+                    should_stop=host.interrupt_requested, prepare_model=prepare_model,
+                )
         except GenerationInterrupted:
             host.raise_if_interrupted()
             raise

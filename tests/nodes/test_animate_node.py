@@ -55,3 +55,17 @@ def test_replacement_with_a_mask_batch(tiny, comfy_dirs):
 def test_an_infinitetalk_model_in_the_animate_sampler_is_explained(tiny, comfy_dirs):
     with pytest.raises(InputError, match="not Wan2.2-Animate"):
         InfiniteTalkAnimateSampler().sample(**_args(tiny, model=tiny_models(seed=0).dit))
+
+
+def test_animate_sampler_asks_the_host_to_load_the_model_per_clip(tiny, comfy_dirs, monkeypatch):
+    """The model loader's output (a patcher for ComfyUI's model management) drives WanAnimate as it does InfiniteTalk."""
+    from testlib import model_management_double
+    from wanvideo_infinitetalk_pack.nodes.model_patcher import InfiniteTalkModelPatcher
+
+    mm = model_management_double.install(monkeypatch, total_vram=64 * model_management_double.GB)
+    patcher = InfiniteTalkModelPatcher(tiny["model"], mm.get_torch_device(), mm.unet_offload_device(), "yes")
+    store, count, _ = InfiniteTalkAnimateSampler().sample(**_args(tiny, model=patcher))
+    assert count == 21
+    assert [r["models"] for r in mm.load_requests] == [[patcher], [patcher]]  # once per clip
+    assert all(r["memory_required"] > 0 for r in mm.load_requests)
+    assert patcher not in mm.loaded_models() and patcher.loaded_size() == 0  # offloaded after sampling

@@ -139,6 +139,7 @@ class AnimateClipRunner:
         self.ctx_d, self.ctx_null_d = plan.ctx.to(device), plan.ctx_null.to(device)
         self.clip_d = plan.clip_fea.to(device)
         self._y_ref = None
+        self.prepare_model = None  # optional host hook before each clip's denoising (generate_animate sets it)
 
     def report(self, window: Window, step: int) -> None:
         if self.on_progress is not None:
@@ -197,6 +198,8 @@ class AnimateClipRunner:
         self.report(window, 0)
         passes = self.conditioning(window, refert)
         shape = (LATENT_CHANNELS, latent_frames(window.length) + 1, plan.lat_h, plan.lat_w)
+        if self.prepare_model is not None:
+            self.prepare_model((1, *shape))
         noise = window_noise(s.seed, window.index, shape, self.device)
         solver = FlowSolver(s.scheduler, s.steps, s.shift, schedule="wan22")
         no_clean_frames = noise.new_zeros(LATENT_CHANNELS, 0, plan.lat_h, plan.lat_w)
@@ -255,10 +258,13 @@ def generate_animate(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_window_done: Callable[[int, FrameStore], None] | None = None,
+    prepare_model: Callable[[tuple], None] | None = None,
 ) -> FrameStore:
     """Animate `image` with the driving clip (pose + face videos), or replace the person in it (+ background and
     mask videos), into a FrameStore under `store_root` of exactly the driving length (resuming a matching
-    unfinished store). Frames: anything indexable of H×W×C (IMAGE batches in 0..1, uint8 arrays)."""
+    unfinished store). Frames: anything indexable of H×W×C (IMAGE batches in 0..1, uint8 arrays).
+    prepare_model: called with each clip's latent shape [1, 16, T, h, w] before its denoising (a host loads the
+    weights there, see loop.generate)."""
     s = (settings or AnimateSettings()).validated()
     plan = plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null, s)
     store = FrameStore.open_for_run(
@@ -277,6 +283,7 @@ def generate_animate(
                  store.finished_windows + 1, len(plan.clips), store.finished_windows, len(store), store.path)
     try:
         runner = AnimateClipRunner(model, vae, plan, s, store, on_progress, should_stop)
+        runner.prepare_model = prepare_model
         run_windows(runner, plan.clips, store, on_window_done)
         store.mark_complete()
     finally:
