@@ -6,8 +6,10 @@ import logging
 import torch
 
 from ..wanvideo.audio import build_audio_embeddings, load_wav2vec
+from ..wanvideo.audio.settings import WAV2VEC_PRECISIONS, AudioSettings
 from ..wanvideo.errors import InputError
 from ..wanvideo.model_files import FOLDERS
+from ..wanvideo.options import node_input, node_inputs
 from . import host
 
 log = logging.getLogger(__name__)
@@ -17,7 +19,7 @@ MODEL_FOLDERS = FOLDERS["wav2vec"]
 for _folder in MODEL_FOLDERS:
     host.register_model_folder(_folder)
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = WAV2VEC_PRECISIONS
 
 
 class InfiniteTalkWav2VecLoader:
@@ -35,10 +37,7 @@ class InfiniteTalkWav2VecLoader:
                 "model": (host.model_choices(*MODEL_FOLDERS, keep=lambda f: not f.endswith(".json")), {
                     "tooltip": "A Hugging Face folder (config.json + model.safetensors) or a single .safetensors file "
                                "from models/wav2vec2 or models/audio_encoders, e.g. chinese-wav2vec2-base or its fp16 repack."}),
-                "precision": (list(PRECISIONS), {
-                    "default": "fp32",
-                    "tooltip": "Compute precision. fp32 reproduces the reference exactly and the model is small "
-                               "(~0.4 GB); fp16/bf16 halve its memory at a small cost in accuracy."}),
+                "precision": node_input(AudioSettings, "wav2vec_precision"),
                 "device": (["main", "offload"], {
                     "default": "main",
                     "tooltip": "main: keep the model on the GPU. offload: keep it in RAM and move it to the GPU only "
@@ -93,19 +92,7 @@ class InfiniteTalkAudioEmbeds:
             "required": {
                 "wav2vec": ("INFINITETALK_WAV2VEC", {"tooltip": "The wav2vec2 model from the Wav2Vec loader."}),
                 "audio_1": ("AUDIO", {"tooltip": "Speech of the (first) speaker: any length, channel count or sample rate."}),
-                "speaker_mode": (["para", "add"], {
-                    "default": "para",
-                    "tooltip": "With two speakers: para = they talk at the same time (the shorter is padded with "
-                               "silence); add = speaker 1 talks first, then speaker 2. Ignored with one speaker."}),
-                "normalize_loudness": ("BOOLEAN", {
-                    "default": True,
-                    "tooltip": "Bring each speaker to -23 LUFS first, as the reference does (silence is left as is)."}),
-                "fps": ("FLOAT", {
-                    "default": 25.0, "min": 1.0, "max": 120.0, "step": 0.01,
-                    "tooltip": "Video frame rate the features are aligned to. InfiniteTalk was trained at 25."}),
-                "frame_limit": ("INT", {
-                    "default": 0, "min": 0, "max": 1_000_000,
-                    "tooltip": "Keep only the first N video frames (and the matching audio); 0 = the whole audio."}),
+                **node_inputs(AudioSettings, "speaker_mode", "normalize_loudness", "fps", "frame_limit"),
             },
             "optional": {
                 "audio_2": ("AUDIO", {"tooltip": "Optional speech of a second speaker (two-person video)."}),

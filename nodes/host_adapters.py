@@ -14,6 +14,7 @@ Conventions (ComfyUI comfy/sd.py, nodes.py, comfy/clip_vision.py, comfy/latent_f
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import torch
 
@@ -53,6 +54,28 @@ class HostWanVAE:
         pixels = pixels[0] if pixels.ndim == 5 else pixels  # [F,H,W,C] in 0..1
         return pixels.float().permute(3, 0, 1, 2) * 2.0 - 1.0
 
+    @contextmanager
+    def precision(self, name: str):
+        """Within this block the host's VAE works in float32 ("fp32") or as loaded ("host").
+
+        ComfyUI's VAE casts its inputs to `vae_dtype` (bf16 on most GPUs); for "fp32" its weights are cast to
+        float32 in place (lossless from bf16/fp16 and back: twice the VAE's ~0.25 GB while the loop runs) and
+        restored afterwards.
+        """
+        model = getattr(self.vae, "first_stage_model", None)
+        working = getattr(self.vae, "vae_dtype", None)
+        if name != "fp32" or not isinstance(model, torch.nn.Module) or working in (None, torch.float32):
+            yield
+            return
+        log.info("WanVideo InfiniteTalk: VAE in float32 for this run (loaded as %s), as the reference", working)
+        model.to(torch.float32)
+        self.vae.vae_dtype = torch.float32
+        try:
+            yield
+        finally:
+            model.to(working)
+            self.vae.vae_dtype = working
+
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             module = getattr(self.vae, "first_stage_model", None)
@@ -90,6 +113,30 @@ def clip_vision_features(output):
         raise InputError("clip_vision_output has no penultimate_hidden_states: connect CLIP Vision Encode with "
                          "clip_vision_h.safetensors")
     return features.detach().float().cpu()
+
+
+def clip_vision_encoder(clip_vision):
+    """CLIP_VISION model -> the loop's per-window encoder: pixels [3, H, W] in 0..1 -> [1, 257, dim].
+
+    The frame the model is conditioned on is already cropped to the output size, so it is resized to 224x224
+    whole (crop=False), as the reference's CLIP resizes `cond_image`.
+    """
+    if clip_vision is None:
+        return None
+    if not hasattr(clip_vision, "encode_image"):
+        raise InputError("clip_vision is not a CLIP vision model: connect Load CLIP Vision with clip_vision_h")
+
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
+        return clip_vision_features(clip_vision.encode_image(pixels.permute(1, 2, 0)[None].contiguous(), crop=False))
+
+    def fingerprint() -> str:
+        module = getattr(clip_vision, "model", None)
+        if isinstance(module, torch.nn.Module):
+            return module_fingerprint(module)
+        return Digest().add("clip_vision", type(clip_vision).__qualname__).add("id", id(clip_vision)).hexdigest()
+
+    encode.fingerprint = fingerprint
+    return encode
 
 
 def mask_tensor(mask):

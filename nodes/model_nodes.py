@@ -6,9 +6,10 @@ import os
 
 from ..wanvideo.errors import InputError
 from ..wanvideo.model import load_model
-from ..wanvideo.model.attention import BACKENDS
 from ..wanvideo.model.loading import describe
+from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings
 from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
+from ..wanvideo.options import node_inputs
 from . import host
 from .model_patcher import OFFLOAD_AFTER, InfiniteTalkModelPatcher
 
@@ -22,7 +23,7 @@ host.register_model_folder("model_patches")
 WEIGHT_EXTENSIONS = LISTED_EXTENSIONS
 FOLDER_MARKERS = DIFFUSERS_FOLDER_MARKERS
 NONE = "none"
-QUANTIZATION = ("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2")
+QUANTIZATION = QUANTIZATIONS
 
 
 def _is_adapter(name: str) -> bool:
@@ -75,27 +76,7 @@ class InfiniteTalkModelLoader:
                                "from models/diffusion_models or "
                                "models/model_patches. 'none': the model file already contains it, or plain I2V "
                                "without audio."}),
-                "precision": (["bf16", "fp16", "fp32"], {
-                    "default": "bf16",
-                    "tooltip": "Compute precision. bf16 is what the reference runs; fp16 for GPUs without bf16 "
-                               "(pre-Ampere); fp32 only for checks (needs ~70 GB)."}),
-                "quantization": (list(QUANTIZATION), {
-                    "default": "keep_fp8",
-                    "tooltip": "Weight storage. keep_fp8: fp8 files stay fp8 in memory (half the VRAM of bf16) "
-                               "and GGUF files stay quantised (VRAM ~ file size; each layer dequantised as it runs), "
-                               "other files use the compute precision. disabled: everything in the compute "
-                               "precision (a GGUF is dequantised on load). fp8_e4m3fn / fp8_e5m2: store the blocks "
-                               "in fp8 even from a bf16 file "
-                               "(quantised on load, ~17 GB instead of ~33 GB)."}),
-                "blocks_to_swap": ("INT", {
-                    "default": 0, "min": 0, "max": 40, "step": 1,
-                    "tooltip": "Transformer blocks kept in system RAM and moved to the GPU just in time (the next "
-                               "one is prefetched). Each block is ~0.8 GB in bf16 / ~0.4 GB in fp8: raise it until "
-                               "the model fits your VRAM (e.g. 20-30 on 12-16 GB cards); slower the higher."}),
-                "attention": (list(BACKENDS), {
-                    "default": "sdpa",
-                    "tooltip": "Attention kernel. sdpa: PyTorch's own, always available. sage: SageAttention "
-                               "(faster, needs the sageattention package). flash: FlashAttention 2/3 (needs flash-attn)."}),
+                **node_inputs(LoaderSettings, "precision", "quantization", "blocks_to_swap", "attention"),
             },
             "optional": {
                 "lora": ("INFINITETALK_LORA", {
@@ -110,10 +91,9 @@ class InfiniteTalkModelLoader:
             },
         }
 
-    def load(self, model, infinitetalk=NONE, precision="bf16", quantization="keep_fp8", blocks_to_swap=0,
-             attention="sdpa", lora=None, offload_after_sampling="auto"):
-        if quantization not in QUANTIZATION:
-            raise InputError(f"quantization {quantization!r}: choose one of {', '.join(QUANTIZATION)}")
+    def load(self, model, infinitetalk=NONE, lora=None, offload_after_sampling="auto", **widgets):
+        settings = LoaderSettings(**widgets)
+        load_kwargs = settings.load_kwargs()
         if offload_after_sampling not in OFFLOAD_AFTER:
             raise InputError(f"offload_after_sampling {offload_after_sampling!r}: choose one of {', '.join(OFFLOAD_AFTER)}")
         model_path = host.resolve_model(model, *MODEL_FOLDERS)
@@ -130,23 +110,20 @@ class InfiniteTalkModelLoader:
         # The weights wait on the offload device: the sampler asks ComfyUI to load them, which makes room first.
         result = load_model(
             model_path,
-            dtype=precision,
             device=main,
             initial_device=offload,
             infinitetalk=adapter_path,
-            keep_fp8=quantization == "keep_fp8",
-            quantize=quantization if quantization.startswith("fp8_") else None,
-            attention=attention,
-            blocks_to_swap=blocks_to_swap,
             offload_device=offload,
             loras=loras,
             progress=progress,
+            **load_kwargs,
         )
         if result.config.get("model_type") == "animate":
             adapter = "WanAnimate (Wan2.2-Animate-14B) model: use the InfiniteTalk Animate Sampler"
         else:
             adapter = "InfiniteTalk adapter loaded" if result.has_audio_adapter else "no InfiniteTalk adapter (plain I2V)"
-        host.send_progress_text(f"{adapter}; {precision}; {len(loras)} LoRA(s); {blocks_to_swap} blocks swapped")
+        host.send_progress_text(f"{adapter}; {settings.precision}; {len(loras)} LoRA(s); "
+                                f"{settings.blocks_to_swap} blocks swapped")
         log.info("InfiniteTalk model: %s", describe(result))
         return (InfiniteTalkModelPatcher(result, main, offload, offload_after=offload_after_sampling),)
 

@@ -2,18 +2,22 @@
 InfiniteTalkFramesToImages (a store, or a slice of it, as a plain IMAGE batch)."""
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
 
 from ..wanvideo.errors import InputError
-from ..wanvideo.sampling import SCHEDULERS, GenerationInterrupted, SamplerSettings, generate
-from ..wanvideo.sampling.sizes import ASPECT_BUCKETS
+from ..wanvideo.options import node_input, node_inputs, options_of
+from ..wanvideo.sampling import GenerationInterrupted, SamplerSettings, generate
+from ..wanvideo.sampling.prompts import DEFAULT_NEGATIVE_PROMPT
 from ..wanvideo.speed_options import SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, settings_from
 from ..wanvideo.video.frame_store import FrameStore
 from . import host
-from .host_adapters import HostWanVAE, clip_vision_features, conditioning_to_context, mask_tensor
+from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context, mask_tensor
 from .model_patcher import hosted_sampling
+
+log = logging.getLogger(__name__)
 
 STORE_FOLDER = "infinitetalk_frames"
 FRAMES_FOLDERS = ("temp", "output")
@@ -39,6 +43,24 @@ def speed_settings(cache, guidance) -> dict:
             raise InputError(f"the sampler's {name} input must come from the {node} node")
         values.update(settings_from(given, names))
     return values
+
+
+def warn_no_negative(cfg: float) -> None:
+    """With text guidance and no negative prompt the model is pushed away from an empty prompt, where the reference
+    uses its default negative prompt; this node cannot encode text, so it says so (once per run)."""
+    log.warning("WanVideo InfiniteTalk: cfg is %g but no negative prompt is connected, so text guidance pushes away "
+                "from an empty prompt instead of the reference's default negative prompt. Connect a CLIP Text Encode "
+                "(umt5) to `negative` with: %s", cfg, DEFAULT_NEGATIVE_PROMPT)
+    host.send_progress_text("no negative prompt connected: see the console (the reference uses a default one)")
+
+
+def sampler_settings(widgets: dict) -> SamplerSettings:
+    """SamplerSettings from the node's widget values (an unknown name is an error, a missing one its default)."""
+    names = options_of(SamplerSettings)
+    unknown = sorted(set(widgets) - set(names))
+    if unknown:
+        raise InputError(f"unknown sampler input(s): {', '.join(unknown)}")
+    return SamplerSettings(**widgets)
 
 
 class InfiniteTalkSampler:
@@ -67,58 +89,14 @@ class InfiniteTalkSampler:
                     "tooltip": "The reference portrait. Several frames (a loaded video) = video-to-video dubbing: "
                                "each window is conditioned on the source frame at its start."}),
                 "clip_vision_output": ("CLIP_VISION_OUTPUT", {
-                    "tooltip": "CLIP Vision Encode of the image with clip_vision_h (crop 'none' matches the "
-                               "reference). For dubbing, encode the whole video to condition each window on its "
-                               "own frame, or one frame for all."}),
-                "width": ("INT", {
-                    "default": 0, "min": 0, "max": 4096, "step": 16,
-                    "tooltip": "Output width, a multiple of 16. 0 with height 0: the reference's size bucket "
-                               "closest to the image's aspect (see size_bucket); the image is scaled to cover and "
-                               "centre-cropped."}),
-                "height": ("INT", {
-                    "default": 0, "min": 0, "max": 4096, "step": 16,
-                    "tooltip": "Output height, a multiple of 16 (0 = automatic, see width)."}),
-                "size_bucket": (list(ASPECT_BUCKETS), {
-                    "default": "480p",
-                    "tooltip": "Size family for the automatic size: 480p (e.g. 448x896, 640x640) for the 480p "
-                               "model, 720p (e.g. 704x1280, 960x960) for the 720p model."}),
-                "frame_window": ("INT", {
-                    "default": 81, "min": 5, "max": 1001, "step": 4,
-                    "tooltip": "Frames generated per window, of the form 4n+1 (81 = 3.24 s at 25 fps, what the "
-                               "model was trained on)."}),
-                "motion_frames": ("INT", {
-                    "default": 9, "min": 1, "max": 1000, "step": 1,
-                    "tooltip": "Frames of the previous window fed back as motion context (kept clean) so windows "
-                               "join smoothly; they are not repeated in the output. Must be below frame_window."}),
-                "steps": ("INT", {
-                    "default": 40, "min": 1, "max": 200,
-                    "tooltip": "Denoising steps per window (40 in the reference; 4-8 with a step-distillation LoRA)."}),
-                "shift": ("FLOAT", {
-                    "default": 7.0, "min": 0.01, "max": 100.0, "step": 0.1,
-                    "tooltip": "Timestep shift of the flow-matching schedule: 7 for 480p, 11 for 720p (reference)."}),
-                "cfg": ("FLOAT", {
-                    "default": 5.0, "min": 0.0, "max": 30.0, "step": 0.1,
-                    "tooltip": "Text guidance scale. 1 = no text guidance (two model passes per step instead of "
-                               "three)."}),
-                "audio_cfg": ("FLOAT", {
-                    "default": 4.0, "min": 0.0, "max": 30.0, "step": 0.1,
-                    "tooltip": "Audio guidance scale: how strongly the lips follow the speech (reference 4; 3-5 "
-                               "usual)."}),
-                "scheduler": (list(SCHEDULERS), {
-                    "default": "euler",
-                    "tooltip": "euler: the reference's flow-matching Euler schedule. unipc / dpm++: diffusers' "
-                               "multistep solvers on the same schedule (fewer steps for similar quality)."}),
-                "seed": ("INT", {
-                    "default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                    "tooltip": "Noise seed. The first window uses it directly, later windows seeds derived from it."}),
-                "color_correction": ("FLOAT", {
-                    "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
-                    "tooltip": "Pull each window's colours (Lab mean/contrast) toward the reference image: counters "
-                               "colour drift in long videos. 0 = off (reference default), 1 = full."}),
-                "max_frames": ("INT", {
-                    "default": 0, "min": 0, "max": 10_000_000,
-                    "tooltip": "0 = as long as the audio. Otherwise at most this many frames (e.g. to preview the "
-                               "start). Without audio embeddings: the number of frames to make."}),
+                    "tooltip": "CLIP Vision Encode of the image with clip_vision_h (crop 'none' comes closest). It "
+                               "encodes the uploaded image; the reference encodes the frame cropped to the output "
+                               "size in every window: connect the CLIP vision model to clip_vision (optional input) "
+                               "for that. For dubbing, encode the whole video to condition each window on its own "
+                               "frame, or one frame for all."}),
+                **node_inputs(SamplerSettings, "width", "height", "size_bucket", "frame_window", "motion_frames",
+                              "steps", "shift", "cfg", "audio_cfg", "scheduler", "seed", "color_correction",
+                              "max_frames"),
             },
             "optional": {
                 "audio_embeds": ("INFINITETALK_AUDIO_EMBEDS", {
@@ -127,7 +105,9 @@ class InfiniteTalkSampler:
                 "positive": ("CONDITIONING", {
                     "tooltip": "Prompt from CLIP Text Encode with the umt5-xxl text encoder (empty = no prompt)."}),
                 "negative": ("CONDITIONING", {
-                    "tooltip": "Negative prompt from CLIP Text Encode (umt5-xxl); empty = none."}),
+                    "tooltip": "Negative prompt from CLIP Text Encode (umt5-xxl). The reference uses a default "
+                               "negative prompt when none is given; this node cannot encode text, so connect one "
+                               "(the example workflows do). Empty with cfg != 1: a warning, and no negative prompt."}),
                 "speaker_1_mask": ("MASK", {
                     "tooltip": "Two speakers: where speaker 1 (first audio) is in the image. Default: left half."}),
                 "speaker_2_mask": ("MASK", {
@@ -143,21 +123,23 @@ class InfiniteTalkSampler:
                     "tooltip": "Where finished windows are kept. temp: ComfyUI's temp folder (emptied when ComfyUI "
                                "restarts). output: output/infinitetalk_frames, survives a ComfyUI crash or restart "
                                "so very long runs can resume (delete old runs there yourself)."}),
+                "vae_precision": node_input(SamplerSettings, "vae_precision"),
+                "clip_vision": ("CLIP_VISION", {
+                    "tooltip": "Optional: the CLIP vision model (Load CLIP Vision, clip_vision_h). Connected, every "
+                               "window's CLIP features are encoded from its conditioning frame as the model sees it "
+                               "(cropped to the output size; for dubbing, the window's own frame), as the reference "
+                               "does; clip_vision_output is then not used."}),
             },
         }
 
-    def sample(self, model, vae, image, clip_vision_output, width=0, height=0, size_bucket="480p", frame_window=81,
-               motion_frames=9, steps=40, shift=7.0, cfg=5.0, audio_cfg=4.0, scheduler="euler", seed=0,
-               color_correction=0.0, max_frames=0, audio_embeds=None, positive=None, negative=None,
-               speaker_1_mask=None, speaker_2_mask=None, frames_folder="temp", cache=None, guidance=None):
+    def sample(self, model, vae, image, clip_vision_output, audio_embeds=None, positive=None, negative=None,
+               speaker_1_mask=None, speaker_2_mask=None, frames_folder="temp", cache=None, guidance=None,
+               clip_vision=None, **widgets):
         if image is None or len(image) == 0:
             raise InputError("connect an image (or the frames of a source video for dubbing)")
-        settings = SamplerSettings(
-            frame_window=frame_window, motion_frames=motion_frames, steps=steps, shift=shift, cfg=cfg,
-            audio_cfg=audio_cfg, scheduler=scheduler, seed=seed, color_correction=color_correction,
-            max_frames=max_frames, width=width, height=height, size_bucket=size_bucket,
-            **speed_settings(cache, guidance),
-        )
+        settings = sampler_settings({**widgets, **speed_settings(cache, guidance)})
+        if negative is None and settings.cfg != 1.0:
+            warn_no_negative(settings.cfg)
         masks = None
         if speaker_1_mask is not None or speaker_2_mask is not None:
             masks = [mask_tensor(speaker_1_mask), mask_tensor(speaker_2_mask)]
@@ -187,6 +169,7 @@ class InfiniteTalkSampler:
                     on_progress=on_progress,
                     should_stop=host.interrupt_requested,
                     prepare_model=prepare_model,
+                    clip_encoder=clip_vision_encoder(clip_vision),
                 )
         except GenerationInterrupted:
             host.raise_if_interrupted()  # the host's own exception, so the UI shows "interrupted"

@@ -15,8 +15,12 @@ import logging
 import os
 import sys
 
+from .audio.settings import AudioSettings
 from .errors import WanVideoError
+from .model.settings import LoaderSettings
+from .options import add_argument, add_arguments
 from .outputs import is_user_fault, output_error
+from .sampling.settings import SamplerSettings
 
 EPILOG = """\
 model files (real weights; any option not given is looked up in --models-dir):
@@ -50,30 +54,23 @@ def _add_generate(sub):
     what.add_argument("--video", help="source video to re-voice (video-to-video dubbing)")
     src.add_argument("--audio", required=True, help="speech (wav/flac/mp3/m4a/... or a video's sound track)")
     src.add_argument("--audio-2", help="speech of a second person (two people in the picture)")
-    src.add_argument("--speaker-mode", choices=("para", "add"), default="para",
-                     help="two speakers: para = at the same time, add = one after the other (default para)")
+    add_argument(src, AudioSettings, "speaker_mode")
     src.add_argument("--output", required=True, help="the MP4 to write (H.264 + AAC)")
     src.add_argument("--prompt", default=None, help="what the video shows (default: a neutral talking-person prompt)")
     src.add_argument("--negative-prompt", default=None, help="what to avoid (default: the reference's list)")
 
-    s = p.add_argument_group("sampling")
-    s.add_argument("--steps", type=int, help="denoising steps per window (default 4 for the embedded set, "
-                   "40 with real weights, 6 with a --lora)")
-    s.add_argument("--cfg", type=float, help="text guidance (default 5; 1 with a step-distillation --lora)")
-    s.add_argument("--audio-cfg", type=float, help="audio guidance (default 4; 3 with a --lora)")
-    s.add_argument("--shift", type=float, help="schedule shift (default 7 at 480p, 11 at 720p)")
-    s.add_argument("--scheduler", default="euler", help="euler (the reference's), unipc or dpm++")
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--width", type=int, default=0, help="output width (0 = automatic from the image)")
-    s.add_argument("--height", type=int, default=0, help="output height (0 = automatic from the image)")
-    s.add_argument("--size", choices=("480p", "720p"), default="480p",
-                   help="automatic size bucket with real weights (default 480p)")
-    s.add_argument("--frame-window", type=int, default=81, help="frames per window, 4n+1 (default 81)")
-    s.add_argument("--motion-frames", type=int, default=9, help="frames carried into the next window (default 9)")
-    s.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = the whole audio)")
-    s.add_argument("--fps", type=float, default=25.0, help="frame rate (InfiniteTalk is trained at 25)")
-    s.add_argument("--color-correction", type=float, default=1.0,
-                   help="pull each window's colours toward the image, 0..1 (default 1)")
+    s = p.add_argument_group("sampling (defaults: the reference's, from wanvideo.sampling.SamplerSettings)")
+    # steps/cfg/audio_cfg: None = decided at run time (the tiny embedded set and step-distillation LoRAs need other values)
+    add_argument(s, SamplerSettings, "steps", default=None, help="denoising steps per window (default 40 as the "
+                 "reference; 4 for the embedded set, 6 with a --lora)")
+    add_argument(s, SamplerSettings, "cfg", default=None, help="text guidance (default 5 as the reference; 1 with a "
+                 "step-distillation --lora)")
+    add_argument(s, SamplerSettings, "audio_cfg", default=None, help="audio guidance (default 4 as the reference; 3 "
+                 "with a --lora)")
+    add_arguments(s, SamplerSettings, "shift", "scheduler", "seed", "width", "height")
+    add_argument(s, SamplerSettings, "size_bucket", flag="--size")
+    add_arguments(s, SamplerSettings, "frame_window", "motion_frames", "max_frames", "fps", "color_correction",
+                  "vae_precision")
 
     m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
     m.add_argument("--models-dir", help="a ComfyUI models/ folder to find the files below in")
@@ -87,16 +84,8 @@ def _add_generate(sub):
     m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="LoRA to apply (repeatable), e.g. a step-distillation LoRA")
     m.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
-    m.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16",
-                   help="compute precision of the video model with real weights (default bf16)")
-    m.add_argument("--quantization", choices=("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2"), default="keep_fp8",
-                   help="weight storage, as on the model loader node: keep_fp8 keeps fp8 files in fp8 (half the "
-                        "VRAM of bf16) and GGUF files quantised; fp8_e4m3fn/fp8_e5m2 store a bf16 file's blocks in "
-                        "fp8; disabled converts all")
-    m.add_argument("--attention", choices=("sdpa", "sage", "flash"), default="sdpa",
-                   help="attention kernel (sage/flash must be installed)")
-    m.add_argument("--blocks-to-swap", type=int, default=0,
-                   help="keep N transformer blocks in RAM and stream them to the GPU (less VRAM, slower)")
+    add_argument(m, LoaderSettings, "precision", flag="--dtype")
+    add_arguments(m, LoaderSettings, "quantization", "attention", "blocks_to_swap")
 
     from .speed_options import MODEL_SPEED_OPTIONS, SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, add_cli_arguments
 

@@ -12,6 +12,7 @@ random-weight set (`wanvideo.tiny`) runs instead: the picture is noise, the soun
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -21,9 +22,14 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
+from .audio.settings import AudioSettings
 from .media import need_file, read_audio, read_image, read_video
+from .model.settings import LoaderSettings
 from .model_files import ModelPaths, resolve_models
+from .options import options_of
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
+from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
+from .sampling.settings import SamplerSettings
 from .sampling.vae import load_wan_vae
 from .speed_options import MODEL_SPEED_OPTIONS, SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, SpeedSettings, settings_from
 from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
@@ -31,13 +37,6 @@ from .torch_inputs import parse_device
 
 log = logging.getLogger(__name__)
 
-# The reference's default prompts (InfiniteTalk examples / Wan's negative prompt, in its original Chinese).
-DEFAULT_PROMPT = "A person is talking to the camera with natural facial expressions and clear lip movements."
-DEFAULT_NEGATIVE_PROMPT = (
-    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，"
-    "残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，"
-    "三条腿，背景人很多，倒着走"
-)
 EMBEDDED_NOTICE = ("Using the embedded tiny random-weight model set (no model files given): the picture will be "
                    "noise; the sound and the timing are real.")
 EMBEDDED_LONG_SIDE = 256  # the embedded set's automatic size: the image's aspect, this many pixels on the long side
@@ -46,36 +45,30 @@ EMBEDDED_LONG_SIDE = 256  # the embedded set's automatic size: the image's aspec
 # ----------------------------------------------------------------------------- requests
 
 
+# Options the command line decides at run time when not given: the reference's values (SamplerSettings'
+# defaults) with real weights, others for the tiny embedded set and for step-distillation LoRAs.
+AUTO_SAMPLING = ("steps", "cfg", "audio_cfg")
+
+
 @dataclass
 class GenerateRequest:
+    """One `python -m wanvideo generate` job. Option values live in the engine's settings objects."""
+
     audio: str
     output: str
     image: str | None = None
     video: str | None = None
     audio_2: str | None = None
-    speaker_mode: str = "para"
     prompt: str | None = None
     negative_prompt: str | None = None
-    steps: int | None = None
+    steps: int | None = None  # None: see AUTO_SAMPLING
     cfg: float | None = None
     audio_cfg: float | None = None
-    shift: float | None = None
-    scheduler: str = "euler"
-    seed: int = 42
-    width: int = 0
-    height: int = 0
-    size: str = "480p"
-    frame_window: int = 81
-    motion_frames: int = 9
-    max_frames: int = 0
-    fps: float = 25.0
-    color_correction: float = 1.0
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    loader: LoaderSettings = field(default_factory=LoaderSettings)
+    audio_settings: AudioSettings = field(default_factory=AudioSettings)
     models: ModelPaths = field(default_factory=ModelPaths)
     device: str = "auto"
-    dtype: str = "bf16"
-    quantization: str = "keep_fp8"
-    attention: str = "sdpa"
-    blocks_to_swap: int = 0
     sequence_parallel: str | None = None  # ulysses | ring: each window's tokens split across torchrun's ranks
     speed: dict = field(default_factory=dict)  # speed options (wanvideo/speed_options.py) by name
     work_dir: str | None = None
@@ -90,10 +83,14 @@ class GenerateRequest:
                             text_encoder=args.text_encoder, loras=loras)
         from .speed_options import SPEED_OPTIONS
 
-        names = {f.name for f in fields(cls)} - {"models", "speed"}
+        def settings(kind, skip=()):
+            return kind(**{n: getattr(args, n) for n in options_of(kind) if hasattr(args, n) and n not in skip})
+
+        names = {f.name for f in fields(cls)} - {"models", "sampler", "loader", "audio_settings", "speed"}
         values = {n: getattr(args, n) for n in names if hasattr(args, n)}
         speed = {n: getattr(args, n) for n in SPEED_OPTIONS if hasattr(args, n)}
-        return cls(models=models, speed=speed, **values)
+        return cls(models=models, speed=speed, sampler=settings(SamplerSettings, AUTO_SAMPLING + tuple(SPEED_OPTIONS)),
+                   loader=settings(LoaderSettings), audio_settings=settings(AudioSettings), **values)
 
 
 @dataclass
@@ -135,8 +132,8 @@ class _Models:
 
 
 def _embedded_size(req: GenerateRequest, height: int, width: int) -> tuple[int, int]:
-    if req.width and req.height:
-        return req.width, req.height
+    if req.sampler.width and req.sampler.height:
+        return req.sampler.width, req.sampler.height
     scale = EMBEDDED_LONG_SIDE / max(height, width)
     snap = lambda v: max(16, int(round(v * scale / 16)) * 16)  # noqa: E731
     return snap(width), snap(height)
@@ -158,7 +155,8 @@ def _encode_conditioning(req, files, device, frames, windows_starts):
     text = load_text_encoder(files["text_encoder"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
                              device=device)
     context = text.encode(req.prompt if req.prompt is not None else DEFAULT_PROMPT)[None]
-    negative = req.negative_prompt if req.negative_prompt is not None else DEFAULT_NEGATIVE_PROMPT
+    # As the reference: an empty negative prompt means the InfiniteTalk config's default one.
+    negative = req.negative_prompt or DEFAULT_NEGATIVE_PROMPT
     context_null = text.encode(negative)[None]
     del text
     _free(device)
@@ -192,11 +190,8 @@ def _load_dit(req, files, device):
 
     log.info("loading the video model: %s%s", os.path.basename(files["model"]),
              f" + {os.path.basename(files['infinitetalk'])}" if files["infinitetalk"] else "")
-    dit = load_model([files["model"]], dtype=req.dtype, device=device, infinitetalk=files["infinitetalk"],
-                     require_audio=True,
-                     keep_fp8=req.quantization == "keep_fp8",
-                     quantize=req.quantization if req.quantization.startswith("fp8_") else None,
-                     attention=req.attention, blocks_to_swap=req.blocks_to_swap, loras=list(req.models.loras))
+    dit = load_model([files["model"]], device=device, infinitetalk=files["infinitetalk"], require_audio=True,
+                     loras=list(req.models.loras), **req.loader.load_kwargs())
     return _speed_up(dit, req)
 
 
@@ -247,11 +242,31 @@ class _ProgressBars:
             self.bar.close()
 
 
+def sampler_settings(req: GenerateRequest, embedded: bool, src_h: int, src_w: int) -> SamplerSettings:
+    """The request's sampler settings with steps/cfg/audio_cfg decided when not given (AUTO_SAMPLING).
+
+    Real weights: the reference's values (SamplerSettings' defaults), or with a LoRA the step-distillation ones
+    the example workflows use. The embedded tiny set: 4 steps, no text guidance, a small size.
+    """
+    s = dataclasses.replace(req.sampler, **settings_from(req.speed, SAMPLER_GUIDANCE_OPTIONS + SAMPLER_CACHE_OPTIONS))
+    reference = SamplerSettings()
+    lora = bool(req.models.loras)
+    if embedded:
+        s.width, s.height = _embedded_size(req, src_h, src_w)
+        s.steps = req.steps if req.steps is not None else 4
+        s.cfg = 1.0 if req.cfg is None else req.cfg
+    else:
+        s.steps = req.steps if req.steps is not None else (6 if lora else reference.steps)
+        s.cfg = req.cfg if req.cfg is not None else (1.0 if lora else reference.cfg)
+    s.audio_cfg = req.audio_cfg if req.audio_cfg is not None else (3.0 if lora else reference.audio_cfg)
+    return s
+
+
 def make_video_file(req: GenerateRequest) -> GenerateResult:
     """Run the whole job; the MP4 is written to `req.output`."""
     from .audio import build_audio_embeddings
-    from .sampling import SamplerSettings, plan_windows
     from .sampling import generate as sample_video
+    from .sampling import plan_windows
     from .video import encode_video
 
     # Inputs first: every file problem is reported before any model is loaded.
@@ -283,19 +298,9 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         frames = video
         src_h, src_w = video.shape[1:3]
 
-    lora = bool(req.models.loras)
     if embedded:
         print(EMBEDDED_NOTICE, file=sys.stderr)  # noqa: T201 - the CLI's user must see this even without logging
-        width, height = _embedded_size(req, src_h, src_w)
-        steps = req.steps if req.steps is not None else 4
-        cfg = 1.0 if req.cfg is None else req.cfg
-    else:
-        width, height = req.width, req.height
-        steps = req.steps if req.steps is not None else (6 if lora else 40)
-        cfg = req.cfg if req.cfg is not None else (1.0 if lora else 5.0)
-    # The same defaults as the example workflows: the reference's, or the step-distillation LoRA ones.
-    audio_cfg = req.audio_cfg if req.audio_cfg is not None else (3.0 if lora else 4.0)
-    shift = req.shift if req.shift is not None else (11.0 if req.size == "720p" else 7.0)
+    settings = sampler_settings(req, embedded, src_h, src_w)
 
     # Speech -> embeddings (the same engine function as the audio embeds node).
     if embedded:
@@ -308,22 +313,19 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         wav2vec = load_wav2vec(files["wav2vec"], dtype=torch.float32, device=device)
     encoder = models.wav2vec if models else wav2vec
     log.info("embedding the speech")
-    embeds = build_audio_embeddings(encoder, wave_1, rate_1, wave_2, rate_2, mode=req.speaker_mode, fps=req.fps,
-                                    frame_limit=req.max_frames)
+    embeds = build_audio_embeddings(encoder, wave_1, rate_1, wave_2, rate_2, mode=req.audio_settings.speaker_mode,
+                                    fps=settings.fps, normalize_loudness=req.audio_settings.normalize_loudness,
+                                    frame_limit=settings.max_frames)
     total = embeds.num_frames
     if not embedded:
         del wav2vec
         _free(device)
-        starts = [w.start for w in plan_windows(total, req.frame_window, req.motion_frames)]
+        starts = [w.start for w in plan_windows(total, settings.frame_window, settings.motion_frames)]
         models = _load_real(req, files, device, frames, starts)
 
-    settings = SamplerSettings(frame_window=req.frame_window, motion_frames=req.motion_frames, steps=steps,
-                               shift=shift, cfg=cfg, audio_cfg=audio_cfg, scheduler=req.scheduler, seed=req.seed,
-                               color_correction=req.color_correction, max_frames=req.max_frames, width=width,
-                               height=height, size_bucket=req.size, fps=req.fps,
-                               **settings_from(req.speed, SAMPLER_GUIDANCE_OPTIONS + SAMPLER_CACHE_OPTIONS))
     os.makedirs(work, exist_ok=True)
     bars = _ProgressBars(req.quiet)
+
     def sample(dit):
         return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
                             context_null=models.context_null, settings=settings, store_root=work, on_progress=bars)

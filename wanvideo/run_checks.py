@@ -47,19 +47,20 @@ def check_work_dir(work: str, option: str) -> None:
 
 def check_numbers(req) -> None:
     """Options whose nonsense values would run for hours or allocate terabytes: refused with the limit."""
+    s = getattr(req, "sampler", req)  # the request's SamplerSettings (wanvideo/options.py)
     if req.steps is not None and req.steps < 1:
         raise InputError(f"--steps {req.steps}: give at least 1 denoising step (4-8 with a distillation LoRA, 40 without)")
-    if not (math.isfinite(req.fps) and 0 < req.fps <= MAX_FPS):
-        raise InputError(f"--fps {req.fps:g}: give a frame rate above 0 and at most {MAX_FPS:g} (InfiniteTalk makes 25)")
+    if not (math.isfinite(s.fps) and 0 < s.fps <= MAX_FPS):
+        raise InputError(f"--fps {s.fps:g}: give a frame rate above 0 and at most {MAX_FPS:g} (InfiniteTalk makes 25)")
     for name in ("width", "height"):
-        value = getattr(req, name)
+        value = getattr(s, name)
         if value < 0 or value > MAX_SIDE:
             raise InputError(f"--{name} {value}: give 0 (automatic) or a size up to {MAX_SIDE} pixels "
                              "(480p is 832x480, 720p is 1280x720)")
-    if (req.width == 0) != (req.height == 0):
+    if (s.width == 0) != (s.height == 0):
         raise InputError("--width and --height go together: give both, or neither (automatic size)")
-    if req.max_frames < 0:
-        raise InputError(f"--max-frames {req.max_frames}: give 0 (the whole audio) or a number of frames")
+    if s.max_frames < 0:
+        raise InputError(f"--max-frames {s.max_frames}: give 0 (the whole audio) or a number of frames")
 
 
 def _check_weights_file(path: Path, option: str) -> None:

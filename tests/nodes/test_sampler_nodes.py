@@ -130,3 +130,53 @@ def test_node_declarations():
     assert InfiniteTalkSampler.RETURN_TYPES == ("INFINITETALK_FRAMES", "INT", "FLOAT")
     assert sampler_nodes.NODE_CLASS_MAPPINGS == {"InfiniteTalkSampler": InfiniteTalkSampler,
                                                  "InfiniteTalkFramesToImages": InfiniteTalkFramesToImages}
+
+
+def test_no_negative_with_cfg_warns_once_and_says_what_to_connect(tiny, comfy_dirs, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        _run(tiny, comfy_dirs, negative=None, cfg=5.0, max_frames=9)
+    warnings = [r for r in caplog.records if "no negative prompt is connected" in r.getMessage()]
+    assert len(warnings) == 1  # once per run, not per window
+    assert "bright tones, overexposed" in warnings[0].getMessage()  # the reference's default, to paste
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _run(tiny, comfy_dirs, negative=None, cfg=1.0, max_frames=9)  # no text guidance: nothing to warn about
+    assert not [r for r in caplog.records if "no negative prompt" in r.getMessage()]
+
+
+class _RecordingClipVision:
+    def __init__(self, inner):
+        self.inner, self.sizes = inner, []
+
+    def encode_image(self, image, crop=True):
+        self.sizes.append((tuple(image.shape), crop))
+        return self.inner.encode_image(image, crop=crop)
+
+
+def test_clip_vision_model_connected_encodes_each_windows_cropped_frame(tiny, comfy_dirs):
+    video = torch.rand(33, 40, 60, 3, generator=torch.Generator().manual_seed(9))  # dubbing: 33 source frames
+    clip_vision = _RecordingClipVision(tiny["clip_vision"])
+    store, count, _ = _run(tiny, comfy_dirs, image=video, clip_vision=clip_vision,
+                           clip_vision_output=tiny["clip_vision"].encode_image(video[:1], crop=False))
+    # 33 frames in 17-frame windows with 9 motion frames: windows start at 0, 8, 16, 24 -> one encoding each,
+    # of the frame cropped to the 32x48 output, whole (crop=False)
+    assert count == 33 and store.num_windows == 4
+    assert clip_vision.sizes == [((1, 32, 48, 3), False)] * 4
+
+
+def test_vae_runs_in_float32_in_the_node_and_is_restored(tiny, comfy_dirs):
+    from testlib.comfy_doubles import HostVAE as Double
+    from wanvideo_infinitetalk_pack.wanvideo.tiny import tiny_vae
+
+    vae = Double(tiny_vae(seed=2, dtype=torch.bfloat16).vae)
+    assert vae.vae_dtype == torch.bfloat16
+    seen = []
+    hook = vae.first_stage_model.decoder.register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+    try:
+        _run(tiny, comfy_dirs, vae=vae, max_frames=9)
+    finally:
+        hook.remove()
+    assert seen and set(seen) == {torch.float32}
+    assert vae.vae_dtype == torch.bfloat16 and next(vae.first_stage_model.parameters()).dtype == torch.bfloat16

@@ -38,3 +38,71 @@ def test_strength_blends_linearly_and_zero_is_identity():
     assert torch.allclose(half, (frames + full) / 2, atol=1e-5)
     with pytest.raises(InputError, match="between 0 and 1"):
         match_and_blend_colors(frames, reference, 1.5)
+
+
+class _DriftingVAE:
+    """The lossless block VAE whose decoder warms the picture a little more on every call (colour drift)."""
+
+    def __init__(self):
+        from sampling_fakes import FakeVAE
+
+        self.codec = FakeVAE(record=False)
+        self.calls = 0
+
+    def encode(self, video):
+        return self.codec.encode(video)
+
+    def decode(self, latent):
+        self.calls += 1
+        video = self.codec.decode(latent)
+        shift = torch.tensor([0.08, 0.02, -0.08]).view(3, 1, 1, 1)
+        return (video + shift).clamp(-1, 1)
+
+    def fingerprint(self):
+        return f"drifting-{id(self)}"
+
+
+def _hold_first_frame():
+    """A velocity that lands every frame of the window on its first latent frame (a still picture)."""
+    from sampling_fakes import FakeVAE
+
+    codec = FakeVAE(record=False)
+
+    def velocity(x, t, context, clip_fea, y, audio, masks):
+        first = codec.decode(x[0, :, :1])[:, :1]  # [3, 1, H, W]
+        frames = 1 + 4 * (x.shape[2] - 1)
+        x0 = codec.encode(first.expand(-1, frames, -1, -1).contiguous())[None]
+        return (x - x0) / (t.view(-1, 1, 1, 1, 1).float() / 1000.0)
+
+    return velocity
+
+
+def _lab_mean_distance(store, reference_rgb01):
+    ref = rgb_to_lab(reference_rgb01.double()).mean((0, 1))
+    frames = torch.from_numpy(np.stack(list(store.iter_frames()))).double() / 255.0
+    return float((rgb_to_lab(frames[-8:]).mean((0, 1, 2)) - ref).norm())
+
+
+def test_default_colour_correction_pulls_a_drifting_run_back_to_the_image_colours(tmp_path):
+    from sampling_fakes import CONFIG, FakeDiT
+
+    from wanvideo.sampling import SamplerSettings, generate
+
+    assert SamplerSettings().color_correction == 1.0
+    gen = torch.Generator().manual_seed(4)
+    blocks = torch.rand(1, 4, 6, 3, generator=gen) * 0.6 + 0.2  # 8x8-constant blocks: the codec is lossless
+    image = blocks.repeat_interleave(8, 1).repeat_interleave(8, 2)  # [1, 32, 48, 3]
+    config = dict(CONFIG, audio_adapter=False)
+    distances = {}
+    for strength in (None, 0.0):  # None: the default
+        extra = {} if strength is None else {"color_correction": strength}
+        s = SamplerSettings(width=48, height=32, frame_window=9, motion_frames=5, steps=1, cfg=1.0, max_frames=41,
+                            **extra)
+        store = generate(FakeDiT(_hold_first_frame(), record=False, config=config), _DriftingVAE(), image,
+                         torch.zeros(1, 257, CONFIG["clip_dim"]), settings=s,
+                         store_root=str(tmp_path / f"run_{strength}"))
+        distances[strength] = _lab_mean_distance(store, image[0])
+    # Without correction the drift compounds window after window (motion frames carry it on); the default
+    # correction keeps the last frames' mean colour close to the image's.
+    assert distances[0.0] > 15.0
+    assert distances[None] < distances[0.0] / 4

@@ -334,6 +334,8 @@ class HostVAE:
 
     def __init__(self, autoencoder):
         self.first_stage_model = autoencoder.eval()
+        # ComfyUI keeps the VAE's working precision here and casts every input to it (bf16 on most GPUs)
+        self.vae_dtype = next(autoencoder.parameters()).dtype
         self.upscale_ratio = (lambda a: max(0, a * 4 - 3), 8, 8)
         self.downscale_ratio = (lambda a: max(0, (a + 3) // 4), 8, 8)
         self.upscale_index_formula = (4, 8, 8)
@@ -365,12 +367,12 @@ class HostVAE:
         if pixels.ndim == 4:
             pixels = pixels.movedim(1, 0).unsqueeze(0)  # [1,3,F,H,W]
         x = pixels.float() * 2.0 - 1.0
-        return self.first_stage_model.encode(x).latent_dist.mode().float()
+        return self.first_stage_model.encode(x.to(self.vae_dtype)).latent_dist.mode().float()
 
     @torch.no_grad()
     def decode(self, samples_in, vae_options={}):  # noqa: B006 - same signature as ComfyUI
         self.calls["decode"] += 1
-        out = self.first_stage_model.decode(samples_in.float()).sample
+        out = self.first_stage_model.decode(samples_in.to(self.vae_dtype)).sample
         out = torch.clamp((out.float() + 1.0) / 2.0, 0.0, 1.0)
         return out.movedim(1, -1)
 

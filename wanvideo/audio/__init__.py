@@ -12,11 +12,12 @@ from .encoder import SAMPLE_RATE, Wav2VecEncoder
 from .features import embed_waveform16k, num_video_frames
 from .loader import load_wav2vec
 from .preprocess import loudness_normalize, prepare_waveform
+from .settings import AudioSettings
 from .tiny import random_wav2vec2, tiny_wav2vec2
 from .types import AudioEmbeddings
 
 __all__ = [
-    "AudioEmbeddings", "SAMPLE_RATE", "Wav2VecEncoder", "arrange_speakers", "build_audio_embeddings",
+    "AudioEmbeddings", "AudioSettings", "SAMPLE_RATE", "Wav2VecEncoder", "arrange_speakers", "build_audio_embeddings",
     "embed_audio", "embed_waveform16k", "frame_windows", "load_wav2vec", "loudness_normalize",
     "num_video_frames", "prepare_waveform", "random_wav2vec2", "tiny_wav2vec2",
 ]

@@ -9,8 +9,10 @@ from .config import PRESETS, config_from_reference, normalize_config, preset, ti
 from .dit import WanInfiniteTalkModel, build_model
 from .loading import load_model
 from .lora import apply_lora, apply_loras
+from .settings import LoaderSettings
 
 __all__ = [
+    "LoaderSettings",
     "PRESETS",
     "WanInfiniteTalkModel",
     "apply_lora",

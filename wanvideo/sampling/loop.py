@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -142,6 +143,7 @@ def generate(
     should_stop: Callable[[], bool] | None = None,
     on_window_done: Callable[[int, FrameStore], None] | None = None,
     prepare_model: Callable[[tuple], None] | None = None,
+    clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> FrameStore:
     """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
 
@@ -152,9 +154,14 @@ def generate(
     speaker_masks: optional pair of [H, W] masks for two speakers.
     prepare_model: called with the window's latent shape [1, 16, T, h, w] right before its denoising (after the
         VAE encodes), e.g. for a host to load the model's weights, making room for them and the activations.
+    clip_encoder: optional CLIP ViT-H image encoder, pixels [3, H, W] in 0..1 -> [257, clip_dim] (or [1, 257, ...]).
+        Given, each window's CLIP features come from its conditioning frame as the model sees it (resized and
+        centre-cropped to the output size; for dubbing, the window's own frame), as the reference does, and
+        `clip_fea` is not used. An encoder may carry `fingerprint()` (identifies its weights, for resuming).
     """
     s = (settings or SamplerSettings()).validated()
-    plan = plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s)
+    plan = plan_run(model, frames, None if clip_encoder is not None else clip_fea, audio, context, context_null,
+                    speaker_masks, s, clip_encoder=clip_encoder)
     check_speed_options(model, s)
     store = _open_store(store_root, model, vae, plan, audio, s)
     if store.complete:
@@ -163,12 +170,24 @@ def generate(
         store.release()
         return store
     try:
-        runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop, prepare_model)
-        run_windows(runner, plan.windows, store, on_window_done)
+        with _vae_precision(vae, s.vae_precision):
+            runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop, prepare_model)
+            run_windows(runner, plan.windows, store, on_window_done)
         store.mark_complete()
     finally:
         store.release()  # the run is over: another process may use (resume, read) this folder now
     return store
+
+
+def _vae_precision(vae, name: str):
+    """The VAE's own precision switch (vae.py, the node's HostWanVAE); other VAE objects run as they are."""
+    switch = getattr(vae, "precision", None)
+    if callable(switch):
+        return switch(name)
+    if name == "fp32":
+        log.info("WanVideo InfiniteTalk: this VAE object (%s) has no precision switch; it runs as loaded",
+                 type(vae).__name__)
+    return nullcontext()
 
 
 @dataclass
@@ -184,11 +203,13 @@ class RunPlan:
     windows: list
     ctx: torch.Tensor
     ctx_null: torch.Tensor
-    clip_all: torch.Tensor
+    clip_all: torch.Tensor | None  # None: encoded per window by clip_encoder
     masks: torch.Tensor | None
     pass_names: list
     num_speakers: int
     audio_window: int
+    clip_dim: int = 1280
+    clip_encoder: Callable | None = None
 
     @property
     def lat_h(self) -> int:
@@ -211,7 +232,8 @@ def _frame_count(audio, source: ReferenceFrames, s: SamplerSettings) -> tuple[fl
                      "frames to make (e.g. 81)")
 
 
-def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s: SamplerSettings) -> RunPlan:
+def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s: SamplerSettings,
+             clip_encoder=None) -> RunPlan:
     """Check the inputs against the model and decide sizes, windows and guidance passes."""
     config = dict(getattr(model, "config", {}) or {})
     if config.get("model_type") == "animate":
@@ -230,13 +252,13 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
 
     ctx = prepare_context(context, text_dim, text_len, "positive")
     ctx_null = prepare_context(context_null, text_dim, text_len, "negative")
-    clip_all = prepare_clip(clip_fea, clip_dim, len(source))
+    clip_all = None if clip_encoder is not None else prepare_clip(clip_fea, clip_dim, len(source))
     num_speakers = audio.num_speakers if has_audio else 1
     masks = ref_target_masks(num_speakers, source.height, source.width, height, width, lat_h, lat_w,
                              speaker_masks) if has_audio else None
     pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, same_context(ctx, ctx_null))
     return RunPlan(source, has_audio, fps, total, height, width, windows, ctx, ctx_null, clip_all, masks,
-                   pass_names, num_speakers, audio_window)
+                   pass_names, num_speakers, audio_window, clip_dim, clip_encoder)
 
 
 def check_speed_options(model, s: SamplerSettings) -> None:
@@ -249,7 +271,8 @@ def check_speed_options(model, s: SamplerSettings) -> None:
 
 def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSettings) -> FrameStore:
     """The run's frame store: a new one, or the unfinished one of an identical earlier run (logged)."""
-    key = _run_key(model, vae, plan.source, audio, plan.ctx, plan.ctx_null, plan.clip_all, plan.masks, s,
+    clip = plan.clip_all if plan.clip_encoder is None else _encoder_id(plan.clip_encoder)
+    key = _run_key(model, vae, plan.source, audio, plan.ctx, plan.ctx_null, clip, plan.masks, s,
                    plan.total, (plan.height, plan.width))
     store = FrameStore.open_for_run(
         store_root, key, width=plan.width, height=plan.height, fps=plan.fps, total_frames=plan.total,
@@ -303,9 +326,19 @@ class _WindowRunner:
             y_latent = self.vae.encode(video).float().cpu()
             del video
             y = torch.cat([first_frame_mask(window.length, plan.lat_h, plan.lat_w), y_latent], 0)[None]
-            clip_row = plan.clip_all[frame_index if plan.clip_all.shape[0] > 1 else 0][None]
+            clip_row = self.clip_row(frame_index, cond_pixels)
             self.cache[cond_key] = (y.to(self.device), clip_row.to(self.device))
         return cond_pixels, *self.cache[cond_key]
+
+    def clip_row(self, frame_index: int, cond_pixels: torch.Tensor) -> torch.Tensor:
+        """[1, 257, clip_dim]: the given features' row, or the encoder's features of the conditioning frame."""
+        plan = self.plan
+        if plan.clip_encoder is None:
+            return plan.clip_all[frame_index if plan.clip_all.shape[0] > 1 else 0][None]
+        pixels = ((cond_pixels[:, 0].float() + 1.0) / 2.0).clamp(0.0, 1.0)
+        with torch.no_grad():
+            features = plan.clip_encoder(pixels)
+        return prepare_clip(torch.as_tensor(features).float().cpu(), plan.clip_dim, 1)
 
     def passes(self, window: Window, y, clip_row) -> dict:
         """Model keyword arguments of each guidance pass (conditional, no text, no audio, ...)."""
@@ -413,6 +446,12 @@ def run_windows(runner, windows: list, store: FrameStore, on_window_done=None) -
             raise
         if on_window_done is not None:
             on_window_done(window.index, store)
+
+
+def _encoder_id(encoder) -> str:
+    """What identifies a CLIP encoder's numbers in the run key: its own fingerprint, else its type."""
+    fingerprint = getattr(encoder, "fingerprint", None)
+    return str(fingerprint()) if callable(fingerprint) else f"clip-encoder:{type(encoder).__qualname__}"
 
 
 def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, size) -> str:

@@ -1,44 +1,85 @@
-"""The sampler's settings, progress report and the errors the loop raises on purpose."""
+"""The sampler's settings (each field an option: see wanvideo/options.py), progress report and the errors the
+loop raises on purpose."""
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
 from ..errors import InputError, WanVideoError
+from ..options import option
 from .apg import APG_MOMENTUM, APG_NORM_THRESHOLD
-from .cache import MAGCACHE_K, CacheSettings
+from .cache import CACHE_METHODS, MAGCACHE_K, CacheSettings
 from .guidance import BATCH_MODES
-from .schedules import normalize_scheduler
+from .schedules import DEFAULT_SHIFT, SCHEDULERS, normalize_scheduler
 from .sizes import ASPECT_BUCKETS
 from .windows import check_window
+
+# Motion frames' VAE round trip: "fp32" as the reference (its VAE always runs in float32), or "host": the
+# precision the VAE was loaded in (ComfyUI's VAE runs in bf16 on most GPUs: faster, less VRAM, rounding that
+# feeds forward from window to window).
+VAE_PRECISIONS = ("fp32", "host")
 
 
 @dataclass
 class SamplerSettings:
-    frame_window: int = 81  # frames per window (4n+1)
-    motion_frames: int = 9  # frames of the previous window fed back as motion context
-    steps: int = 40
-    shift: float = 7.0  # reference: 7 for 480p, 11 for 720p
-    cfg: float = 5.0  # text guidance scale
-    audio_cfg: float = 4.0  # audio guidance scale
-    scheduler: str = "euler"  # euler (reference) | unipc | dpm++
-    seed: int = 0
-    color_correction: float = 0.0  # 0..1, pull each window's colours toward the reference image
-    max_frames: int = 0  # 0 = as long as the audio
-    width: int = 0  # 0 with height 0 = the reference's aspect bucket for the image
-    height: int = 0
-    size_bucket: str = "480p"  # bucket set for the automatic size: 480p or 720p
-    fps: float = 25.0  # frame rate when there are no audio embeddings (they carry their own)
+    frame_window: int = option(81, min=5, max=1001, step=4, help=(
+        "Frames generated per window, of the form 4n+1 (81 = 3.24 s at 25 fps, what the model was trained on; "
+        "the reference's value)."))
+    motion_frames: int = option(9, min=1, max=1000, step=1, help=(
+        "Frames of the previous window fed back as motion context (kept clean) so windows join smoothly; they are "
+        "not repeated in the output. Must be below frame_window (reference: 9)."))
+    steps: int = option(40, min=1, max=200, help=(
+        "Denoising steps per window (40 in the reference; 4-8 with a step-distillation LoRA)."))
+    shift: float = option(0.0, min=0.0, max=100.0, step=0.1, help=(
+        "Timestep shift of the flow-matching schedule. 0 = the reference's value for the size bucket: 7 for 480p, "
+        "11 for 720p."))
+    cfg: float = option(5.0, min=0.0, max=30.0, step=0.1, help=(
+        "Text guidance scale (reference 5). 1 = no text guidance (two model passes per step instead of three)."))
+    audio_cfg: float = option(4.0, min=0.0, max=30.0, step=0.1, help=(
+        "Audio guidance scale: how strongly the lips follow the speech (reference 4; 3-5 usual)."))
+    scheduler: str = option("euler", choices=SCHEDULERS, help=(
+        "euler: the reference's flow-matching Euler schedule. unipc / dpm++: diffusers' multistep solvers on the "
+        "same schedule (fewer steps for similar quality)."))
+    seed: int = option(42, min=0, max=0xFFFFFFFFFFFFFFFF, help=(
+        "Noise seed (reference default 42). The first window uses it directly, later windows seeds derived from it."))
+    color_correction: float = option(1.0, min=0.0, max=1.0, step=0.05, help=(
+        "Pull each window's colours (Lab mean/contrast) toward the reference image: counters colour drift in long "
+        "videos. 1 = full (the reference's default), 0 = off."))
+    max_frames: int = option(0, min=0, max=10_000_000, help=(
+        "0 = as long as the audio. Otherwise at most this many frames (e.g. to preview the start). Without audio "
+        "embeddings: the number of frames to make."))
+    width: int = option(0, min=0, max=4096, step=16, help=(
+        "Output width, a multiple of 16. 0 with height 0: the reference's size bucket closest to the image's aspect "
+        "(see size_bucket); the image is scaled to cover and centre-cropped."))
+    height: int = option(0, min=0, max=4096, step=16, help="Output height, a multiple of 16 (0 = automatic, see width).")
+    size_bucket: str = option("480p", choices=tuple(ASPECT_BUCKETS), help=(
+        "Size family for the automatic size (and the automatic shift): 480p (e.g. 448x896, 640x640) for the 480p "
+        "model, 720p (e.g. 704x1280, 960x960) for the 720p model."))
+    fps: float = option(25.0, min=1.0, max=120.0, step=0.01, help=(
+        "Video frame rate. InfiniteTalk was trained at 25 (audio embeddings carry their own rate)."))
+    vae_precision: str = option("fp32", choices=VAE_PRECISIONS, help=(
+        "Precision of the VAE round trip of each window's motion frames (decode, then encode into the next "
+        "window). fp32: as the reference, whose VAE always runs in float32 (a float32 copy of the Wan 2.1 VAE: "
+        "+~0.25 GB of VRAM, ~1.5-2x the VAE's time, a small part of a window). host: the VAE as loaded (bf16 in "
+        "ComfyUI on most GPUs): its rounding feeds forward from window to window."))
     # speed (issue 13): how the guidance passes run, step caching, adaptive projected guidance
-    guidance_batching: str = "auto"  # auto | batched | sequential (same numbers within float tolerance)
-    cache_method: str = "none"  # none | teacache | magcache
-    cache_threshold: float = -1.0  # < 0: the method's default (TeaCache 0.2, MagCache 0.12); 0: never skip
-    cache_start_step: int = -1  # first step that may be skipped (< 0: TeaCache 5, MagCache 20 % of the steps)
-    cache_end_step: int = -1  # last step that may be skipped (< 0: the last)
-    cache_magcache_k: int = MAGCACHE_K  # MagCache: most calls skipped in a row
-    apg: bool = False  # adaptive projected guidance instead of plain CFG (reference: off)
-    apg_momentum: float = APG_MOMENTUM
-    apg_norm_threshold: float = APG_NORM_THRESHOLD
+    guidance_batching: str = option("auto", choices=BATCH_MODES, help=(
+        "How the guidance passes of a step run: batched in one model call, one after another, or auto (batched "
+        "when memory allows). Same numbers within float tolerance."))
+    cache_method: str = option("none", choices=CACHE_METHODS, help=(
+        "Step caching: skip model calls whose input barely changed (TeaCache, MagCache). none = every call runs "
+        "(the reference's default)."))
+    cache_threshold: float = option(-1.0, min=-1.0, max=10.0, step=0.01, help=(
+        "Caching threshold: < 0 the method's default (TeaCache 0.2, MagCache 0.12); 0 never skips."))
+    cache_start_step: int = option(-1, min=-1, max=1000, help=(
+        "First step that may be skipped (< 0: TeaCache 5, MagCache 20 % of the steps)."))
+    cache_end_step: int = option(-1, min=-1, max=1000, help="Last step that may be skipped (< 0: the last).")
+    cache_magcache_k: int = option(MAGCACHE_K, min=1, max=100, help="MagCache: most calls skipped in a row.")
+    apg: bool = option(False, help="Adaptive projected guidance instead of plain CFG (reference: off).")
+    apg_momentum: float = option(APG_MOMENTUM, min=-10.0, max=10.0, step=0.01, help=(
+        "APG momentum (reference -0.75)."))
+    apg_norm_threshold: float = option(APG_NORM_THRESHOLD, min=0.0, max=1000.0, step=0.1, help=(
+        "APG norm threshold (reference 55)."))
 
     def cache_settings(self) -> CacheSettings:
         return CacheSettings(self.cache_method, self.cache_threshold, self.cache_start_step, self.cache_end_step,
@@ -50,6 +91,10 @@ class SamplerSettings:
         check_window(s.frame_window, s.motion_frames)
         if s.steps < 1:
             raise InputError(f"steps must be at least 1, got {s.steps}")
+        if s.size_bucket not in ASPECT_BUCKETS:
+            raise InputError(f"size bucket must be one of {sorted(ASPECT_BUCKETS)}, got {s.size_bucket!r}")
+        if s.shift is None or s.shift == 0:
+            s.shift = DEFAULT_SHIFT[s.size_bucket]  # the reference: shift follows the size bucket unless set
         for name in ("shift", "cfg", "audio_cfg", "fps"):
             value = float(getattr(s, name))
             if not math.isfinite(value) or value < 0 or (name in ("shift", "fps") and value == 0):
@@ -62,8 +107,8 @@ class SamplerSettings:
         s.max_frames = int(s.max_frames)
         if s.max_frames < 0:
             raise InputError(f"max_frames must be 0 (whole audio) or more, got {s.max_frames}")
-        if s.size_bucket not in ASPECT_BUCKETS:
-            raise InputError(f"size bucket must be one of {sorted(ASPECT_BUCKETS)}, got {s.size_bucket!r}")
+        if s.vae_precision not in VAE_PRECISIONS:
+            raise InputError(f"vae_precision must be one of {', '.join(VAE_PRECISIONS)}, got {s.vae_precision!r}")
         s.seed = int(s.seed)
         s.guidance_batching = str(s.guidance_batching).strip().lower()
         if s.guidance_batching not in BATCH_MODES:

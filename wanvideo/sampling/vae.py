@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from contextlib import contextmanager
 
 import torch
 
@@ -62,6 +63,24 @@ class DiffusersWanVAE:
         z = latent.float() * self.std.to(latent.device) + self.mean.to(latent.device)
         out = self.vae.decode(z.to(self.device, self.dtype)[None]).sample[0]
         return out.float().clamp_(-1.0, 1.0)
+
+    @contextmanager
+    def precision(self, name: str):
+        """Within this block the VAE runs in float32 ("fp32", the reference's precision) or as loaded ("host").
+
+        The weights are cast in place and back afterwards (lossless from bf16/fp16).
+        """
+        if name != "fp32" or self.dtype == torch.float32:
+            yield
+            return
+        working = self.dtype
+        self.vae.to(dtype=torch.float32)
+        self.dtype = torch.float32
+        try:
+            yield
+        finally:
+            self.vae.to(dtype=working)
+            self.dtype = working
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
