@@ -24,6 +24,9 @@ sys.path.insert(0, str(REPO / "tests"))
 from testlib import load_pack  # noqa: E402
 from testlib.workflows import all_specs, ui_to_api  # noqa: E402
 
+sys.path.insert(0, str(REPO))
+from wanvideo.sampling.prompts import DEFAULT_NEGATIVE_PROMPT  # noqa: E402 - the engine, from the repo root
+
 TEMPLATES = REPO / "example_workflows"  # ComfyUI lists every *.json here as a template
 API_EXAMPLES = REPO / "examples" / "api"  # never a template: ComfyUI reads only top-level *.json of examples/
 
@@ -59,12 +62,7 @@ FRONTEND_SIZES = json.loads(FRONTEND_SIZES_FILE.read_text()) if FRONTEND_SIZES_F
 TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: drawn above a node's pos
 GAP = 30  # between a node's bottom and the next node's title in a column
 
-NEGATIVE_PROMPT = (
-    "bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, still, "
-    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, "
-    "poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, "
-    "messy background, three legs, many people in the background, walking backwards"
-)
+NEGATIVE_PROMPT = DEFAULT_NEGATIVE_PROMPT  # the reference's (wanvideo/sampling/prompts.py)
 
 
 class Graph:

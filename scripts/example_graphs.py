@@ -63,7 +63,7 @@ def _prompts(g, clip, text, x=INPUTS):
 def _sampler(g, x=SAMPLER, **widgets):
     values = {"width": 0, "height": 0, "size_bucket": "480p", "frame_window": 81, "motion_frames": 9, "steps": 6,
               "shift": 7.0, "cfg": 1.0, "audio_cfg": 3.0, "scheduler": "euler", "seed": 42,
-              "color_correction": 0.0, "max_frames": 0, "frames_folder": "temp"}
+              "color_correction": 1.0, "max_frames": 0, "frames_folder": "temp", "vae_precision": "fp32"}
     values.update(widgets)
     return g.add("InfiniteTalkSampler", (x, None), values, size=(360, 0))
 
@@ -106,7 +106,8 @@ def single_speaker(g):
     encode = _clip_vision_encode(g, vision, (image, "IMAGE"))
     sampler = _sampler(g)
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
-                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (embeds, "audio_embeds", "audio_embeds"),
+                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (vision, "CLIP_VISION", "clip_vision"),
+                          (embeds, "audio_embeds", "audio_embeds"),
                           (pos, "CONDITIONING", "positive"), (neg, "CONDITIONING", "negative")):
         g.link(src, out, sampler, dst)
     _combine(g, sampler, (embeds, "audio"), "InfiniteTalk/single")
@@ -146,7 +147,8 @@ def two_speakers(g):
         g.link(half, "MASK", comp, "source")
     sampler = _sampler(g)
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
-                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (embeds, "audio_embeds", "audio_embeds"),
+                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (vision, "CLIP_VISION", "clip_vision"),
+                          (embeds, "audio_embeds", "audio_embeds"),
                           (pos, "CONDITIONING", "positive"), (neg, "CONDITIONING", "negative"),
                           (left, "MASK", "speaker_1_mask"), (right, "MASK", "speaker_2_mask")):
         g.link(src, out, sampler, dst)
@@ -178,7 +180,8 @@ def video_dubbing(g):
     encode = _clip_vision_encode(g, vision, (parts, "images"))
     sampler = _sampler(g)
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (parts, "images", "image"),
-                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (embeds, "audio_embeds", "audio_embeds"),
+                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (vision, "CLIP_VISION", "clip_vision"),
+                          (embeds, "audio_embeds", "audio_embeds"),
                           (pos, "CONDITIONING", "positive"), (neg, "CONDITIONING", "negative")):
         g.link(src, out, sampler, dst)
     _combine(g, sampler, (embeds, "audio"), "InfiniteTalk/dubbing")
@@ -198,7 +201,7 @@ def wan_i2v_no_audio(g):
     encode = _clip_vision_encode(g, vision, (image, "IMAGE"))
     sampler = _sampler(g, max_frames=81)
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
-                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"),
+                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (vision, "CLIP_VISION", "clip_vision"),
                           (pos, "CONDITIONING", "positive"), (neg, "CONDITIONING", "negative")):
         g.link(src, out, sampler, dst)
     _combine(g, sampler, None, "InfiniteTalk/i2v")

@@ -160,10 +160,10 @@ def test_clip_vision_model_connected_encodes_each_windows_cropped_frame(tiny, co
     clip_vision = _RecordingClipVision(tiny["clip_vision"])
     store, count, _ = _run(tiny, comfy_dirs, image=video, clip_vision=clip_vision,
                            clip_vision_output=tiny["clip_vision"].encode_image(video[:1], crop=False))
-    # 33 frames in 17-frame windows with 9 motion frames: windows start at 0, 8, 16, 24 -> one encoding each,
+    # 33 frames in 17-frame windows with 9 motion frames: windows start at 0, 8, 16 -> one encoding each,
     # of the frame cropped to the 32x48 output, whole (crop=False)
-    assert count == 33 and store.num_windows == 4
-    assert clip_vision.sizes == [((1, 32, 48, 3), False)] * 4
+    assert count == 33 and store.num_windows == 3
+    assert clip_vision.sizes == [((1, 32, 48, 3), False)] * 3
 
 
 def test_vae_runs_in_float32_in_the_node_and_is_restored(tiny, comfy_dirs):
