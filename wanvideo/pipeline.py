@@ -19,7 +19,6 @@ import shutil
 import sys
 from dataclasses import dataclass, field, fields
 
-import numpy as np
 import torch
 
 from .audio.settings import AudioSettings
@@ -28,8 +27,10 @@ from .model.settings import LoaderSettings
 from .model_files import ModelPaths, resolve_models
 from .options import options_of
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
+from .sampling.conditioning import ReferenceFrames
 from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from .sampling.settings import SamplerSettings
+from .sampling.sizes import resolve_size
 from .sampling.vae import load_wan_vae
 from .speed_options import MODEL_SPEED_OPTIONS, SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, SpeedSettings, settings_from
 from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
@@ -146,7 +147,7 @@ def _load_embedded(need_audio: bool, device) -> _Models:
     return _Models(tiny.dit, tiny.vae, tiny.wav2vec, tiny.context, tiny.context_null, tiny.clip_fea, True)
 
 
-def _encode_conditioning(req, files, device, frames, windows_starts):
+def _encode_conditioning(req, files, device, frames, windows_starts, size):
     """Prompt and image features with the standalone encoders, each freed right after use."""
     from .encoders import load_clip_vision, load_text_encoder
 
@@ -162,22 +163,25 @@ def _encode_conditioning(req, files, device, frames, windows_starts):
     _free(device)
     log.info("encoding the image with %s", os.path.basename(files["clip_vision"]))
     clip = load_clip_vision(files["clip_vision"], dtype=dtype, device=device)
-    if len(frames) == 1:
-        clip_fea = clip.encode(_as_float_image(frames[0]))[None]
+    # As the reference: CLIP sees the frame the model is conditioned on (resized to cover and centre-cropped to
+    # the output size). Dubbing: each window's own source frame; only those rows are used.
+    source = ReferenceFrames(frames)
+    height, width = size
+
+    def encode(index, encoder=clip):
+        pixels = ((source.conditioning(index, height, width)[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
+        return encoder.encode(pixels.permute(1, 2, 0).contiguous())
+
+    if len(source) == 1:
+        clip_fea = encode(0)[None]
     else:
-        # Dubbing: each window is conditioned on the source frame at its start; only those rows are used.
-        clip_fea = torch.zeros(len(frames), 257, clip.dim)
+        clip_fea = torch.zeros(len(source), 257, clip.dim)
         for start in windows_starts:
-            index = min(start, len(frames) - 1)
-            clip_fea[index] = clip.encode(_as_float_image(frames[index]))
-    del clip
+            index = min(start, len(source) - 1)
+            clip_fea[index] = encode(index)
+    del clip, encode
     _free(device)
     return context, context_null, clip_fea
-
-
-def _as_float_image(frame) -> torch.Tensor:
-    tensor = torch.as_tensor(np.asarray(frame))
-    return tensor.float() / 255.0 if tensor.dtype == torch.uint8 else tensor.float()
 
 
 def _free(device) -> None:
@@ -209,9 +213,9 @@ def load_video_model(req: GenerateRequest):
     return _load_dit(req, resolve_models(req.models, two_speakers=req.audio_2 is not None), device)
 
 
-def _load_real(req, files, device, frames, window_starts) -> _Models:
+def _load_real(req, files, device, frames, window_starts, size) -> _Models:
     """Encoders first (and freed), then the video model and the VAE: one big model in memory at a time."""
-    context, context_null, clip_fea = _encode_conditioning(req, files, device, frames, window_starts)
+    context, context_null, clip_fea = _encode_conditioning(req, files, device, frames, window_starts, size)
     dit = _load_dit(req, files, device)
     vae = load_wan_vae(files["vae"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32, device=device)
     return _Models(dit, vae, None, context, context_null, clip_fea, False)
@@ -321,7 +325,8 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         del wav2vec
         _free(device)
         starts = [w.start for w in plan_windows(total, settings.frame_window, settings.motion_frames)]
-        models = _load_real(req, files, device, frames, starts)
+        size = resolve_size(settings.width, settings.height, src_h, src_w, settings.size_bucket)
+        models = _load_real(req, files, device, frames, starts, size)
 
     os.makedirs(work, exist_ok=True)
     bars = _ProgressBars(req.quiet)
