@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wanvideo.model import build_model, preset  # noqa: E402
-from wanvideo.model.dit import flops_per_forward  # noqa: E402
+from wanvideo.model import build_model, preset
+from wanvideo.model.dit import flops_per_forward
 
 SMALL = dict(preset("tiny"), dim=512, ffn_dim=1536, num_heads=8, num_layers=4, freq_dim=256, text_dim=512,
              text_len=64, clip_dim=256, intermediate_dim=128, output_dim=128, context_tokens=8,

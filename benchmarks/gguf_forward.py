@@ -31,11 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dit_forward import SMALL, inputs  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+from dit_forward import SMALL, inputs
+from safetensors.torch import save_file
 
-from wanvideo.model import build_model, load_model, preset, tiny_config  # noqa: E402
-from wanvideo.model.gguf_write import write_gguf  # noqa: E402
+from wanvideo.model import build_model, load_model, preset, tiny_config
+from wanvideo.model.gguf_write import write_gguf
 
 KINDS = ("full", "Q8_0", "Q4_0")
 

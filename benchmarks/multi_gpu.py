@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from wanvideo.model import build_model, preset  # noqa: E402
+from wanvideo.model import build_model, preset
 
 SMALL = dict(preset("tiny"), dim=256, ffn_dim=768, num_heads=8, num_layers=4, freq_dim=64, text_dim=64,
              text_len=32, clip_dim=64, intermediate_dim=64, output_dim=64, context_tokens=8,

@@ -28,12 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from wanvideo.audio import AudioEmbeddings  # noqa: E402
-from wanvideo.sampling import SamplerSettings, generate  # noqa: E402
-from wanvideo.sampling.cache import TEACACHE_THRESHOLD  # noqa: E402
+from wanvideo.audio import AudioEmbeddings
+from wanvideo.sampling import SamplerSettings, generate
+from wanvideo.sampling.cache import TEACACHE_THRESHOLD
 
 
 class Timer:

@@ -21,11 +21,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from testlib import load_pack  # noqa: E402
-from testlib.workflows import all_specs, ui_to_api  # noqa: E402
+from testlib import load_pack
+from testlib.workflows import all_specs, ui_to_api
 
 sys.path.insert(0, str(REPO))
-from wanvideo.sampling.prompts import DEFAULT_NEGATIVE_PROMPT  # noqa: E402 - the engine, from the repo root
+from wanvideo.sampling.prompts import DEFAULT_NEGATIVE_PROMPT
 
 TEMPLATES = REPO / "example_workflows"  # ComfyUI lists every *.json here as a template
 API_EXAMPLES = REPO / "examples" / "api"  # never a template: ComfyUI reads only top-level *.json of examples/
@@ -216,7 +216,7 @@ def write(name, graph):
 
 def main():
     specs = all_specs(load_pack().NODE_CLASS_MAPPINGS)
-    from example_graphs import GRAPHS  # noqa: E402 - the example graphs, next to this script
+    from example_graphs import GRAPHS
 
     for name, build in GRAPHS.items():
         graph = Graph(specs)

@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from testlib.frontend_session import CHROMIUM_ARGS, boot, chromium_path  # noqa: E402
-from testlib.frontend_wheels import PINNED_BY_COMFYUI, VERSIONS  # noqa: E402
+from testlib.frontend_session import CHROMIUM_ARGS, boot, chromium_path
+from testlib.frontend_wheels import PINNED_BY_COMFYUI, VERSIONS
 
 TEMPLATES = REPO / "example_workflows"
 SIZES = REPO / "scripts" / "frontend_node_sizes.json"

@@ -1,7 +1,9 @@
 """One source for every option: the node inputs and the command line agree with the engine's settings, and the
 engine's defaults are the reference's (MeiGen-AI/InfiniteTalk generate_infinitetalk.py / wan/multitalk.py)."""
 import pytest
-from testlib import load_pack
+from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader
+from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkModelLoader
+from wanvideo_infinitetalk_pack.nodes.sampler_nodes import InfiniteTalkSampler
 
 from wanvideo.audio.settings import AudioSettings
 from wanvideo.cli import build_parser
@@ -9,11 +11,6 @@ from wanvideo.model.settings import LoaderSettings
 from wanvideo.options import options_of
 from wanvideo.pipeline import GenerateRequest, sampler_settings
 from wanvideo.sampling import SamplerSettings
-
-pack = load_pack()
-from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader  # noqa: E402
-from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkModelLoader  # noqa: E402
-from wanvideo_infinitetalk_pack.nodes.sampler_nodes import InfiniteTalkSampler  # noqa: E402
 
 # node class, its settings class (as the pack imports it), {node input: option name} where they differ
 NODES = [

@@ -136,7 +136,10 @@ def _embedded_size(req: GenerateRequest, height: int, width: int) -> tuple[int, 
     if req.sampler.width and req.sampler.height:
         return req.sampler.width, req.sampler.height
     scale = EMBEDDED_LONG_SIDE / max(height, width)
-    snap = lambda v: max(16, int(round(v * scale / 16)) * 16)  # noqa: E731
+
+    def snap(v):
+        return max(16, int(round(v * scale / 16)) * 16)
+
     return snap(width), snap(height)
 
 

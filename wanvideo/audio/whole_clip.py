@@ -25,7 +25,7 @@ def set_attention_implementation(model, name: str) -> None:
             pass
     try:
         model.config._attn_implementation = name
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - an older/other config object: keep its own attention, the result is the same
         pass
 
 

@@ -33,7 +33,10 @@ _LORA_MARKERS = ("lora_down", "lora_up", "lora_A", "lora_B", ".diff_b", "lora.do
 def classify_foreign(keys) -> str | None:
     """A message for a file that is clearly some other kind of model, or None."""
     keys = list(keys)
-    has = lambda *parts: any(any(p in k for p in parts) for k in keys)  # noqa: E731
+
+    def has(*parts) -> bool:
+        return any(any(p in k for p in parts) for k in keys)
+
     if has(*_LORA_MARKERS):
         return "this is a LoRA file, not a model: load it with the LoRA select node (models/loras)"
     if has("decoder.middle.0.residual", "decoder.conv_in", "encoder.downsamples", "decoder.up_blocks"):

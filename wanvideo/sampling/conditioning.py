@@ -85,7 +85,10 @@ def prepare_context(context, text_dim: int, text_len: int, name: str) -> torch.T
 def same_context(a: torch.Tensor, b: torch.Tensor) -> bool:
     """True when two contexts are equal once zero-padded to a common length (what the model sees)."""
     n = max(a.shape[1], b.shape[1])
-    pad = lambda t: torch.cat([t, t.new_zeros(1, n - t.shape[1], t.shape[2])], 1)  # noqa: E731
+
+    def pad(t):
+        return torch.cat([t, t.new_zeros(1, n - t.shape[1], t.shape[2])], 1)
+
     return torch.equal(pad(a), pad(b))
 
 

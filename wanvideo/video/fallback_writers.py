@@ -104,7 +104,7 @@ class PyAVWriter:
                 self._container.mux(packet)
             self.frames_written += 1
             self._write_audio(self.frames_written)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - PyAV raises many types; each becomes a VideoWriteError naming the frame
             raise VideoWriteError(f"PyAV failed on frame {self.frames_written + 1}: {exc}") from exc
 
     def _write_audio(self, frames: int) -> None:
@@ -132,7 +132,7 @@ class PyAVWriter:
                 for packet in self._astream.encode(None):
                     self._container.mux(packet)
             self._container.close()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any PyAV failure becomes a VideoWriteError naming the file
             raise VideoWriteError(f"PyAV could not finish {self.path}: {exc}") from exc
 
     def abort(self) -> None:
@@ -142,7 +142,7 @@ class PyAVWriter:
         if self._container is not None:
             try:
                 self._container.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - closing after a failure: the first error is the one reported
                 pass
 
 
@@ -165,7 +165,7 @@ class Cv2Writer:
     @staticmethod
     def available(fmt: VideoFormat, with_audio: bool) -> str | None:
         try:
-            import cv2  # noqa: F401
+            import cv2  # noqa: F401 - only checks that OpenCV imports
         except ImportError:
             return "OpenCV (cv2) is not installed"
         return None
@@ -212,7 +212,7 @@ class ImageioWriter:
     @staticmethod
     def available(fmt: VideoFormat, with_audio: bool) -> str | None:
         try:
-            import imageio  # noqa: F401
+            import imageio  # noqa: F401 - only checks that imageio imports
         except ImportError:
             return "imageio is not installed"
         return None
@@ -237,7 +237,7 @@ class ImageioWriter:
             self._writer.init_video_stream(self.fmt.video_encoder, fps=float(self.fps))
             self._v3 = True
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - collected: the error lists every plugin's failure
             errors.append(f"pyav plugin: {exc}")
         raise VideoWriteError(f"imageio could not write {self.path}: " + "; ".join(errors))
 
@@ -258,5 +258,5 @@ class ImageioWriter:
         if self._writer is not None:
             try:
                 self._writer.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - closing after a failure: the first error is the one reported
                 pass
