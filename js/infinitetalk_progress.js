@@ -1,13 +1,14 @@
-// Sampler progress on the node: "window k/n · step i/m".
+// Sampler progress on the node: "window k/n · step i/m", "window k/n · decode i/m", "window k/n done".
 //
 // The sampler sends its progress as ComfyUI "progress_text" messages (PromptServer.send_progress_text).
 // ComfyUI's front end (1.2x) already prints that text in a text box inside the node. This extension adds
 // what the text box does not give: a compact badge and a thin bar in the node's title (readable when
-// zoomed out), a reset when a new run starts, and a mark when a run stops. On front ends without the
-// native text box, the badge is what shows the progress. Only "window k/n" (or "clip k/n") lines make a badge.
+// zoomed out), a reset when a new run starts, and a mark when a run stops that counts the windows
+// finished on disk ("2/3 done (stopped)"), as the log does. On front ends without the native text box,
+// the badge is what shows the progress. Only "window k/n" (or "clip k/n") lines make a badge.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { parseProgressText } from "./infinitetalk_progress_text.js";
+import { badgeLabel, parseProgressText } from "./infinitetalk_progress_text.js";
 
 const PREFIX = "InfiniteTalk";
 
@@ -41,7 +42,9 @@ app.registerExtension({
       if (!node || !isOurs(node)) return;
       const parsed = parseProgressText(text);
       if (!parsed) return; // other messages (e.g. the audio node's summary) stay in the native text box only
-      node.infinitetalkProgress = { text: String(text ?? ""), parsed, stopped: false };
+      const finished = parsed.finished ?? node.infinitetalkProgress?.finished ?? null;
+      node.infinitetalkProgress = { text: String(text ?? ""), parsed, finished, stopped: false,
+                                    label: badgeLabel(parsed, finished, false) };
       tracked.add(node);
       node.setDirtyCanvas?.(true, true);
     });
@@ -55,7 +58,10 @@ app.registerExtension({
     const markStopped = () => {
       for (const node of tracked) {
         const p = node.infinitetalkProgress;
-        if (p && p.parsed && p.parsed.fraction < 1) p.stopped = true;
+        if (p && p.parsed && p.parsed.fraction < 1) {
+          p.stopped = true;
+          p.label = badgeLabel(p.parsed, p.finished, true); // what is on disk, not the window that was running
+        }
         node.setDirtyCanvas?.(true, true);
       }
     };
@@ -71,7 +77,7 @@ app.registerExtension({
       const p = this.infinitetalkProgress;
       if (!p || this.flags?.collapsed) return result;
       const titleHeight = globalThis.LiteGraph?.NODE_TITLE_HEIGHT ?? 30;
-      const text = p.stopped ? `${p.parsed.badge} (stopped)` : p.parsed.badge;
+      const text = p.label;
       ctx.save();
       ctx.font = "12px sans-serif";
       ctx.textAlign = "right";

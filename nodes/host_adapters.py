@@ -76,6 +76,12 @@ class HostWanVAE:
             model.to(working)
             self.vae.vae_dtype = working
 
+    @property
+    def module(self):
+        """ComfyUI's Wan VAE module (its encoder/decoder calls are the loop's progress chunks), if it has one."""
+        module = getattr(self.vae, "first_stage_model", None)
+        return module if isinstance(module, torch.nn.Module) else None
+
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             module = getattr(self.vae, "first_stage_model", None)

@@ -143,15 +143,23 @@ class InfiniteTalkSampler:
         masks = None
         if speaker_1_mask is not None or speaker_2_mask is not None:
             masks = [mask_tensor(speaker_1_mask), mask_tensor(speaker_2_mask)]
-        bar = {"pbar": None, "window": 0}
+        bar = {"pbar": None, "text": None}
 
         def on_progress(p):
             if bar["pbar"] is None:
                 bar["pbar"] = host.progress_bar(p.windows * p.steps)
+                if p.resumed:  # the badge counts the windows found on disk as finished
+                    host.send_progress_text(f"resuming at window {p.resumed + 1}/{p.windows} ({p.resumed} finished)")
             bar["pbar"].update_absolute((p.window - 1) * p.steps + p.step, p.windows * p.steps)
-            if p.window != bar["window"]:
-                bar["window"] = p.window
-                host.send_progress_text(f"window {p.window}/{p.windows}")
+            text = progress_text(p)
+            if text != bar["text"]:  # the badge moves with every step and every VAE chunk
+                bar["text"] = text
+                host.send_progress_text(text)
+
+        def on_window_done(index, store):
+            # What the badge shows as finished after a Cancel: the windows on disk, as the log says.
+            bar["text"] = f"window {index + 1}/{store.num_windows} done ({len(store)} frames)"
+            host.send_progress_text(bar["text"])
 
         try:
             with hosted_sampling(model) as (dit, prepare_model):
@@ -170,12 +178,20 @@ class InfiniteTalkSampler:
                     should_stop=host.interrupt_requested,
                     prepare_model=prepare_model,
                     clip_encoder=clip_vision_encoder(clip_vision),
+                    on_window_done=on_window_done,
                 )
         except GenerationInterrupted:
             host.raise_if_interrupted()  # the host's own exception, so the UI shows "interrupted"
             raise
         host.send_progress_text(f"{len(store)} frames ({store.num_windows} windows)")
         return (store, len(store), float(store.fps))
+
+
+def progress_text(p) -> str:
+    """The node's progress line, parsed by js/infinitetalk_progress_text.js into the title badge."""
+    if p.stage == "denoise":
+        return f"{p.text} · step {p.step}/{p.steps}"
+    return f"{p.text} · {p.stage} {p.chunk}/{p.chunks}"
 
 
 class InfiniteTalkFramesToImages:

@@ -241,7 +241,9 @@ class _ProgressBars:
                             desc="window", file=sys.stderr, dynamic_ncols=True)
         self.bar.set_description(p.text)  # "window k/n", "clip k/n"
         self.bar.n = (p.window - 1) * p.steps + p.step
-        self.bar.set_postfix_str(f"step {p.step}/{p.steps}", refresh=False)
+        stage = getattr(p, "stage", "denoise")
+        self.bar.set_postfix_str(f"step {p.step}/{p.steps}" if stage == "denoise" else f"{stage} {p.chunk}/{p.chunks}",
+                                 refresh=False)
         self.bar.refresh()
 
     def close(self):

@@ -43,8 +43,14 @@ def test_template_loads_cleanly_without_overlaps(fe, path):
 
 
 def show_output(fe, node_id, ui):
-    fe.server.send_json("executed", {"node": str(node_id), "display_node": str(node_id), "output": ui,
-                                     "prompt_id": "browser-test"})
+    """The messages ComfyUI's server sends while a prompt runs the node and returns its UI output."""
+    fe.show_count = getattr(fe, "show_count", 0) + 1
+    prompt_id, node = f"browser-test-{fe.show_count}", str(node_id)
+    fe.server.send_json("execution_start", {"prompt_id": prompt_id, "timestamp": 0})
+    fe.server.send_json("executing", {"node": node, "display_node": node, "prompt_id": prompt_id})
+    fe.server.send_json("executed", {"node": node, "display_node": node, "output": ui, "prompt_id": prompt_id})
+    fe.server.send_json("executing", {"node": None, "prompt_id": prompt_id})
+    fe.server.send_json("execution_success", {"prompt_id": prompt_id, "timestamp": 0})
 
 
 def test_video_combine_shows_a_visible_player_that_plays_with_sound(fe, rendered_video):
@@ -81,12 +87,25 @@ def test_stock_preview_stays_when_our_player_has_nothing_to_show(fe, rendered_vi
 def test_badge_follows_the_progress_messages(fe, rendered_video):
     fe.load(rendered_video["workflow"])
     sampler = fe.node_id("InfiniteTalkSampler")
-    badge = f"() => app.graph.getNodeById({sampler}).infinitetalkProgress?.parsed?.badge ?? null"
+    label = f"() => app.graph.getNodeById({sampler}).infinitetalkProgress?.label ?? null"
+
+    def shows(text):
+        fe.page.wait_for_function(f"() => ({label})() === {json.dumps(text)}", timeout=10_000)
+
     fe.server.send_json("execution_start", {"prompt_id": "browser-test"})
+    fe.server.send_progress_text(sampler, "window 1/3 · step 6/6")
+    shows("1/3 · 6/6")
+    fe.server.send_progress_text(sampler, "window 1/3 done (81 frames)")
+    shows("1/3 done")
     fe.server.send_progress_text(sampler, "window 2/3 · step 4/6")
-    fe.page.wait_for_function(f"() => ({badge})() === '2/3 · 4/6'", timeout=10_000)
-    fe.server.send_progress_text(sampler, "window 3/3 · step 1/6")
-    fe.page.wait_for_function(f"() => ({badge})() === '3/3 · 1/6'", timeout=10_000)
+    shows("2/3 · 4/6")
+    fe.server.send_progress_text(sampler, "window 2/3 · decode 3/21")  # the VAE's chunks move the badge too
+    shows("2/3 · decode 3/21")
+    # Cancel during window 2: one window is finished on disk, as the log says.
+    fe.server.send_json("execution_interrupted", {"prompt_id": "browser-test", "node_id": str(sampler),
+                                                  "node_type": "InfiniteTalkSampler", "executed": []})
+    shows("1/3 done (stopped)")
+    assert our_errors(fe) == []
 
 
 def test_a_new_sampler_keeps_its_seed_and_a_new_loader_picks_the_wan_model(fe):

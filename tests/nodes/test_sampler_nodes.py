@@ -49,7 +49,11 @@ def test_sampler_node_makes_the_whole_video_into_a_store(tiny, comfy_dirs, monke
     store, count, fps = _run(tiny, comfy_dirs)
     assert (count, fps, len(store), store.width, store.height) == (33, 25.0, 33, 48, 32)
     assert store.path.startswith(str(comfy_dirs[1]))  # under the host's temp folder
-    assert texts[:3] == ["window 1/3", "window 2/3", "window 3/3"]
+    # The badge's text moves with every step and every VAE chunk, and says which windows are finished.
+    assert [t for t in texts if " done " in t] == [
+        "window 1/3 done (17 frames)", "window 2/3 done (25 frames)", "window 3/3 done (33 frames)"]
+    assert [t for t in texts if t.startswith("window 2/3 · decode")] == [f"window 2/3 · decode {i}/5" for i in range(6)]
+    assert [t for t in texts if t.startswith("window 2/3 · step")] == [f"window 2/3 · step {i}/2" for i in range(3)]
     assert bars[0].total == 3 * 2 and bars[0].current == 6
 
     images = InfiniteTalkFramesToImages().convert(store)[0]

@@ -41,6 +41,17 @@ BASE_SETTINGS = {
 }
 
 
+def _async(handler):
+    """aiohttp wants coroutine handlers; the one-line answers above are plain functions."""
+    if asyncio.iscoroutinefunction(handler):
+        return handler
+
+    async def wrapped(request):
+        return handler(request)
+
+    return wrapped
+
+
 class FrontendServer:
     def __init__(self, static_dir: Path, object_info: dict, view_files: dict[str, Path],
                  model_files: dict[str, list[str]] | None = None, settings: dict | None = None,
@@ -162,11 +173,11 @@ class FrontendServer:
         api.get("/global_subgraphs")(lambda r: web.json_response({}))
         # ComfyUI registers every API route twice: under /api (what the front end uses) and at the root.
         for prefix in ("/api", ""):
-            app.router.add_routes([web.route(r.method, prefix + r.path, r.handler) for r in api])
-        app.router.add_get("/internal/folder_paths", lambda r: web.json_response(
-            {f: [f"/models/{f}"] for f in sorted(self.model_files)}))
-        app.router.add_get("/templates/index.json", lambda r: web.json_response([]))
-        app.router.add_get("/", lambda r: web.FileResponse(self.static_dir / "index.html"))
+            app.router.add_routes([web.route(r.method, prefix + r.path, _async(r.handler)) for r in api])
+        app.router.add_get("/internal/folder_paths", _async(lambda r: web.json_response(
+            {f: [f"/models/{f}"] for f in sorted(self.model_files)})))
+        app.router.add_get("/templates/index.json", _async(lambda r: web.json_response([])))
+        app.router.add_get("/", _async(lambda r: web.FileResponse(self.static_dir / "index.html")))
         app.router.add_static(f"/extensions/{PACK_FOLDER}/", self.js_dir)
         app.router.add_route("GET", "/{tail:.*}", self._static)
         return app

@@ -56,6 +56,10 @@ class Frontend:
 
     def load(self, workflow: dict, settle_ms: int = 300):
         self.js("async (wf) => { await app.loadGraphData(wf); }", workflow)
+        # Newer front ends open the workflow in a new tab and switch to it asynchronously: wait for its nodes.
+        self.page.wait_for_function(
+            "(ids) => ids.every((id) => app.graph?.getNodeById(id)) && app.graph._nodes.length === ids.length",
+            arg=[n["id"] for n in workflow["nodes"]], timeout=30_000)
         self.page.wait_for_timeout(settle_ms)  # DOM widgets and previews settle
 
     def node_id(self, node_type: str) -> int:

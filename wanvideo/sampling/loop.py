@@ -45,6 +45,7 @@ from .schedules import FlowSolver
 from .settings import GenerationInterrupted, Progress, SamplerSettings, key_settings
 from .sizes import resolve_size
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
+from .vae_progress import DECODE, ENCODE, chunk_count, vae_chunks
 from .windows import Window, gather_audio, plan_windows
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def denoise_window(
     every step, so those frames stay clean, as in the reference. `predict(x, t, step)` runs a step's passes
     (default: one model call per pass; see passes.PassRunner), `guide(preds)` combines them (default: CFG).
     """
-    predict = predict or PassRunner(model, passes)
+    predict = predict or PassRunner(model, passes, should_stop=should_stop)
     guide = guide or (lambda preds: combine(preds, cfg, audio_cfg, has_audio))
     latent = noise.clone()
     n_motion = motion_latent.shape[1]
@@ -309,9 +310,17 @@ class _WindowRunner:
         self.ctx_d, self.ctx_null_d = plan.ctx.to(device), plan.ctx_null.to(device)
         self.masks_d = plan.masks.to(device) if plan.masks is not None else None
 
-    def report(self, window: Window, step: int) -> None:
+    def report(self, window: Window, step: int, stage: str = "denoise", chunk: int = 0, chunks: int = 0) -> None:
         if self.on_progress is not None:
-            self.on_progress(Progress(window.index + 1, len(self.plan.windows), step, self.s.steps, self.resumed))
+            self.on_progress(Progress(window.index + 1, len(self.plan.windows), step, self.s.steps, self.resumed,
+                                      stage=stage, chunk=chunk, chunks=chunks))
+
+    def vae_call(self, window: Window, stage: str, x: torch.Tensor, step: int) -> torch.Tensor:
+        """vae.encode / vae.decode of one window, reporting each VAE chunk and honouring Cancel between them."""
+        chunks = chunk_count(stage, x.shape[1])
+        self.report(window, step, stage, 0, chunks)
+        with vae_chunks(self.vae, stage, chunks, lambda i, n: self.report(window, step, stage, i, n), self.should_stop):
+            return self.vae.encode(x) if stage == ENCODE else self.vae.decode(x)
 
     def conditioning(self, window: Window):
         """(pixels, y, clip row) of the window's reference frame, computed once per distinct frame."""
@@ -323,7 +332,7 @@ class _WindowRunner:
         if cond_key not in self.cache:
             self.cache.clear()
             video = torch.cat([cond_pixels, cond_pixels.new_zeros(3, window.length - 1, height, width)], 1)
-            y_latent = self.vae.encode(video).float().cpu()
+            y_latent = self.vae_call(window, ENCODE, video, 0).float().cpu()
             del video
             y = torch.cat([first_frame_mask(window.length, plan.lat_h, plan.lat_w), y_latent], 0)[None]
             clip_row = self.clip_row(frame_index, cond_pixels)
@@ -355,12 +364,12 @@ class _WindowRunner:
 
     def run(self, window: Window, motion_latent):
         """Sample, decode and store one window; returns the next window's motion latent."""
-        plan, s, vae, store = self.plan, self.s, self.vae, self.store
+        plan, s, store = self.plan, self.s, self.store
         started = time.perf_counter()
         self.report(window, 0)
         cond_pixels, y, clip_row = self.conditioning(window)
         if window.index == 0:
-            motion_latent = vae.encode(cond_pixels).float()
+            motion_latent = self.vae_call(window, ENCODE, cond_pixels, 0).float()
         if motion_latent is None:
             raise InputError(f"cannot continue at window {window.index + 1}: the motion frames of the previous "
                              f"window are missing from {store.path}; delete that folder to start again")
@@ -379,7 +388,7 @@ class _WindowRunner:
                                     plan.has_audio, on_step=lambda i: self.report(window, i),
                                     should_stop=self.should_stop, predict=predict, guide=self.guide())
             del noise, passes
-            video = vae.decode(latent)
+            video = self.vae_call(window, DECODE, latent, s.steps)
             del latent
             if not bool(torch.isfinite(video).all()):
                 raise NonFiniteError("the VAE decoded NaN/infinite pixels (they would be black frames): the VAE file is "
@@ -388,7 +397,7 @@ class _WindowRunner:
                 video = match_and_blend_colors(video, self.color_ref.to(video.device), s.color_correction)
             next_motion = None
             if window.index < len(plan.windows) - 1:
-                next_motion = vae.encode(video[:, -s.motion_frames:]).float()
+                next_motion = self.vae_call(window, ENCODE, video[:, -s.motion_frames:], s.steps).float()
             kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
             del video
         store.write_window(window.index, kept, {"motion_latent": next_motion} if next_motion is not None else None)
@@ -404,7 +413,7 @@ class _WindowRunner:
         cache = None
         if s.cache_method != "none":
             cache = StepCache(s.cache_settings(), s.steps, resolution_key(plan.height, plan.width))
-        return PassRunner(self.model, passes, batched=batched, cache=cache)
+        return PassRunner(self.model, passes, batched=batched, cache=cache, should_stop=self.should_stop)
 
     def guide(self):
         """This window's guidance: CFG, or APG with fresh momentum buffers (as the reference, per window)."""

@@ -15,6 +15,7 @@ import torch
 from ..errors import InputError
 from .cache import StepCache
 from .guidance import BATCH_MODES, pass_groups, stack_pass_inputs
+from .settings import GenerationInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,11 @@ def use_batched_passes(mode: str, model, passes: dict, latent_shape) -> bool:
 class PassRunner:
     """Runs one step's guidance passes; one instance per window (it owns that window's step cache)."""
 
-    def __init__(self, model, passes: dict, *, batched: bool = False, cache: StepCache | None = None):
+    def __init__(self, model, passes: dict, *, batched: bool = False, cache: StepCache | None = None,
+                 should_stop=None):
         self.model = model
         self.cache = cache
+        self.should_stop = should_stop  # Cancel is honoured between the passes of a step too
         if cache is not None:
             StepCache.check_model(model)
         groups = pass_groups(passes) if batched else [[name] for name in passes]
@@ -78,6 +81,8 @@ class PassRunner:
     def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int) -> dict:
         preds = {}
         for names, kwargs in self.groups:
+            if preds and self.should_stop is not None and self.should_stop():
+                raise GenerationInterrupted(f"stopped between the guidance passes of step {step + 1}")
             xb = x.expand(len(names), *x.shape[1:]) if x.shape[0] != len(names) else x
             if self.cache is not None:
                 out = self.cache.forward(self.model, names, step, xb, t, kwargs)

@@ -152,6 +152,9 @@ class Progress:
     steps: int
     resumed: int = 0  # windows found finished on disk at the start
     unit: str = "window"  # what a window is called in progress text: "window" (InfiniteTalk), "clip" (WanAnimate)
+    stage: str = "denoise"  # "denoise", or the VAE's "encode" / "decode" of this window
+    chunk: int = 0  # VAE calls finished in this encode/decode (see vae_progress.py)
+    chunks: int = 0
 
     @property
     def text(self) -> str:

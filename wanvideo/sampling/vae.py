@@ -82,6 +82,11 @@ class DiffusersWanVAE:
             self.vae.to(dtype=working)
             self.dtype = working
 
+    @property
+    def module(self) -> torch.nn.Module:
+        """The torch module whose encoder/decoder calls are the chunks of an encode/decode (vae_progress.py)."""
+        return self.vae
+
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             self._fingerprint = module_fingerprint(self.vae)
