@@ -27,6 +27,15 @@ requirements installed in it. What it does:
    LoadImage, LoadAudio, VAELoader (and by default CLIPVisionLoader / CLIPVisionEncode) are ComfyUI's own.
 4. Listens on the websocket (progress text from the sampler), waits for the run, and checks the MP4:
    an H.264 video stream, an AAC audio stream, durations within one frame of each other and of the speech.
+5. Opens that ComfyUI's own front end in Chromium (Playwright driving a local Chromium through
+   `executable_path`, as the browser tests do; `--no-browser` skips this) and checks what a user sees,
+   with the in-page checks of `tests/testlib/frontend_checks.py`: every template of `example_workflows/`
+   loads with no missing node type, broken link, invalid widget value or overlapping nodes (the
+   examples' model and input files are present as empty placeholders, as for the validation); the
+   run's Video Combine output shows a visible, unmuted player with controls that plays the MP4 with its
+   audio decoded; the run's progress texts give the badge `n/n done`; a new sampler's seed control is
+   fixed and a new model loader does not preselect an InfiniteTalk adapter; dropping the MP4 onto the
+   page restores a graph with the sampler and Video Combine. Screenshots of failures go to the work folder.
 
 Exit status 0 when the MP4 with sound came out and passed the checks.
 """
@@ -52,6 +61,8 @@ MEDIA = REPO.parent / "shared" / "media"
 PACK_FOLDER = "ComfyUI-WanVideo-InfiniteTalk"
 DOUBLES_FOLDER = "infinitetalk_e2e_test_doubles"
 EXAMPLE = REPO / "examples" / "api" / "infinitetalk_single_speaker_api.json"
+TEMPLATES = REPO / "example_workflows"
+BROWSER_EXAMPLE = TEMPLATES / "infinitetalk_single_speaker.json"  # the UI twin of EXAMPLE (same node ids)
 
 # The tiny run: small enough for a CPU in a few minutes, big enough for several windows.
 TINY_RUN = {"width": 64, "height": 64, "frame_window": 17, "motion_frames": 5, "steps": 2, "speech_seconds": 1.6}
@@ -370,6 +381,95 @@ def find_video(history_entry, output_dir: Path):
     return found[-1] if found else None
 
 
+# ----------------------------------------------------------------------------- the front end in a browser
+
+def browser_checks(base_url, history_entry, texts, video: Path, chromium: str, shots: Path) -> list[str]:
+    """What a user sees in this ComfyUI's own front end (see the module doc, step 5)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return ["Playwright is not installed in this Python: pip install playwright==1.65.2 (no browser download "
+                "is needed: a local Chromium is driven), or pass --no-browser"]
+    from testlib.frontend_checks import DROP_FILE, GRAPH_PROBLEMS, NEW_NODE_DEFAULTS, NODE_RECTS, PLAY_WITH_SOUND, PLAYER_STATE, overlaps
+
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--autoplay-policy=no-user-gesture-required", "--no-sandbox", "--mute-audio"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base_url) else route.abort())
+
+        def check(name, ok, detail=""):
+            log(f"browser: {'ok  ' if ok else 'FAIL'} {name}{': ' + str(detail) if detail and not ok else ''}")
+            if not ok:
+                problems.append(f"browser: {name}: {detail}")
+                page.screenshot(path=str(shots / f"browser_{len(problems)}.png"))
+
+        def load(wf):
+            page.evaluate("async (wf) => { await app.loadGraphData(wf); }", wf)
+            page.wait_for_function("(ids) => ids.every((id) => app.graph?.getNodeById(id))",
+                                   arg=[n["id"] for n in wf["nodes"]], timeout=30_000)
+            page.wait_for_timeout(1500)
+
+        try:
+            page.goto(base_url)
+            page.wait_for_function("() => window.app?.graph && app.extensions?.some((e) => "
+                                   "e.name === 'InfiniteTalk.VideoCombinePreview')", timeout=180_000)
+            page.keyboard.press("Escape")
+            for path in sorted(TEMPLATES.glob("*.json")):
+                wf = json.loads(path.read_text())
+                load(wf)
+                found = page.evaluate(GRAPH_PROBLEMS, wf) + overlaps(page.evaluate(NODE_RECTS))
+                check(f"template {path.name} loads cleanly", not found, found)
+
+            wf = json.loads(BROWSER_EXAMPLE.read_text())
+            load(wf)
+            combine = next(n["id"] for n in wf["nodes"] if n["type"] == "InfiniteTalkVideoCombine")
+            output = next((o for o in (history_entry or {}).get("outputs", {}).values() if "infinitetalk_video" in o), None)
+            check("Video Combine returned its player details", output is not None, "no infinitetalk_video output")
+            if output is not None:
+                page.evaluate("([id, out]) => app.graph.getNodeById(id).onExecuted(out)", [combine, output])
+                page.wait_for_function(f"() => ({PLAYER_STATE})({combine})?.src", timeout=30_000)
+                page.wait_for_timeout(1000)
+                state = page.evaluate(PLAYER_STATE, combine)
+                check("the player is visible with controls and sound on", state["width"] > 100 and state["height"] > 100
+                      and state["visible"] and state["controls"] and not state["muted"], state)
+                check("the caption names the file", video.name in state["caption"], state["caption"])
+                played = page.evaluate(PLAY_WITH_SOUND, combine)
+                check("the player plays the MP4 with its audio decoded",
+                      played["error"] is None and played["time"] >= 0.5 and played["audioBytes"] > 0, played)
+
+            for node_id, text in texts:
+                page.evaluate("async ([nodeId, text]) => (await import('/scripts/api.js')).api"
+                              ".dispatchCustomEvent('progress_text', { nodeId, text })", [node_id, text])
+            windows = [re.search(r"window (\d+)/(\d+) done", t) for _, t in texts]
+            windows = [m for m in windows if m]
+            sampler = next(n["id"] for n in wf["nodes"] if n["type"] == "InfiniteTalkSampler")
+            label = page.evaluate(f"() => app.graph.getNodeById({sampler}).infinitetalkProgress?.label ?? null")
+            expected = f"{windows[-1].group(2)}/{windows[-1].group(2)} done" if windows else "(no 'done' texts)"
+            check("the badge counts the finished windows", label == expected, f"{label!r}, expected {expected!r}")
+
+            created = page.evaluate(NEW_NODE_DEFAULTS)
+            check("a new sampler's seed is fixed", created["control"] == "fixed", created)
+            check("a new model loader does not preselect an adapter", "infinitetalk" not in str(created["model"]).lower(),
+                  created)
+
+            page.evaluate("() => app.graph.clear()")
+            query = f"filename={video.name}&subfolder={output['images'][0]['subfolder'] if output else ''}&type=output"
+            page.evaluate(DROP_FILE, {"url": f"/api/view?{query}", "name": video.name, "type": "video/mp4"})
+            try:
+                page.wait_for_function("() => ['InfiniteTalkSampler', 'InfiniteTalkVideoCombine'].every("
+                                       "(t) => app.graph._nodes.some((n) => n.type === t))", timeout=30_000)
+                restored = True
+            except Exception:  # noqa: BLE001 - reported as a failed check below
+                restored = False
+            check("dropping the MP4 restores its graph", restored, "no sampler / Video Combine after the drop")
+        finally:
+            browser.close()
+    return problems
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv=None):
@@ -385,6 +485,9 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--no-validate", action="store_true", help="skip validating the four API examples first")
+    ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"),
+                    help="Chromium binary for the front-end checks (default: chromium on PATH)")
+    ap.add_argument("--no-browser", action="store_true", help="skip the checks in the front end (step 5)")
     args = ap.parse_args(argv)
 
     comfy = args.comfyui.resolve()
@@ -415,6 +518,12 @@ def main(argv=None):
         names["clip_vision"] = "clip_vision_h_random_e2e.safetensors"
         if not (models / "clip_vision" / names["clip_vision"]).exists():
             write_host_model_file(args.python, comfy, "clip_vision", models / "clip_vision" / names["clip_vision"])
+    if not args.no_browser:
+        # The templates' model and input files, as empty placeholders, so the front end lists their choices.
+        sys.path.insert(0, str(REPO / "scripts"))
+        from comfyui_validate_examples import placeholders
+
+        placeholders(base, models)
     inputs = write_inputs(base / "input", TINY_RUN["speech_seconds"])
     log(f"model and input files ready ({time.time() - t0:.0f} s)")
 
@@ -473,6 +582,12 @@ def main(argv=None):
         log(f"output: {video} ({video.stat().st_size} bytes)")
         problems = check_mp4(video, inputs["speech_seconds"])
         problems += check_preview(base_url, entry)
+        if not args.no_browser:
+            if not args.chromium:
+                problems.append("no Chromium found for the front-end checks: install chromium, pass --chromium PATH "
+                                "or --no-browser")
+            else:
+                problems += browser_checks(base_url, entry, texts, video, args.chromium, work)
         window_texts = [t for _, t in texts if re.search(r"window \d+/\d+", t)]
         if not window_texts:
             problems.append("the sampler sent no 'window k/n' progress text")

@@ -173,6 +173,7 @@ def test_progress_goes_to_the_host_bar(comfy_dirs, monkeypatch):
 
 
 # -- the front-end player (js/video_combine_preview.js), run in Node.js with stand-ins for ComfyUI ----------
+# (the real front end in a real browser: tests/js/test_frontend_browser.py)
 
 _JS_HOOKS = """const STUBS = {
   "app.js": `export const app = globalThis.__stubApp;`,
@@ -218,11 +219,15 @@ node.onExecuted({ images: [{ filename: "talk_00001.mp4", subfolder: "InfiniteTal
   browser_playable: true, notes: [] }] });
 node.widgets.push({ name: "video-preview", onRemove() { removed++; } });  // the stock preview arriving late
 node.onDrawForeground({});
+const removedBeforeLoad = removed;  // ours has not loaded the file yet: the stock preview stays
 const player = node.infinitetalkPlayer;
+for (const f of player.video.listeners.loadeddata ?? []) f();
+node.onDrawForeground({});
 const w = node.widgets.find((x) => x.name === "infinitetalk_video_player");
-console.log(JSON.stringify({ name: ext.name, widgets: node.widgets.map((x) => x.name), removed,
+console.log(JSON.stringify({ name: ext.name, widgets: node.widgets.map((x) => x.name), removed, removedBeforeLoad,
   video: { controls: player.video.controls, muted: player.video.muted, src: player.video.src },
-  caption: player.caption.textContent, height: w.options.getMinHeight(), size: w.computeSize(400) }));
+  caption: player.caption.textContent, height: w.options.getMinHeight(), size: w.computeSize(400),
+  sizeWithoutWidth: w.computeSize() }));
 """
 
 
@@ -245,6 +250,9 @@ def test_player_extension_plays_the_file_with_sound_and_replaces_the_stock_previ
     assert out["video"] == {"controls": True, "muted": False,
                             "src": "/api/view?filename=talk_00001.mp4&subfolder=InfiniteTalk&type=output"}
     assert out["caption"] == "talk_00001.mp4 · 2.00 s · 50 frames @ 25 fps · 480×832 · with sound"
-    # One player: ours is added, the stock one (also when it shows up late) is taken off this node.
+    # One player: once ours has loaded the file, the stock one (also when it shows up late) is taken off this node.
+    assert out["removedBeforeLoad"] == 0
     assert out["widgets"] == ["frame_rate", "infinitetalk_video_player"] and out["removed"] == 2
     assert out["size"][1] == out["height"] > 400 * 832 / 480 * 0.9  # sized to the portrait video
+    # Front ends that call computeSize() without a width (ComfyUI 1.27) get the node's width, not NaN.
+    assert out["sizeWithoutWidth"] == out["size"]
