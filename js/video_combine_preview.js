@@ -15,6 +15,7 @@ import { api } from "../../scripts/api.js";
 const NODE_CLASS = "InfiniteTalkVideoCombine";
 const PLAYER_WIDGET = "infinitetalk_video_player";
 const STOCK_PREVIEW_WIDGET = "video-preview";
+const VUE_STOCK_PREVIEW_SELECTOR = ".video-preview";
 const CAPTION_HEIGHT = 34;
 const MIN_VIDEO_HEIGHT = 80;
 const DEFAULT_WIDTH = 300;
@@ -41,6 +42,7 @@ function removeStockPreview(node) {
   // Only once our player has loaded the file: until then (or if it cannot play it) the stock preview stays.
   // With videoContainer set, the stock code reuses that (detached) container instead of adding its widget again.
   node.videoContainer = node.videoContainer ?? document.createElement("div");
+  hideVueStockPreview(node);
   const widgets = node.widgets ?? [];
   const index = widgets.findIndex((w) => w?.name === STOCK_PREVIEW_WIDGET);
   if (index < 0) return;
@@ -50,6 +52,21 @@ function removeStockPreview(node) {
   } else {
     widgets.splice(index, 1);
     widget.onRemove?.();
+  }
+}
+
+function hideVueStockPreview(node) {
+  // The Vue node renderer draws the stock preview as a component of the node's element (not a widget):
+  // hide it there, and again whenever the node's element is re-rendered.
+  const player = node.infinitetalkPlayer;
+  const root = player?.container?.closest?.("[data-node-id]");
+  if (!root) return;
+  for (const el of root.querySelectorAll(VUE_STOCK_PREVIEW_SELECTOR)) {
+    if (!el.contains(player.container) && el.style.display !== "none") el.style.display = "none";
+  }
+  if (!player.observer && typeof MutationObserver === "function") {
+    player.observer = new MutationObserver(() => hideVueStockPreview(node));
+    player.observer.observe(root, { childList: true, subtree: true });
   }
 }
 
@@ -176,6 +193,7 @@ app.registerExtension({
     nodeType.prototype.onRemoved = function () {
       const player = this.infinitetalkPlayer;
       if (player) {
+        player.observer?.disconnect();
         player.video.pause();
         player.video.removeAttribute("src");
         player.video.load();

@@ -430,7 +430,7 @@ def browser_checks(base_url, history_entry, texts, video: Path, chromium: str, s
             check("Video Combine returned its player details", output is not None, "no infinitetalk_video output")
             if output is not None:
                 page.evaluate("([id, out]) => app.graph.getNodeById(id).onExecuted(out)", [combine, output])
-                page.wait_for_function(f"() => ({PLAYER_STATE})({combine})?.src", timeout=30_000)
+                page.wait_for_function(f"() => ({PLAYER_STATE})({combine})?.ready", timeout=30_000)
                 page.wait_for_timeout(1000)
                 state = page.evaluate(PLAYER_STATE, combine)
                 check("the player is visible with controls and sound on", state["width"] > 100 and state["height"] > 100

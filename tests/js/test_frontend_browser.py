@@ -57,7 +57,7 @@ def test_video_combine_shows_a_visible_player_that_plays_with_sound(fe, rendered
     fe.load(rendered_video["workflow"])
     node_id = fe.node_id("InfiniteTalkVideoCombine")
     show_output(fe, node_id, rendered_video["ui"])
-    fe.page.wait_for_function(f"() => ({PLAYER_STATE})({node_id})?.src", timeout=20_000)
+    fe.page.wait_for_function(f"() => ({PLAYER_STATE})({node_id})?.ready", timeout=30_000)  # file loaded
     fe.page.wait_for_timeout(500)
     state = fe.js(PLAYER_STATE, node_id)
     name = rendered_video["path"].name
@@ -123,3 +123,31 @@ def test_dropping_the_mp4_restores_its_workflow(fe, rendered_video):
     expected = sorted(n["type"] for n in rendered_video["workflow"]["nodes"])
     fe.page.wait_for_function(f"() => app.graph._nodes.length === {len(expected)}", timeout=20_000)
     assert sorted(fe.js("() => app.graph._nodes.map((n) => n.type)")) == expected
+
+
+@pytest.fixture(scope="module")
+def vue_frontend(playwright_browser, rendered_video):
+    """The newest front end with its Vue node renderer (nodes drawn as HTML instead of on the canvas)."""
+    from testlib.frontend_session import boot
+    from testlib.frontend_wheels import NEWEST_CHECKED
+
+    fe = boot(playwright_browser, NEWEST_CHECKED, {rendered_video["path"].name: rendered_video["path"]},
+              settings={"Comfy.VueNodes.Enabled": True})
+    yield fe
+    fe.close()
+
+
+def test_player_is_visible_on_the_vue_node_renderer(vue_frontend, rendered_video, request):
+    fe = vue_frontend
+    request.node.browser_page = fe.page
+    assert fe.js("() => app.extensionManager?.setting?.get?.('Comfy.VueNodes.Enabled')") is True
+    fe.load(rendered_video["workflow"])
+    node_id = fe.node_id("InfiniteTalkVideoCombine")
+    show_output(fe, node_id, rendered_video["ui"])
+    fe.page.wait_for_function(f"() => ({PLAYER_STATE})({node_id})?.ready", timeout=30_000)  # file loaded
+    fe.page.wait_for_timeout(1000)
+    state = fe.js(PLAYER_STATE, node_id)
+    assert state["width"] > 50 and state["height"] > 50, f"the player is drawn {state['width']}x{state['height']} px"
+    assert state["visible"] and state["controls"] and not state["muted"]
+    assert len(fe.js(VISIBLE_VIDEOS, rendered_video["path"].name)) == 1, "exactly one player shows the video"
+    assert our_errors(fe) == []

@@ -1,13 +1,15 @@
 """Progress never goes quiet and Cancel is honoured quickly: between guidance passes and between VAE chunks."""
+import dataclasses
+
 import pytest
 import resume_job
 
 from wanvideo.sampling import GenerationInterrupted, generate
 
 
-def _generate(root, models, embeddings, image, **kw):
+def _generate(root, models, embeddings, image, settings=resume_job.SETTINGS, **kw):
     return generate(models.dit, models.vae, image, models.clip_fea, audio=embeddings, context=models.context,
-                    context_null=models.context_null, settings=resume_job.SETTINGS, store_root=str(root), **kw)
+                    context_null=models.context_null, settings=settings, store_root=str(root), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +47,14 @@ def test_cancel_during_the_vae_decode_stops_before_the_next_chunk(tmp_path, inpu
 
 
 def test_cancel_between_guidance_passes(tmp_path, inputs):
+    """Passes run one by one (block swap, little VRAM): Cancel does not wait for the step's other passes."""
     models = inputs[0]
+    sequential = dataclasses.replace(resume_job.SETTINGS, guidance_batching="sequential")
     calls = {"n": 0}
     handle = models.dit.register_forward_pre_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
     try:
         with pytest.raises(GenerationInterrupted, match="stopped between the guidance passes of step 1"):
-            _generate(tmp_path, *inputs, should_stop=lambda: calls["n"] >= 1)
+            _generate(tmp_path, *inputs, settings=sequential, should_stop=lambda: calls["n"] >= 1)
     finally:
         handle.remove()
     assert calls["n"] == 1, "no second model call of the step after Cancel"

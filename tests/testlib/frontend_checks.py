@@ -60,12 +60,13 @@ PLAYER_STATE = """(id) => {
   if (!video) return null;
   const r = video.getBoundingClientRect();
   return { width: r.width, height: r.height, visible: video.checkVisibility?.() ?? true, controls: video.controls,
-           muted: video.muted, volume: video.volume, src: video.currentSrc || video.src,
+           muted: video.muted, volume: video.volume, src: video.currentSrc || video.src, ready: node.infinitetalkPlayer.ready,
            caption: node.infinitetalkPlayer.caption.textContent };
 }"""
 
 VISIBLE_VIDEOS = """(name) => [...document.querySelectorAll('video')].filter((v) => (v.currentSrc || v.src).includes(name))
-  .map((v) => { const r = v.getBoundingClientRect(); return { w: r.width, h: r.height, visible: v.checkVisibility?.() ?? true }; })
+  .map((v) => { const r = v.getBoundingClientRect(); return { w: r.width, h: r.height,
+    visible: v.checkVisibility?.({ visibilityProperty: true, opacityProperty: true }) ?? true }; })
   .filter((v) => v.w > 0 && v.h > 0 && v.visible)"""
 
 
