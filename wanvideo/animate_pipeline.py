@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field, fields
 
@@ -20,7 +19,7 @@ import torch
 from .errors import InputError
 from .media import need_file, read_audio, read_image, read_video
 from .model_files import ModelPaths, resolve_models
-from .pipeline import EMBEDDED_NOTICE, GenerateResult, _free, _parse_lora, _ProgressBars
+from .pipeline import EMBEDDED_NOTICE, GenerateResult, _free, _parse_lora, _ProgressBars, write_from_store
 from .sampling.vae import load_wan_vae
 from .torch_inputs import parse_device
 
@@ -129,7 +128,6 @@ def _load_real(req: AnimateRequest, files: dict, device, image):
 def make_animate_file(req: AnimateRequest) -> GenerateResult:
     """Run the whole WanAnimate job; the MP4 is written to `req.output`."""
     from .sampling.animate import AnimateSettings, generate_animate
-    from .video import encode_video
 
     _check_files(req)
     # settings problems before any file is read or model loaded
@@ -172,14 +170,4 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
                                  on_progress=bars)
     finally:
         bars.close()
-    log.info("writing %s", req.output)
-    # The store itself (not a one-shot iterator): if a writer fails, the next one can read the frames again.
-    video = encode_video(store, req.output, store.fps, audio=sound, sample_rate=rate)
-    result = GenerateResult(path=video.path, frames=video.frames, fps=video.fps, embedded=embedded,
-                            has_audio=video.has_audio)
-    if not req.keep_parts:
-        store.release()
-        shutil.rmtree(store.path, ignore_errors=True)
-        if req.work_dir is None and os.path.isdir(work) and not os.listdir(work):
-            os.rmdir(work)
-    return result
+    return write_from_store(store, req.output, sound, rate, req, work, embedded)

@@ -276,7 +276,6 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     from .audio import build_audio_embeddings
     from .sampling import generate as sample_video
     from .sampling import plan_windows
-    from .video import encode_video
 
     # Inputs first: every file problem is reported before any model is loaded.
     need_file(req.audio, "speech", "--audio")
@@ -355,6 +354,14 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         audio, rate = embeds.waveform.numpy(), embeds.sample_rate
     else:
         audio, rate = wave_1, rate_1
+    return write_from_store(store, output, audio, rate, req, work, embedded)
+
+
+def write_from_store(store, output: str, audio, rate, req, work: str, embedded: bool) -> GenerateResult:
+    """The MP4 from a finished frame store, what the file holds, then the store removed unless kept
+    (shared by `make_video_file` and the animate pipeline)."""
+    from .video import encode_video
+
     log.info("writing %s", output)
     # The store itself (not a one-shot iterator): if a writer fails, the next one can read the frames again.
     video = encode_video(store, output, store.fps, audio=audio, sample_rate=rate)
