@@ -19,6 +19,7 @@ import os
 import torch
 
 from .errors import ModelFileError
+from .torch_inputs import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,23 @@ TEXT_LEN = 512  # the reference truncates prompts at 512 tokens
 
 
 def _open_safetensors(path: str) -> dict:
+    """Every tensor of a single-file encoder, each checked for NaN/Inf (fp8 by bit pattern, scales too)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
-        return load_file(path)
+        sd = load_file(path)
     except (SafetensorError, OSError) as exc:
         raise ModelFileError(f"cannot read {path}: {exc}; re-download the file") from exc
+    for key, tensor in sd.items():
+        check_finite(tensor, key, path)  # NaN weights would give NaN prompt/image features: black video
+    return sd
+
+
+def _check_parameters(model: torch.nn.Module, path: str) -> None:
+    """NaN/Inf in the weights of an encoder loaded from a Hugging Face folder (the error names the folder)."""
+    for key, tensor in model.state_dict().items():
+        check_finite(tensor, key, path)
 
 
 def _dequantize(sd: dict, dtype: torch.dtype) -> dict:
@@ -132,7 +143,9 @@ def load_text_encoder(path: str, dtype=torch.bfloat16, device="cpu") -> UMT5Text
     if os.path.isdir(path):
         from transformers import AutoTokenizer
 
-        model = UMT5EncoderModel.from_pretrained(path, torch_dtype=dtype).to(device)
+        model = UMT5EncoderModel.from_pretrained(path, torch_dtype=dtype)
+        _check_parameters(model, path)
+        model = model.to(device)
         hf_tok = AutoTokenizer.from_pretrained(path)
         return UMT5TextEncoder(model, lambda text: hf_tok(text)["input_ids"], device)
     if path.endswith((".pth", ".pt")):
@@ -209,8 +222,9 @@ def load_clip_vision(path: str, dtype=torch.float16, device="cpu") -> ClipVision
         raise FileNotFoundError(f"CLIP vision model {path!r} not found (expected clip_vision_h.safetensors "
                                 "from models/clip_vision)")
     if os.path.isdir(path):
-        model = CLIPVisionModel.from_pretrained(path, torch_dtype=dtype).to(device)
-        return ClipVisionEncoder(model, device)
+        model = CLIPVisionModel.from_pretrained(path, torch_dtype=dtype)
+        _check_parameters(model, path)
+        return ClipVisionEncoder(model.to(device), device)
     raw = _open_safetensors(path)
     if any(k.startswith("visual.transformer.") for k in raw):
         raise ModelFileError(f"{os.path.basename(path)} is an open_clip checkpoint; use ComfyUI's "

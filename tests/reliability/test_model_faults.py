@@ -145,3 +145,82 @@ def test_nan_from_the_vae_is_refused_not_written_black(tmp_path):
     with pytest.raises(NonFiniteError, match="the VAE decoded NaN/infinite pixels"):
         _fake_run(tmp_path, lambda x, *a: torch.zeros_like(x), vae)
     assert not [n for n in os.listdir(next(tmp_path.iterdir())) if n.endswith(".mkv")]
+
+
+def _tiny_umt5_file(path, fp8: bool = False):
+    """A ComfyUI-layout umt5 file (HF names, a spiece_model tensor, optional scaled fp8) of a tiny config."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    cfg = UMT5Config(vocab_size=40, d_model=16, d_kv=4, d_ff=24, num_layers=2, num_heads=4,
+                     feed_forward_proj="gated-gelu", dense_act_fn="gelu_pytorch_tanh", is_gated_act=True,
+                     tie_word_embeddings=False)
+    sd = {k: v.clone() for k, v in UMT5EncoderModel(cfg).state_dict().items() if k != "encoder.embed_tokens.weight"}
+    if fp8:
+        key = "encoder.block.0.layer.0.SelfAttention.q.weight"
+        scale = sd[key].abs().max() / 448.0
+        sd[key] = (sd[key] / scale).to(torch.float8_e4m3fn)
+        sd[key[: -len(".weight")] + ".scale_weight"] = scale.reshape(())
+        sd["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
+    sd["spiece_model"] = torch.zeros(16, dtype=torch.uint8)
+    save_file(sd, str(path))
+    return sd
+
+
+def _tiny_clip():
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(0)
+    cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=1,
+                           image_size=28, patch_size=14, hidden_act="gelu")
+    return CLIPVisionModel(cfg)
+
+
+def test_nan_weights_in_the_umt5_text_encoder_are_found_while_loading(tmp_path):
+    from wanvideo.encoders import load_text_encoder
+
+    path = tmp_path / "umt5_xxl_fp16.safetensors"
+    sd = _tiny_umt5_file(path)
+    key = "encoder.block.1.layer.1.DenseReluDense.wo.weight"
+    sd[key][2, 3] = float("nan")
+    sd[key][0, 1] = float("inf")
+    save_file(sd, str(path))
+    with pytest.raises(ModelFileError, match=rf"umt5_xxl_fp16.safetensors is damaged: tensor {key} holds 2 NaN/"
+                                             r"infinite value\(s\) of 384.*download it again"):
+        load_text_encoder(str(path), dtype=torch.float32)
+
+
+def test_an_infinite_fp8_scale_in_the_umt5_file_is_found(tmp_path):
+    from wanvideo.encoders import load_text_encoder
+
+    path = tmp_path / "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+    sd = _tiny_umt5_file(path, fp8=True)
+    sd["encoder.block.0.layer.0.SelfAttention.q.scale_weight"] = torch.tensor(float("inf"))
+    save_file(sd, str(path))
+    with pytest.raises(ModelFileError, match="fp8_e4m3fn_scaled.safetensors is damaged: tensor "
+                                             "encoder.block.0.layer.0.SelfAttention.q.scale_weight holds 1"):
+        load_text_encoder(str(path), dtype=torch.float32)
+    sd = _tiny_umt5_file(path, fp8=True)  # and an fp8 NaN bit pattern in the weight itself
+    bad = sd["encoder.block.0.layer.0.SelfAttention.q.weight"].view(torch.uint8).clone()
+    bad[0, 0] = 0x7F
+    sd["encoder.block.0.layer.0.SelfAttention.q.weight"] = bad.view(torch.float8_e4m3fn)
+    save_file(sd, str(path))
+    with pytest.raises(ModelFileError, match="SelfAttention.q.weight holds 1 NaN"):
+        load_text_encoder(str(path), dtype=torch.float32)
+
+
+def test_nan_weights_in_the_clip_vision_file_and_folder_are_found_while_loading(tmp_path):
+    from wanvideo.encoders import load_clip_vision
+
+    model = _tiny_clip()
+    sd = {"vision_model." + k if not k.startswith("vision_model.") else k: v.clone() for k, v in model.state_dict().items()}
+    key = "vision_model.encoder.layers.1.mlp.fc1.weight"
+    sd[key][0, 0] = float("nan")
+    save_file(sd, str(tmp_path / "clip_vision_h.safetensors"))
+    with pytest.raises(ModelFileError, match=rf"clip_vision_h.safetensors is damaged: tensor {key} holds 1 NaN"):
+        load_clip_vision(str(tmp_path / "clip_vision_h.safetensors"), dtype=torch.float32)
+    (norm,) = [v for k, v in model.state_dict().items() if k.endswith("post_layernorm.weight")]
+    norm[3] = float("-inf")  # (state_dict tensors share the parameters' storage)
+    model.save_pretrained(str(tmp_path / "clip-vit-h"))
+    with pytest.raises(ModelFileError, match="clip-vit-h is damaged: tensor .*post_layernorm.weight holds 1"):
+        load_clip_vision(str(tmp_path / "clip-vit-h"), dtype=torch.float32)

@@ -92,3 +92,24 @@ def test_auto_mode_falls_back_under_block_swap_and_forced_modes_are_obeyed():
         use_batched_passes("batched", torch.nn.Identity(), passes, (2, 4, 4))
     with pytest.raises(InputError, match="guidance batching must be one of"):
         use_batched_passes("fast", model, passes, (2, 4, 4))
+
+
+def test_auto_mode_asks_the_hosts_activation_estimate_for_the_extra_rows_on_a_gpu(monkeypatch):
+    """One estimate (model/memory.py) for the host's room-making and the batching choice."""
+    from types import SimpleNamespace
+
+    from wanvideo.model.memory import inference_bytes
+    from wanvideo.sampling import passes as passes_module
+
+    config = tiny_config()
+    model = SimpleNamespace(supports_batched_passes=True, block_swap=None, main_device="cuda:0",
+                            compute_dtype=torch.bfloat16, config=config)
+    three = {COND: {}, DROP_TEXT: {}, UNCOND: {}}
+    shape = (16, 21, 60, 104)
+    need = inference_bytes(config, shape, torch.bfloat16, batch=2) + passes_module._HEADROOM_BYTES
+    free = {"bytes": need}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 80 << 30))
+    assert use_batched_passes("auto", model, three, shape)
+    free["bytes"] = need - 1
+    assert not use_batched_passes("auto", model, three, shape)
+    assert use_batched_passes("batched", model, three, shape)  # forcing does not ask

@@ -13,6 +13,7 @@ import logging
 import torch
 
 from ..errors import InputError
+from ..model.memory import inference_bytes
 from .cache import StepCache
 from .guidance import BATCH_MODES, pass_groups, stack_pass_inputs
 from .settings import GenerationInterrupted
@@ -21,15 +22,6 @@ log = logging.getLogger(__name__)
 
 # Memory kept free besides the extra rows' activations when deciding to batch on a GPU.
 _HEADROOM_BYTES = 1 << 30
-
-
-def activation_bytes_per_row(config: dict, latent_shape, dtype=torch.bfloat16) -> int:
-    """Rough peak activation memory one more batch row costs in a block (tokens x (FFN + 6 widths))."""
-    pf, ph, pw = config.get("patch_size", (1, 2, 2))
-    frames, height, width = latent_shape[-3:]
-    tokens = (frames // pf) * (height // ph) * (width // pw)
-    per_token = int(config.get("ffn_dim", 13824)) + 6 * int(config.get("dim", 5120))
-    return tokens * per_token * torch.empty((), dtype=dtype).element_size()
 
 
 def use_batched_passes(mode: str, model, passes: dict, latent_shape) -> bool:
@@ -55,8 +47,9 @@ def use_batched_passes(mode: str, model, passes: dict, latent_shape) -> bool:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         config = dict(getattr(model, "config", {}) or {})
-        need = (len(passes) - 1) * activation_bytes_per_row(config, latent_shape,
-                                                            getattr(model, "compute_dtype", torch.bfloat16))
+        # the same estimate the host gets before a window (model/memory.py), for the rows beyond the first
+        need = inference_bytes(config, latent_shape, getattr(model, "compute_dtype", torch.bfloat16),
+                               batch=len(passes) - 1)
         if free < need + _HEADROOM_BYTES:
             log.info("guidance passes run one by one: %.1f GiB free on %s, a batch of %d needs ~%.1f GiB more",
                      free / 2**30, device, len(passes), need / 2**30)
