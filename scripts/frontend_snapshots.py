@@ -48,6 +48,10 @@ FIT_VIEW = """() => {
   app.canvas.setDirty(true, true);
 }"""
 
+# Draw nodes in full detail (titles, widget names and values) at the thumbnail's zoom, without the
+# canvas statistics in the corner.
+THUMBNAIL_SETTINGS = {"LiteGraph.Canvas.MinFontSizeForLOD": 0, "Comfy.Graph.CanvasInfo": False}
+
 # Hide the front end's menus and panels so the thumbnail shows the graph only.
 THUMBNAIL_CSS = """
 body > *:not(#vue-app), .side-tool-bar-container, .comfyui-menu, .p-toast, .graph-canvas-panel,
@@ -74,7 +78,7 @@ def measure(browser) -> dict[str, list[int]]:
 
 
 def thumbnails(browser) -> None:
-    fe = boot(browser, PINNED_BY_COMFYUI, viewport=(960, 600))
+    fe = boot(browser, PINNED_BY_COMFYUI, viewport=(960, 600), settings=THUMBNAIL_SETTINGS)
     try:
         fe.page.add_style_tag(content=THUMBNAIL_CSS)
         for path in sorted(TEMPLATES.glob("*.json")):
