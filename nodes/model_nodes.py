@@ -4,14 +4,13 @@ from __future__ import annotations
 import logging
 import os
 
-from ..wanvideo.errors import InputError
 from ..wanvideo.model import load_model
 from ..wanvideo.model.loading import describe
 from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings
 from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
-from ..wanvideo.options import node_inputs
+from ..wanvideo.options import node_input, node_inputs
 from . import host
-from .model_patcher import OFFLOAD_AFTER, InfiniteTalkModelPatcher
+from .model_patcher import InfiniteTalkModelPatcher
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +81,13 @@ class InfiniteTalkModelLoader:
                 "lora": ("INFINITETALK_LORA", {
                     "tooltip": "LoRAs from InfiniteTalk LoRA Select (e.g. a lightx2v step-distillation LoRA for "
                                "4-8 step sampling), merged into the weights at their strengths."}),
-                "offload_after_sampling": (list(OFFLOAD_AFTER), {
-                    "default": "auto",
-                    "tooltip": "After the sampler is done, move the weights back to system RAM so other "
-                               "workflows get the GPU. auto: yes on cards under 32 GB, no on bigger ones (the "
-                               "next run then starts at once). ComfyUI can always unload the model when it needs "
-                               "the room, and 'Free model and node cache' releases it."}),
+                "offload_after_sampling": node_input(LoaderSettings, "offload_after_sampling"),
             },
         }
 
-    def load(self, model, infinitetalk=NONE, lora=None, offload_after_sampling="auto", **widgets):
+    def load(self, model, infinitetalk=NONE, lora=None, **widgets):
         settings = LoaderSettings(**widgets)
-        load_kwargs = settings.load_kwargs()
-        if offload_after_sampling not in OFFLOAD_AFTER:
-            raise InputError(f"offload_after_sampling {offload_after_sampling!r}: choose one of {', '.join(OFFLOAD_AFTER)}")
+        load_kwargs = settings.load_kwargs()  # checks every setting before anything is read
         model_path = host.resolve_model(model, *MODEL_FOLDERS)
         adapter_path = None if infinitetalk in (None, "", NONE) else host.resolve_model(infinitetalk, *ADAPTER_FOLDERS)
         loras = [(host.resolve_model(item["name"], *LORA_FOLDERS) if "path" not in item else item["path"], item["strength"])
@@ -125,7 +117,7 @@ class InfiniteTalkModelLoader:
         host.send_progress_text(f"{adapter}; {settings.precision}; {len(loras)} LoRA(s); "
                                 f"{settings.blocks_to_swap} blocks swapped")
         log.info("InfiniteTalk model: %s", describe(result))
-        return (InfiniteTalkModelPatcher(result, main, offload, offload_after=offload_after_sampling),)
+        return (InfiniteTalkModelPatcher(result, main, offload, offload_after=settings.offload_after_sampling),)
 
 
 class InfiniteTalkLoraSelect:

@@ -30,7 +30,6 @@ from ..wanvideo.model.placement import WeightPlacement
 
 log = logging.getLogger("wanvideo")
 
-OFFLOAD_AFTER = ("auto", "yes", "no")
 AUTO_OFFLOAD_BELOW_BYTES = 32 * 1024**3  # "auto": offload after sampling on cards with less VRAM than this
 
 

@@ -8,10 +8,11 @@ import os
 import torch
 
 from ..wanvideo.errors import InputError
-from ..wanvideo.options import node_input, node_inputs, options_of
+from ..wanvideo.options import node_input, node_inputs, option_values, options_of
 from ..wanvideo.sampling import GenerationInterrupted, SamplerSettings, generate
+from ..wanvideo.sampling.cache import CacheOptions
+from ..wanvideo.sampling.guidance_settings import GuidanceOptions
 from ..wanvideo.sampling.prompts import DEFAULT_NEGATIVE_PROMPT
-from ..wanvideo.speed_options import SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, settings_from
 from ..wanvideo.video.frame_store import FrameStore
 from . import host
 from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context, mask_tensor
@@ -35,13 +36,13 @@ def store_root(where: str) -> str:
 def speed_settings(cache, guidance) -> dict:
     """SamplerSettings fields from the optional `cache` / `guidance` inputs (dicts from the speed nodes)."""
     values = {}
-    for name, given, names, node in (("cache", cache, SAMPLER_CACHE_OPTIONS, "InfiniteTalk Step Cache"),
-                                     ("guidance", guidance, SAMPLER_GUIDANCE_OPTIONS, "InfiniteTalk Guidance Options")):
+    for name, given, options, node in (("cache", cache, CacheOptions, "InfiniteTalk Step Cache"),
+                                       ("guidance", guidance, GuidanceOptions, "InfiniteTalk Guidance Options")):
         if given is None:
             continue
         if not isinstance(given, dict):
             raise InputError(f"the sampler's {name} input must come from the {node} node")
-        values.update(settings_from(given, names))
+        values.update(option_values(options, given))
     return values
 
 

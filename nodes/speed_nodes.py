@@ -1,16 +1,12 @@
 """Speed nodes: InfiniteTalk Step Cache and InfiniteTalk Guidance Options (optional `cache` / `guidance` inputs of the
 sampler), and InfiniteTalk Model Speed (torch.compile of the blocks, fp8 matmuls). Thin: the options are the
-engine's (wanvideo/speed_options.py)."""
+engine's (CacheOptions, GuidanceOptions, SpeedSettings: see wanvideo/options.py)."""
 from __future__ import annotations
 
-from ..wanvideo.speed_options import (
-    MODEL_SPEED_OPTIONS,
-    SAMPLER_CACHE_OPTIONS,
-    SAMPLER_GUIDANCE_OPTIONS,
-    SpeedSettings,
-    node_inputs,
-    settings_from,
-)
+from ..wanvideo.model.settings import SpeedSettings
+from ..wanvideo.options import node_input, node_inputs, option_values
+from ..wanvideo.sampling.cache import CacheOptions
+from ..wanvideo.sampling.guidance_settings import GuidanceOptions
 
 
 class InfiniteTalkStepCache:
@@ -25,12 +21,12 @@ class InfiniteTalkStepCache:
 
     @classmethod
     def INPUT_TYPES(cls):
-        inputs = node_inputs(*SAMPLER_CACHE_OPTIONS)
-        inputs["cache_method"][1]["default"] = "teacache"  # adding this node means a cache is wanted
+        inputs = node_inputs(CacheOptions)
+        inputs["cache_method"] = node_input(CacheOptions, "cache_method", default="teacache")  # adding this node = a cache is wanted
         return {"required": inputs}
 
     def make(self, **widgets):
-        return (settings_from(widgets, SAMPLER_CACHE_OPTIONS),)
+        return (option_values(CacheOptions, widgets),)
 
 
 class InfiniteTalkGuidanceOptions:
@@ -44,10 +40,10 @@ class InfiniteTalkGuidanceOptions:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": node_inputs(*SAMPLER_GUIDANCE_OPTIONS)}
+        return {"required": node_inputs(GuidanceOptions)}
 
     def make(self, **widgets):
-        return (settings_from(widgets, SAMPLER_GUIDANCE_OPTIONS),)
+        return (option_values(GuidanceOptions, widgets),)
 
 
 class InfiniteTalkModelSpeed:
@@ -63,10 +59,10 @@ class InfiniteTalkModelSpeed:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"model": ("INFINITETALK_MODEL", {"tooltip": "From InfiniteTalk Model Loader."}),
-                             **node_inputs(*MODEL_SPEED_OPTIONS)}}
+                             **node_inputs(SpeedSettings)}}
 
     def apply(self, model, **widgets):
-        SpeedSettings(**settings_from(widgets, MODEL_SPEED_OPTIONS)).apply(model)
+        SpeedSettings(**option_values(SpeedSettings, widgets)).apply(model)
         return (model,)
 
 

@@ -17,9 +17,11 @@ import sys
 
 from .audio.settings import AudioSettings
 from .errors import WanVideoError
-from .model.settings import LoaderSettings
+from .model.settings import LoaderSettings, SpeedSettings
 from .options import add_argument, add_arguments
 from .outputs import is_user_fault, output_error
+from .sampling.cache import CacheOptions
+from .sampling.guidance_settings import GuidanceOptions
 from .sampling.settings import SamplerSettings
 
 EPILOG = """\
@@ -87,10 +89,9 @@ def _add_generate(sub):
     add_argument(m, LoaderSettings, "precision", flag="--dtype")
     add_arguments(m, LoaderSettings, "quantization", "attention", "blocks_to_swap")
 
-    from .speed_options import MODEL_SPEED_OPTIONS, SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, add_cli_arguments
-
-    add_cli_arguments(p.add_argument_group("speed (see the README's speed options)"), *SAMPLER_GUIDANCE_OPTIONS,
-                      *SAMPLER_CACHE_OPTIONS, *MODEL_SPEED_OPTIONS)
+    speed = p.add_argument_group("speed (see the README's speed options)")
+    for settings_cls in (GuidanceOptions, CacheOptions, SpeedSettings):
+        add_arguments(speed, settings_cls)
 
     g = p.add_argument_group("several GPUs")
     g.add_argument("--sequence-parallel", choices=("ulysses", "ring"), default=None,

@@ -1,7 +1,10 @@
 """The option registry: every user-facing option's name, type, range, default and choices, declared once.
 
-Options are the fields of the engine's settings dataclasses (`wanvideo.sampling.SamplerSettings`,
-`wanvideo.model.LoaderSettings`, `wanvideo.audio.AudioSettings`), each declared with `option(...)`:
+Options are the fields of the engine's settings dataclasses, each declared with `option(...)` in the part that
+uses it: `wanvideo.sampling.SamplerSettings` (which takes the step cache's options from
+`wanvideo.sampling.cache.CacheOptions` and the guidance options from
+`wanvideo.sampling.guidance_settings.GuidanceOptions`), `wanvideo.model.settings.LoaderSettings` and
+`SpeedSettings`, `wanvideo.audio.AudioSettings`:
 
     steps: int = option(40, min=1, max=200, help="Denoising steps per window (40 in the reference).")
 
@@ -15,8 +18,13 @@ How to add an option (e.g. a cache threshold, a sequence-parallel degree, an ani
    reference's value; say in `help` what the reference uses when it is not the default);
 2. read it from the settings object in the engine (validate it in the dataclass's `validated()`);
 3. list its name in the node's INPUT_TYPES via `node_input(...)` and in the CLI via `add_argument(...)`
-   (or `add_arguments(...)` for several);
+   (or `add_arguments(...)` for several); never write a literal default, range or choice list in a node or
+   the CLI. A node that hands a group of options on as a dict (the Step Cache node) returns
+   `option_values(SettingsClass, widgets)`;
 4. nothing else: tests/test_options.py checks every node and CLI option against this registry.
+
+A group of options shared by two settings classes (the step cache, the guidance options) is its own small
+dataclass that both inherit from, so each option is still declared once.
 """
 from __future__ import annotations
 
@@ -103,7 +111,14 @@ def node_input(settings_cls, name: str, **extra) -> tuple:
 
 
 def node_inputs(settings_cls, *names: str) -> dict:
-    return {name: node_input(settings_cls, name) for name in names}
+    """INPUT_TYPES entries of the given options (all of the class's options when no name is given)."""
+    return {name: node_input(settings_cls, name) for name in (names or options_of(settings_cls))}
+
+
+def option_values(settings_cls, values: dict) -> dict:
+    """{name: value} of every option of a settings class: from `values` (node widgets, argparse vars), the
+    default where missing; other keys of `values` are ignored."""
+    return {name: values.get(name, opt.default) for name, opt in options_of(settings_cls).items()}
 
 
 def _bool_arg(text: str) -> bool:
@@ -120,22 +135,24 @@ def add_argument(parser, settings_cls, name: str, *, default=dataclasses.MISSING
     """Add an option to an argparse parser or group: --name-with-dashes, its type, choices and help.
 
     `default` overrides the engine default only where the command line resolves the value itself (None =
-    'decided at run time', e.g. from the size bucket); `help` replaces the text for such cases.
+    'decided at run time', e.g. from the size bucket); `help` replaces the text for such cases. A boolean
+    option is a switch: `--apg` alone turns it on, `--apg false` / `--apg true` set it explicitly.
     """
     opt = get_option(settings_cls, name)
     value = opt.default if default is dataclasses.MISSING else default
     text = help if help is not None else opt.help
-    if value is not None and value != "" and help is None:
+    if value is not None and value != "" and help is None and opt.type is not bool:
         text = f"{text} (default {value})"
     kwargs = dict(default=value, help=text.replace("%", "%%"), dest=name)
     if opt.choices is not None:
         kwargs["choices"] = opt.choices
-    kwargs["type"] = _bool_arg if opt.type is bool else opt.type
-    if opt.choices is not None and opt.type is str:
-        kwargs["type"] = str
+    kwargs["type"] = opt.type
+    if opt.type is bool:
+        kwargs.update(type=_bool_arg, nargs="?", const=True, metavar="true|false")
     return parser.add_argument(flag or opt.flag, **kwargs)
 
 
 def add_arguments(parser, settings_cls, *names: str) -> None:
-    for name in names:
+    """add_argument for the given options (all of the class's options when no name is given)."""
+    for name in names or options_of(settings_cls):
         add_argument(parser, settings_cls, name)

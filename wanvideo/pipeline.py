@@ -23,16 +23,17 @@ import torch
 
 from .audio.settings import AudioSettings
 from .media import need_file, read_audio, read_image, read_video
-from .model.settings import LoaderSettings
+from .model.settings import LoaderSettings, SpeedSettings
 from .model_files import ModelPaths, resolve_models
-from .options import options_of
+from .options import option_values, options_of
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
+from .sampling.cache import CacheOptions
 from .sampling.conditioning import ReferenceFrames
+from .sampling.guidance_settings import GuidanceOptions
 from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from .sampling.settings import SamplerSettings
 from .sampling.sizes import resolve_size
 from .sampling.vae import load_wan_vae
-from .speed_options import MODEL_SPEED_OPTIONS, SAMPLER_CACHE_OPTIONS, SAMPLER_GUIDANCE_OPTIONS, SpeedSettings, settings_from
 from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
 from .torch_inputs import parse_device
 
@@ -49,6 +50,9 @@ EMBEDDED_LONG_SIDE = 256  # the embedded set's automatic size: the image's aspec
 # Options the command line decides at run time when not given: the reference's values (SamplerSettings'
 # defaults) with real weights, others for the tiny embedded set and for step-distillation LoRAs.
 AUTO_SAMPLING = ("steps", "cfg", "audio_cfg")
+# The speed options (issue 13), kept by name in GenerateRequest.speed: the sampler's and the model's.
+SAMPLER_SPEED = (GuidanceOptions, CacheOptions)
+SPEED_OPTIONS = tuple(name for kind in (*SAMPLER_SPEED, SpeedSettings) for name in options_of(kind))
 
 
 @dataclass
@@ -71,7 +75,7 @@ class GenerateRequest:
     models: ModelPaths = field(default_factory=ModelPaths)
     device: str = "auto"
     sequence_parallel: str | None = None  # ulysses | ring: each window's tokens split across torchrun's ranks
-    speed: dict = field(default_factory=dict)  # speed options (wanvideo/speed_options.py) by name
+    speed: dict = field(default_factory=dict)  # speed options (SPEED_OPTIONS) by name
     work_dir: str | None = None
     keep_parts: bool = False
     quiet: bool = False
@@ -82,15 +86,13 @@ class GenerateRequest:
         models = ModelPaths(models_dir=args.models_dir, model=args.model, infinitetalk=args.infinitetalk,
                             wav2vec=args.wav2vec, vae=args.vae, clip_vision=args.clip_vision,
                             text_encoder=args.text_encoder, loras=loras)
-        from .speed_options import SPEED_OPTIONS
-
         def settings(kind, skip=()):
             return kind(**{n: getattr(args, n) for n in options_of(kind) if hasattr(args, n) and n not in skip})
 
         names = {f.name for f in fields(cls)} - {"models", "sampler", "loader", "audio_settings", "speed"}
         values = {n: getattr(args, n) for n in names if hasattr(args, n)}
         speed = {n: getattr(args, n) for n in SPEED_OPTIONS if hasattr(args, n)}
-        return cls(models=models, speed=speed, sampler=settings(SamplerSettings, AUTO_SAMPLING + tuple(SPEED_OPTIONS)),
+        return cls(models=models, speed=speed, sampler=settings(SamplerSettings, AUTO_SAMPLING + SPEED_OPTIONS),
                    loader=settings(LoaderSettings), audio_settings=settings(AudioSettings), **values)
 
 
@@ -204,7 +206,7 @@ def _load_dit(req, files, device):
 
 def _speed_up(dit, req: GenerateRequest):
     """--compile / --fp8-matmul on the loaded video model (a clear error where this machine cannot)."""
-    SpeedSettings(**settings_from(req.speed, MODEL_SPEED_OPTIONS)).apply(dit)
+    SpeedSettings(**option_values(SpeedSettings, req.speed)).apply(dit)
     return dit
 
 
@@ -257,7 +259,7 @@ def sampler_settings(req: GenerateRequest, embedded: bool, src_h: int, src_w: in
     Real weights: the reference's values (SamplerSettings' defaults), or with a LoRA the step-distillation ones
     the example workflows use. The embedded tiny set: 4 steps, no text guidance, a small size.
     """
-    s = dataclasses.replace(req.sampler, **settings_from(req.speed, SAMPLER_GUIDANCE_OPTIONS + SAMPLER_CACHE_OPTIONS))
+    s = dataclasses.replace(req.sampler, **{n: v for kind in SAMPLER_SPEED for n, v in option_values(kind, req.speed).items()})
     reference = SamplerSettings()
     lora = bool(req.models.loras)
     if embedded:

@@ -15,11 +15,14 @@ from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
 from wanvideo_infinitetalk_pack.wanvideo.audio import AudioEmbeddings
 from wanvideo_infinitetalk_pack.wanvideo.errors import InputError
 from wanvideo_infinitetalk_pack.wanvideo.model import build_model, tiny_config
-from wanvideo_infinitetalk_pack.wanvideo.speed_options import SPEED_OPTIONS
 from wanvideo_infinitetalk_pack.wanvideo.tiny import tiny_models
 
 from wanvideo.cli import build_parser
-from wanvideo.pipeline import GenerateRequest
+from wanvideo.model.settings import SpeedSettings
+from wanvideo.options import options_of
+from wanvideo.pipeline import SPEED_OPTIONS, GenerateRequest
+from wanvideo.sampling.cache import CacheOptions
+from wanvideo.sampling.guidance_settings import GuidanceOptions
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +41,14 @@ def _run(tiny, **kw):
 
 
 def test_inputs_come_from_the_engine_table():
-    for node in (InfiniteTalkStepCache, InfiniteTalkGuidanceOptions, InfiniteTalkModelSpeed):
+    for node, settings_cls in ((InfiniteTalkStepCache, CacheOptions), (InfiniteTalkGuidanceOptions, GuidanceOptions),
+                               (InfiniteTalkModelSpeed, SpeedSettings)):
         assert node.__name__ in NODE_CLASS_MAPPINGS
-        for name, (kind, meta) in node.INPUT_TYPES()["required"].items():
-            if name == "model":
-                continue
-            option = SPEED_OPTIONS[name]
+        engine = options_of(settings_cls)
+        inputs = {k: v for k, v in node.INPUT_TYPES()["required"].items() if k != "model"}
+        assert list(inputs) == list(engine)  # every option, in declaration order (saved workflows' widget order)
+        for name, (kind, meta) in inputs.items():
+            option = engine[name]
             assert meta["tooltip"] == option.help
             assert kind == list(option.choices) if option.choices else kind in ("INT", "FLOAT", "BOOLEAN")
             if name != "cache_method":  # the cache node preselects TeaCache: adding it means a cache is wanted
@@ -86,7 +91,12 @@ def test_cli_flags_reach_the_request():
     assert speed["guidance_batching"] == "sequential" and speed["fp8_matmul"] == "auto" and speed["compile"] is True
     defaults = GenerateRequest.from_args(build_parser().parse_args(
         ["generate", "--image", "a.png", "--audio", "a.wav", "--output", "o.mp4"])).speed
-    assert defaults == {name: option.default for name, option in SPEED_OPTIONS.items()}
+    registry = {**options_of(GuidanceOptions), **options_of(CacheOptions), **options_of(SpeedSettings)}
+    assert set(SPEED_OPTIONS) == set(registry)
+    assert defaults == {name: option.default for name, option in registry.items()}
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "--image", "a.png", "--audio", "a.wav", "--output", "o.mp4",
                                    "--cache-method", "fastcache"])
+    explicit = build_parser().parse_args(["generate", "--image", "a.png", "--audio", "a.wav", "--output", "o.mp4",
+                                          "--apg", "false", "--compile", "true"])
+    assert explicit.apg is False and explicit.compile is True  # a switch, or an explicit true/false

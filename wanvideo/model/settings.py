@@ -1,5 +1,6 @@
-"""How the video model is loaded: precision, weight storage, attention kernel, block swap (options: see
-wanvideo/options.py). The loader node and the command line both build their inputs from these fields."""
+"""How the video model is loaded (precision, weight storage, attention kernel, block swap, what happens to the
+weights after sampling) and sped up once loaded (torch.compile, fp8 matmuls); options: see wanvideo/options.py.
+The loader and Model Speed nodes and the command line build their inputs from these fields."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,9 +8,12 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..options import option
 from .attention import BACKENDS
+from .compile import COMPILE_BACKENDS, COMPILE_MODES
+from .fp8 import FP8_MATMUL_MODES
 
 PRECISIONS = ("bf16", "fp16", "fp32")
 QUANTIZATIONS = ("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2")
+OFFLOAD_AFTER = ("auto", "yes", "no")  # the host moves the weights back to system RAM after sampling: auto / always / never
 
 
 @dataclass
@@ -29,11 +33,45 @@ class LoaderSettings:
     attention: str = option("sdpa", choices=BACKENDS, help=(
         "Attention kernel. sdpa: PyTorch's own, always available. sage: SageAttention (faster, needs the "
         "sageattention package). flash: FlashAttention 2/3 (needs flash-attn)."))
+    offload_after_sampling: str = option("auto", choices=OFFLOAD_AFTER, help=(
+        "After the sampler is done, move the weights back to system RAM so other "
+        "workflows get the GPU. auto: yes on cards under 32 GB, no on bigger ones (the "
+        "next run then starts at once). ComfyUI can always unload the model when it needs "
+        "the room, and 'Free model and node cache' releases it."))
 
     def load_kwargs(self) -> dict:
         """The keyword arguments of `load_model` these settings stand for."""
         if self.quantization not in QUANTIZATIONS:
             raise InputError(f"quantization {self.quantization!r}: choose one of {', '.join(QUANTIZATIONS)}")
+        if self.offload_after_sampling not in OFFLOAD_AFTER:  # used by the host after sampling: checked before loading
+            raise InputError(f"offload_after_sampling {self.offload_after_sampling!r}: choose one of "
+                             f"{', '.join(OFFLOAD_AFTER)}")
         return dict(dtype=self.precision, keep_fp8=self.quantization == "keep_fp8",
                     quantize=self.quantization if self.quantization.startswith("fp8_") else None,
                     attention=self.attention, blocks_to_swap=int(self.blocks_to_swap))
+
+
+@dataclass
+class SpeedSettings:
+    """The model's speed options (InfiniteTalk Model Speed node, --compile*, --fp8-matmul); `apply(model)` sets them
+    on a loaded model (errors say what is missing)."""
+
+    compile: bool = option(False, help=(
+        "torch.compile the transformer blocks: the first window compiles (minutes), later windows of the same size "
+        "run faster. Needs triton on a GPU."))
+    compile_backend: str = option("inductor", choices=COMPILE_BACKENDS, help=(
+        "torch.compile backend (inductor = the fast one; eager / aot_eager only check that the model compiles)."))
+    compile_mode: str = option("default", choices=COMPILE_MODES, help="torch.compile mode (inductor only).")
+    fp8_matmul: str = option("off", choices=FP8_MATMUL_MODES, help=(
+        "Multiply fp8 weights in fp8 (torch._scaled_mm) on GPUs of compute capability 8.9+ (RTX 40xx, L4/L40, "
+        "H100). on: an error elsewhere; auto: where it can run; off: dequantise each layer (any GPU)."))
+
+    def apply(self, model) -> None:
+        if self.fp8_matmul != "off" or any(getattr(m, "fp8_matmul", False) for m in model.modules()):
+            if not hasattr(model, "set_fp8_matmul"):
+                raise InputError(f"{type(model).__name__} has no fp8 matmul option; set fp8_matmul to off")
+            model.set_fp8_matmul(self.fp8_matmul)
+        if self.compile:
+            if not hasattr(model, "compile_blocks"):
+                raise InputError(f"{type(model).__name__} cannot be compiled here; turn compile off")
+            model.compile_blocks(self.compile_backend, self.compile_mode)

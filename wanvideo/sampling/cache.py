@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..options import option
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,36 @@ MAGCACHE_RATIOS = {"480p": _MAG_480P, "720p": _MAG_720P}
 MAGCACHE_THRESHOLD = 0.12
 MAGCACHE_K = 2
 MAGCACHE_RETENTION = 0.2  # share of the steps that always run
+
+
+@dataclass
+class CacheOptions:
+    """The step cache's user-facing options (InfiniteTalk Step Cache node, --cache-*), declared once; a sampler's
+    settings inherit them and hand `cache_settings()` to the loop."""
+
+    cache_method: str = option("none", choices=CACHE_METHODS, help=(
+        "Step cache: skip the transformer blocks of a model call whose input barely changed, reusing its cached "
+        "residual. teacache: the reference's TeaCache for InfiniteTalk; magcache: MagCache (Wan2.1 I2V ratios). "
+        "none: off (the reference's default)."))
+    cache_threshold: float = option(-1.0, min=-1.0, max=10.0, step=0.001, help=(
+        "How much change the cache tolerates before computing again: higher = faster, less faithful. -1 = the "
+        "method's default (TeaCache 0.2 as the reference, MagCache 0.12); 0 = never skip."))
+    cache_start_step: int = option(-1, min=-1, max=1000, help=(
+        "First step that may be skipped. -1 = the method's default (TeaCache 5 as the reference, MagCache 20 % of "
+        "the steps); earlier steps always run."))
+    cache_end_step: int = option(-1, min=-1, max=1000, help="Last step that may be skipped (-1 = the last step).")
+    cache_magcache_k: int = option(MAGCACHE_K, min=1, max=10, help=(
+        "MagCache: at most this many calls skipped in a row (default 2)."))
+
+    def cache_settings(self) -> "CacheSettings":
+        return CacheSettings(self.cache_method, self.cache_threshold, self.cache_start_step, self.cache_end_step,
+                             self.cache_magcache_k)
+
+    def normalize_cache_options(self) -> None:
+        """Check and normalise these options in place (part of the owning settings' `validated()`)."""
+        cache = self.cache_settings().validated()
+        self.cache_method, self.cache_threshold, self.cache_magcache_k = cache.method, cache.threshold, cache.magcache_k
+        self.cache_start_step, self.cache_end_step = cache.start_step, cache.end_step
 
 
 @dataclass

@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass
 
 from ..errors import InputError, WanVideoError
 from ..options import option
-from .apg import APG_MOMENTUM, APG_NORM_THRESHOLD
-from .cache import CACHE_METHODS, MAGCACHE_K, CacheSettings
-from .guidance import BATCH_MODES
+from .cache import CacheOptions
+from .guidance_settings import GuidanceOptions
 from .schedules import DEFAULT_SHIFT, SCHEDULERS, normalize_scheduler
 from .sizes import ASPECT_BUCKETS
 from .windows import check_window
@@ -21,7 +20,10 @@ VAE_PRECISIONS = ("fp32", "host")
 
 
 @dataclass
-class SamplerSettings:
+class SamplerSettings(GuidanceOptions, CacheOptions):
+    """The InfiniteTalk sampler's options; the speed options of issue 13 (how the guidance passes run, APG, step
+    caching) are inherited from GuidanceOptions and CacheOptions, where they are declared."""
+
     frame_window: int = option(81, min=5, max=1001, step=4, help=(
         "Frames generated per window, of the form 4n+1 (81 = 3.24 s at 25 fps, what the model was trained on; "
         "the reference's value)."))
@@ -62,28 +64,6 @@ class SamplerSettings:
         "window). fp32: as the reference, whose VAE always runs in float32 (a float32 copy of the Wan 2.1 VAE: "
         "+~0.25 GB of VRAM, ~1.5-2x the VAE's time, a small part of a window). host: the VAE as loaded (bf16 in "
         "ComfyUI on most GPUs): its rounding feeds forward from window to window."))
-    # speed (issue 13): how the guidance passes run, step caching, adaptive projected guidance
-    guidance_batching: str = option("auto", choices=BATCH_MODES, help=(
-        "How the guidance passes of a step run: batched in one model call, one after another, or auto (batched "
-        "when memory allows). Same numbers within float tolerance."))
-    cache_method: str = option("none", choices=CACHE_METHODS, help=(
-        "Step caching: skip model calls whose input barely changed (TeaCache, MagCache). none = every call runs "
-        "(the reference's default)."))
-    cache_threshold: float = option(-1.0, min=-1.0, max=10.0, step=0.01, help=(
-        "Caching threshold: < 0 the method's default (TeaCache 0.2, MagCache 0.12); 0 never skips."))
-    cache_start_step: int = option(-1, min=-1, max=1000, help=(
-        "First step that may be skipped (< 0: TeaCache 5, MagCache 20 % of the steps)."))
-    cache_end_step: int = option(-1, min=-1, max=1000, help="Last step that may be skipped (< 0: the last).")
-    cache_magcache_k: int = option(MAGCACHE_K, min=1, max=100, help="MagCache: most calls skipped in a row.")
-    apg: bool = option(False, help="Adaptive projected guidance instead of plain CFG (reference: off).")
-    apg_momentum: float = option(APG_MOMENTUM, min=-10.0, max=10.0, step=0.01, help=(
-        "APG momentum (reference -0.75)."))
-    apg_norm_threshold: float = option(APG_NORM_THRESHOLD, min=0.0, max=1000.0, step=0.1, help=(
-        "APG norm threshold (reference 55)."))
-
-    def cache_settings(self) -> CacheSettings:
-        return CacheSettings(self.cache_method, self.cache_threshold, self.cache_start_step, self.cache_end_step,
-                             self.cache_magcache_k)
 
     def validated(self) -> "SamplerSettings":
         s = SamplerSettings(**asdict(self))
@@ -110,17 +90,8 @@ class SamplerSettings:
         if s.vae_precision not in VAE_PRECISIONS:
             raise InputError(f"vae_precision must be one of {', '.join(VAE_PRECISIONS)}, got {s.vae_precision!r}")
         s.seed = int(s.seed)
-        s.guidance_batching = str(s.guidance_batching).strip().lower()
-        if s.guidance_batching not in BATCH_MODES:
-            raise InputError(f"guidance batching must be one of {', '.join(BATCH_MODES)}, got {s.guidance_batching!r}")
-        cache = s.cache_settings().validated()
-        s.cache_method, s.cache_threshold, s.cache_magcache_k = cache.method, cache.threshold, cache.magcache_k
-        s.cache_start_step, s.cache_end_step = cache.start_step, cache.end_step
-        s.apg = bool(s.apg)
-        s.apg_momentum, s.apg_norm_threshold = float(s.apg_momentum), float(s.apg_norm_threshold)
-        if not (math.isfinite(s.apg_momentum) and math.isfinite(s.apg_norm_threshold)) or s.apg_norm_threshold < 0:
-            raise InputError(f"APG momentum must be a number and its norm threshold 0 or more, got "
-                             f"{s.apg_momentum} and {s.apg_norm_threshold}")
+        s.normalize_guidance_options()
+        s.normalize_cache_options()
         return s
 
 
