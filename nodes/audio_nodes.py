@@ -27,6 +27,7 @@ class InfiniteTalkWav2VecLoader:
     FUNCTION = "load"
     RETURN_TYPES = ("INFINITETALK_WAV2VEC",)
     RETURN_NAMES = ("wav2vec",)
+    OUTPUT_TOOLTIPS = ("The speech encoder: connect to InfiniteTalk Audio Embeds.",)
     DESCRIPTION = ("Loads the wav2vec2 speech encoder (e.g. TencentGameMate/chinese-wav2vec2-base) "
                    "that turns speech into InfiniteTalk's audio features.")
 

@@ -169,6 +169,9 @@ def test_write_tiny_models_loads_through_the_engine_loaders(tmp_path, capsys):
     plain = load_model([str(dm / names["model_no_audio"])], dtype="fp32", device="cpu")
     assert with_audio.config["audio_adapter"] and not plain.config["audio_adapter"]
     assert with_audio.config["text_dim"] == names["text_dim"] and with_audio.config["clip_dim"] == names["clip_dim"]
+    animate = load_model([str(dm / names["animate_model"])], dtype="fp32", device="cpu")
+    assert animate.config["model_type"] == "animate" and type(animate).__name__ == "WanAnimateModel"
+    assert animate.config["text_dim"] == names["text_dim"] and animate.config["clip_dim"] == names["clip_dim"]
     enc = load_wav2vec(str(tmp_path / "wav2vec2" / names["wav2vec"]))
     assert enc.num_layers == with_audio.config["audio_layers"]
     assert enc.hidden_size == with_audio.config["audio_channels"]

@@ -35,6 +35,10 @@ def test_every_node_declares_inputs_with_tooltips():
                 options = decl[1] if len(decl) > 1 else {}
                 assert options.get("tooltip"), f"{node_id}.{name} has no tooltip"
         assert hasattr(cls, "RETURN_TYPES") and hasattr(cls, "FUNCTION") and hasattr(cls, "CATEGORY")
+        # ComfyUI shows OUTPUT_TOOLTIPS on hover over an output socket and DESCRIPTION in the node library.
+        tips = getattr(cls, "OUTPUT_TOOLTIPS", ())
+        assert len(tips) == len(cls.RETURN_TYPES) and all(tips), f"{node_id} lacks output tooltips: {tips}"
+        assert getattr(cls, "DESCRIPTION", ""), f"{node_id} has no DESCRIPTION"
 
 
 def test_engine_never_imports_comfyui():

@@ -13,7 +13,7 @@ import torch
 
 def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: int | None = None,
                       gguf: str | None = None) -> dict:
-    """Write the tiny random-weight DiT (+ InfiniteTalk) and wav2vec2 in ComfyUI's models/ layout.
+    """Write the tiny random-weight DiT (+ InfiniteTalk), a tiny WanAnimate DiT and wav2vec2 in ComfyUI's models/ layout.
 
     gguf: also write the Wan model and the InfiniteTalk adapter as two GGUF files of that type ('Q8_0', ...).
     Returns the file names to select in the loaders and the tiny model's text/image widths.
@@ -61,6 +61,8 @@ def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: in
                    gguf, metadata=meta(True))
         write_gguf(os.path.join(dm, names["gguf_infinitetalk"]), {k: v for k, v in sd.items() if _is_adapter_key(k)},
                    gguf, metadata=meta(True))
+    names["animate_model"] = "wan2.2_animate_tiny_random.safetensors"
+    _write_tiny_animate(os.path.join(dm, names["animate_model"]), overrides)
     # wav2vec2 as a Hugging Face folder (config.json + model.safetensors), as users keep chinese-wav2vec2-base.
     names["wav2vec"] = "tiny-wav2vec2-random"
     tiny_wav2vec2(seed=0).model.save_pretrained(os.path.join(models_dir, "wav2vec2", names["wav2vec"]),
@@ -68,6 +70,23 @@ def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: in
     names["text_dim"] = config["text_dim"]
     names["clip_dim"] = config["clip_dim"]
     return names
+
+
+def _write_tiny_animate(path: str, overrides: dict) -> None:
+    """The tiny WanAnimate DiT (the tiny-animate preset, same text/image widths as the tiny Wan model)."""
+    from safetensors.torch import save_file
+
+    from .model import build_model
+    from .model.config import normalize_config, preset
+
+    config = preset("tiny-animate")
+    config.update(overrides)
+    config = normalize_config(config)
+    torch.manual_seed(0)
+    dit = build_model(config, dtype=torch.float32, device="cpu")
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items() if k != "clip_dim"}
+    save_file({k: v.contiguous() for k, v in dit.state_dict().items()}, path,
+              metadata={"config": json.dumps({"model_kwargs": kwargs, "clip_dim": config["clip_dim"]})})
 
 
 def _is_adapter_key(key: str) -> bool:
