@@ -4,7 +4,8 @@ Rank 0 runs everything as on one process (audio embedding, text/image encoders, 
 store, every file written). Its DiT is the same model object, with a forward pre-hook that first broadcasts the
 call's inputs; the other ranks sit in `serve`, receive each call and run the same forward, the video tokens split
 across all ranks (`WanInfiniteTalkModel.enable_sequence_parallel`). Because the model object on rank 0 is
-unchanged, a run's identity (and so resuming its frame store) does not depend on the number of ranks.
+unchanged, a run's identity (and so resuming its frame store) does not depend on the number of ranks. A step
+cache's decisions are an argument of the call (`step_cache`), so the followers skip the same blocks as rank 0.
 
 Backends: nccl on CUDA devices, gloo on CPUs (how the tests run it). The rendezvous is torchrun's (env://).
 """
@@ -81,6 +82,12 @@ def _comm_device(model) -> torch.device:
     return torch.device("cpu")
 
 
+def _plain(value) -> bool:
+    if isinstance(value, tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
 class _Sender:
     """Rank 0's side: broadcasts each forward call's arguments; a tensor the followers already hold (the same
     object, unmodified) is sent as a reference instead of again."""
@@ -97,7 +104,7 @@ class _Sender:
             self.sent[name] = (value, value._version)  # held, so its id cannot be reused by a new tensor
             tensors.append(value)
             return ("tensor", tuple(value.shape), value.dtype)
-        if value is None or isinstance(value, (bool, int, float, str)):
+        if _plain(value):  # numbers, text, and tuples of them (a step cache's plan)
             return ("value", value)
         raise InputError(f"sequence parallel cannot send model argument {name!r} of type {type(value).__name__}")
 

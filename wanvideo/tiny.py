@@ -68,6 +68,30 @@ def tiny_models(seed: int = 0, dtype=torch.float32, device="cpu", audio_adapter:
     )
 
 
+# Timestep range the sinusoid's frequencies are measured against (the schedule runs t from 1000 down to 0).
+TRAIN_TIMESTEPS = 1000.0
+
+
+def smooth_time_embedding(dit: torch.nn.Module, timescale: float = TRAIN_TIMESTEPS) -> torch.nn.Module:
+    """Make a random-weight DiT's time embedding vary with t as slowly as a trained one: in place, returns `dit`.
+
+    The time embedding reads [cos | sin](w_k t) for frequencies w_k = 10000^(-k/half), from 1 to 1e-4 per unit of
+    t. A random first layer weights them all alike, so the fast ones (a whole turn every few timesteps, while a
+    sampling step moves t by 4 to 150) make the block modulation e0 jump by ~30 % between steps, far outside
+    what TeaCache's polynomials were fitted on (a trained model: a few 0.1 % to a few %). Here each frequency's
+    input columns are scaled by min(1, 1 / (w_k * timescale)): no input then turns by more than about one radian
+    over `timescale` timesteps (a first-order low-pass). Only the benchmark's TeaCache figures and tests use it;
+    the tiny set itself (and its fixture parity) is unchanged.
+    """
+    half = dit.config["freq_dim"] // 2
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64) / half)
+    gain = torch.clamp(1.0 / (freqs * float(timescale)), max=1.0)
+    layer = dit.time_embedding[0]
+    with torch.no_grad():
+        layer.weight.mul_(torch.cat([gain, gain]).to(layer.weight.device, layer.weight.dtype)[None, :])
+    return dit
+
+
 @dataclass
 class TinyAnimateSet:
     dit: torch.nn.Module  # wanvideo.model.animate_dit.WanAnimateModel (tiny-animate preset: 32x32 faces)

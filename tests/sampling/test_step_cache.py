@@ -1,24 +1,32 @@
 """Step caching: TeaCache decisions equal the reference's formula (hand-computed and on a recorded sequence of
-a real model's modulated inputs), MagCache's rule, threshold 0 never skips, a skipped call adds the cached
-residual, and batched rows decide independently."""
+a real model's modulated inputs), MagCache equals its authors' rule, threshold 0 never skips, a skipped call adds
+the cached residual, batched rows decide independently, and a window's residuals go with its cache."""
+import gc
+
 import numpy as np
 import pytest
 import torch
 
 from wanvideo.errors import InputError
 from wanvideo.model import build_model, tiny_config
+from wanvideo.model.step_residuals import StepCachePlanError
 from wanvideo.sampling.cache import (
     MAGCACHE_RATIOS,
     TEACACHE_COEFFICIENTS,
+    TEACACHE_START,
+    TEACACHE_THRESHOLD,
     CacheSettings,
     MagCache,
     StepCache,
     TeaCache,
+    magcache_retention,
+    relative_l1,
     resolution_key,
 )
 from wanvideo.sampling.guidance import COND, DROP_TEXT, UNCOND
 from wanvideo.sampling.passes import PassRunner
 from wanvideo.sampling.schedules import FlowSolver
+from wanvideo.tiny import smooth_time_embedding
 
 
 def test_teacache_hand_computed_case():
@@ -185,8 +193,89 @@ def test_cache_needs_a_model_with_blocks():
         PassRunner(torch.nn.Identity(), {COND: {}}, cache=StepCache(CacheSettings("teacache"), 4))
 
 
-def test_cache_is_refused_under_sequence_parallel():
+def reference_magcache(ratios, steps, thresh, k, retention=0.2):
+    """The MagCache authors' rule (MagCache4Wan2.1): a counter over calls, cond and uncond alternating; the first
+    int(2 * steps * retention) calls always run; per parity a ratio product, an error sum and a skip count."""
+    calibrated = np.array([1.0, 1.0] + list(ratios))
+    mag = np.concatenate([nearest(calibrated[0::2], steps)[:, None], nearest(calibrated[1::2], steps)[:, None]],
+                         axis=1).reshape(-1)
+    ratio, err, skipped, decisions = [1.0, 1.0], [0.0, 0.0], [0, 0], []
+    for cnt in range(2 * steps):
+        p, skip = cnt % 2, False
+        if cnt >= int(2 * steps * retention):
+            ratio[p] *= mag[cnt]
+            skipped[p] += 1
+            err[p] += abs(1 - ratio[p])
+            if err[p] < thresh and skipped[p] <= k:
+                skip = True
+            else:
+                ratio[p], err[p], skipped[p] = 1.0, 0.0, 0
+        decisions.append(not skip)
+    return decisions
+
+
+def nearest(values, target):
+    scale = (len(values) - 1) / (target - 1)
+    return values[np.round(np.arange(target) * scale).astype(int)]
+
+
+@pytest.mark.parametrize("steps", [8, 13, 40])
+def test_magcache_equals_the_authors_rule_including_its_retention_in_calls(steps):
+    # 8 steps keep int(3.2) = 3 calls: the uncond pass may skip at step 1, the cond pass only from step 2
+    threshold, start, end = CacheSettings("magcache").resolved(steps)
+    ours = StepCache(CacheSettings("magcache"), steps).decider
+    decisions = [ours.should_compute(name, i) for i in range(steps) for name in (COND, UNCOND)]
+    assert decisions == reference_magcache(MAGCACHE_RATIOS["480p"], steps, 0.12, 2)
+    assert decisions.count(False) > 0
+    assert magcache_retention(8) == (2, 1) and magcache_retention(40) == (8, 8) and start == magcache_retention(steps)[0]
+
+
+def test_a_trained_like_time_embedding_moves_as_teacache_expects_and_gets_skips():
+    # Random weights: the block modulation jumps by ~30 % a step and TeaCache never skips; with the low-pass
+    # init the per-step change is what the reference's polynomial was fitted on (< ~4 %) and calls are skipped.
+    solver = FlowSolver("euler", 40, 7.0)
+
+    def step_changes(model):
+        _, e0 = model.time_modulation(solver.timesteps[:40], 40)
+        return np.array([relative_l1(e0[i], e0[i - 1]) for i in range(1, 40)])
+
+    torch.manual_seed(0)
     model = build_model(tiny_config())
-    model.sequence_parallel = object()  # what enable_sequence_parallel sets
-    with pytest.raises(InputError, match="sequence parallel"):
-        StepCache.check_model(model)
+    random_change = step_changes(model)
+    smooth_change = step_changes(smooth_time_embedding(model))
+    assert np.median(random_change) > 0.1
+    assert 0.0005 < np.median(smooth_change) < 0.02 and smooth_change.max() < 0.05
+    for changes, skips in ((random_change, False), (smooth_change, True)):
+        tea = TeaCache(TEACACHE_THRESHOLD, TEACACHE_START, 39, TEACACHE_COEFFICIENTS["480p"])
+        e0 = torch.ones(6, 4)
+        decisions = [tea.should_compute(COND, 0, e0)]
+        for i, change in enumerate(changes, start=1):  # constant tensors: relative L1 = the step's change
+            e0 = e0 * (1 + change)
+            decisions.append(tea.should_compute(COND, i, e0))
+        assert (decisions.count(False) > 10) is skips
+
+
+def test_block_residuals_follow_the_plan_and_the_cache_releases_them():
+    torch.manual_seed(0)
+    model = build_model(tiny_config())
+    x, passes = window_inputs(model)
+    with pytest.raises(StepCachePlanError, match="skipped before any computed call"):
+        model(x, torch.tensor([900.0]), **passes[COND], step_cache=("k", (COND,), (False,)))
+    cache = StepCache(CacheSettings("magcache", threshold=1.0, start_step=1), 3)
+    run_steps(model, passes, x, 3, True, cache)
+    assert cache.total_skipped > 0 and set(model.step_residuals.residuals) == {COND, DROP_TEXT, UNCOND}
+    assert model.step_residuals.key == cache.key
+    del cache
+    gc.collect()
+    assert model.step_residuals.residuals == {}  # the window's residuals go with its cache
+
+
+def test_cache_needs_a_model_that_follows_a_plan():
+    # WanAnimate's forward does not take a step cache's plan
+    from wanvideo.model import preset
+
+    with pytest.raises(InputError, match="set the cache method to none"):
+        StepCache.check_model(build_model(preset("tiny-animate")))
+    model = build_model(tiny_config())
+    model.sequence_parallel = object()  # what enable_sequence_parallel sets: no longer refused
+    StepCache.check_model(model)

@@ -7,6 +7,7 @@ dtype and main device; the output is float32 on the main device.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 
@@ -20,6 +21,7 @@ from .blocks import AttentionBlock, ForwardState, Head, MLPProj
 from .config import audio_frames_for, is_animate, normalize_config
 from .layers import Conv3d, Linear
 from .rope import grid_cos_sin
+from .step_residuals import BlockResiduals
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class WanInfiniteTalkModel(nn.Module):
         self.block_swap = None  # a BlockSwapper when some blocks live on the offload device
         self.sequence_parallel = None  # a SequenceParallel when one call's tokens are split across ranks
         self.supports_batched_passes = True  # accepts [B, speakers, ...] audio: guidance passes in one batch
+        self.step_residuals = BlockResiduals()  # step caching: the last computed residual per guidance pass
         kw = dict(device=device, dtype=dtype)
         dim = cfg["dim"]
 
@@ -189,23 +192,31 @@ class WanInfiniteTalkModel(nn.Module):
 
     # ----- forward ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def forward(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None):
+    def forward(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None, step_cache=None):
         """x [B,16,F,H,W] noisy latents; t [B] timesteps (0..1000); context [B,L,text_dim] text tokens (L <= text_len);
         clip_fea [B,257,clip_dim]; y [B,20,F,H,W] mask + reference latents; audio [speakers, frames, window, layers,
         channels] shared by the batch, or [B, speakers, ...] one per batch row (batched guidance), or None to skip
         the audio adapter (plain Wan I2V); ref_target_masks [3,H,W] (speaker 1, speaker 2, background; used with two
-        speakers). Returns [B,16,F,H,W] float32.
+        speakers); step_cache: a step cache's plan for this call (see step_residuals; None: run every row's blocks).
+        Returns [B,16,F,H,W] float32.
 
-        The same computation in three public parts (`embed`, `run_blocks`, `finish`) lets step caching skip the
-        blocks."""
+        The same computation in three public parts (`embed`, `run_blocks`, `finish`)."""
         h, e, e0, state = self.embed(x, t, context, clip_fea, y, audio, ref_target_masks)
-        return self.finish(self.run_blocks(h, e0, state), e, state)
+        return self.finish(self.run_blocks_cached(h, e0, state, step_cache), e, state)
 
     @property
     def supports_step_cache(self) -> bool:
-        """A variant with its own forward inputs (WanAnimate) has to say so itself. Not with sequence parallel: the
-        step cache calls the model's parts directly, which the other ranks would not follow."""
-        return type(self).forward is WanInfiniteTalkModel.forward and self.sequence_parallel is None
+        """Whether this model's forward follows a step cache's plan (a variant with its own forward takes
+        `step_cache` and hands it to `run_blocks_cached`)."""
+        return "step_cache" in inspect.signature(self.forward).parameters
+
+    def time_modulation(self, t, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(time embedding e [batch, dim], block modulation e0 [batch, 6, dim]) for timesteps t (scalar or [batch]):
+        what a forward computes from t alone (step caching decides on e0, the reference's modulated input)."""
+        cfg = self.config
+        t = torch.as_tensor(t).to(self.main_device).reshape(-1).expand(batch)
+        e = self.time_embedding(sinusoidal_embedding(cfg["freq_dim"], t))
+        return e, self.time_projection(e).unflatten(1, (6, cfg["dim"]))
 
     @torch.no_grad()
     def embed(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None):
@@ -230,6 +241,14 @@ class WanInfiniteTalkModel(nn.Module):
         return h
 
     @torch.no_grad()
+    def run_blocks_cached(self, h, e0, state, step_cache=None) -> torch.Tensor:
+        """`run_blocks`, or with a step cache's plan only for the rows it runs (the others add their pass's cached
+        residual; under sequence parallel each rank keeps its own shard's)."""
+        if step_cache is None:
+            return self.run_blocks(h, e0, state)
+        return self.step_residuals.run(self.run_blocks, h, e0, state, step_cache)
+
+    @torch.no_grad()
     def finish(self, h, e, state) -> torch.Tensor:
         """The head (output gathered once under sequence parallel) and unpatchify -> [B, c, F, H, W] float32."""
         out = self.head(h, e)
@@ -249,9 +268,7 @@ class WanInfiniteTalkModel(nn.Module):
         cfg, dev, dt = self.config, self.main_device, self.compute_dtype
         b = h.shape[0]
         grid = tuple(h.shape[2:])
-        t = t.to(dev).reshape(-1).expand(b)
-        e = self.time_embedding(sinusoidal_embedding(cfg["freq_dim"], t))
-        e0 = self.time_projection(e).unflatten(1, (6, cfg["dim"]))
+        e, e0 = self.time_modulation(t, b)
 
         # Text is zero-padded to text_len before the embedding; the padded rows are attended to (reference).
         ctx = context.to(dev, dt)

@@ -11,15 +11,20 @@ Two methods, both off by default (as in the reference):
 * **MagCache** (Ma et al. 2025, MagCache4Wan2.1): per pass, the calibrated magnitude ratios of successive
   residuals of Wan2.1 I2V 14B are multiplied up; a call is skipped while the accumulated error
   sum |1 - ratio product| stays below the threshold (default 0.12) and at most K (default 2) calls in a
-  row are skipped. The first 20 % of the steps always run.
+  row are skipped. The first 20 % of the calls always run (the authors count cond and uncond calls alternating,
+  so with an odd count the cond pass starts one step later).
 
 Threshold 0 never skips. A cache lives for one window (a new `StepCache` per window), so nothing carries
-over between windows or across a resume.
+over between windows or across a resume. The decisions depend only on the timestep (TeaCache: the time
+modulation; MagCache: the step), so under sequence parallel rank 0 makes them and sends them with each call;
+every rank keeps the cached residuals of its own share of the tokens.
 """
 from __future__ import annotations
 
 import logging
 import math
+import uuid
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,9 +130,17 @@ class CacheSettings:
         """(threshold, first skippable step, last skippable step) for a run of `steps` steps."""
         tea = self.method == "teacache"
         threshold = self.threshold if self.threshold >= 0 else (TEACACHE_THRESHOLD if tea else MAGCACHE_THRESHOLD)
-        start = self.start_step if self.start_step >= 0 else (TEACACHE_START if tea else int(steps * MAGCACHE_RETENTION))
+        start = self.start_step if self.start_step >= 0 else (TEACACHE_START if tea else magcache_retention(steps)[0])
         end = self.end_step if self.end_step >= 0 else steps - 1
         return threshold, start, min(end, steps - 1)
+
+
+def magcache_retention(steps: int) -> tuple[int, int]:
+    """MagCache's default first skippable step of the cond pass and of the other passes. The authors count calls,
+    cond and uncond alternating, and keep the first int(2 * steps * 0.2) of them: for 40 steps both start at 8,
+    for 8 steps (3 calls kept) the uncond pass may skip at step 1 but the cond pass only from step 2."""
+    kept_calls = int(2 * steps * MAGCACHE_RETENTION)
+    return (kept_calls + 1) // 2, kept_calls // 2
 
 
 def resolution_key(height: int, width: int) -> str:
@@ -163,17 +176,20 @@ class TeaCache:
 
 
 class MagCache:
-    """MagCache's skip decisions per guidance pass: the cond pass follows the cond ratios, the others the uncond ones."""
+    """MagCache's skip decisions per guidance pass: the cond pass follows the cond ratios, the others the uncond ones
+    (and may start skipping at `other_start`, default `start`)."""
 
-    def __init__(self, threshold: float, start: int, end: int, k: int, ratios, steps: int):
+    def __init__(self, threshold: float, start: int, end: int, k: int, ratios, steps: int, other_start: int | None = None):
         self.threshold, self.start, self.end, self.k = float(threshold), int(start), int(end), int(k)
+        self.other_start = self.start if other_start is None else int(other_start)
         calibrated = np.asarray((1.0, 1.0) + tuple(ratios), dtype=np.float64).reshape(-1, 2)
         self.ratios = calibrated[_nearest_indices(len(calibrated), steps)]  # [steps, (cond, uncond)]
         self._state: dict[str, list] = {}  # name -> [ratio product, error sum, calls skipped in a row]
 
     def should_compute(self, name: str, step: int, modulated=None) -> bool:
         state = self._state.setdefault(name, [1.0, 0.0, 0])
-        if not (self.start <= step <= self.end and 0 <= step < len(self.ratios)):
+        start = self.start if name == "cond" else self.other_start
+        if not (start <= step <= self.end and 0 <= step < len(self.ratios)):
             return True
         state[0] *= float(self.ratios[step, 0 if name == "cond" else 1])
         state[1] += abs(1.0 - state[0])
@@ -192,10 +208,13 @@ def _nearest_indices(source: int, target: int) -> np.ndarray:
 
 
 class StepCache:
-    """One window's step cache: decides per pass and step, runs the blocks only for the rows it keeps.
+    """One window's step cache: decides per pass and step which rows of a model call run the transformer blocks.
 
-    `forward(model, names, step, x, t, kwargs)` replaces `model(x, t, **kwargs)` for a batch whose row r is
-    pass names[r]; the model must expose `embed`, `run_blocks` and `finish` (the InfiniteTalk DiT does).
+    `forward(model, names, step, x, t, kwargs)` replaces `model(x, t, **kwargs)` for a batch whose row r is pass
+    names[r]. It decides on the call's block modulation (`model.time_modulation`) and hands the decisions to the
+    model with the call (`model(x, t, **kwargs, step_cache=plan)`), which runs the blocks for the kept rows and adds
+    the cached residual for the others (`wanvideo.model.step_residuals`). Under sequence parallel the plan travels
+    to the other ranks with the call, so every rank skips the same rows and keeps its own shard's residuals.
     """
 
     def __init__(self, settings: CacheSettings, steps: int, resolution: str = "480p"):
@@ -205,44 +224,42 @@ class StepCache:
         if s.method == "teacache":
             self.decider = TeaCache(threshold, start, end, TEACACHE_COEFFICIENTS[resolution])
         elif s.method == "magcache":
-            self.decider = MagCache(threshold, start, end, s.magcache_k, MAGCACHE_RATIOS[resolution], steps)
+            other_start = start if s.start_step >= 0 else magcache_retention(steps)[1]
+            self.decider = MagCache(threshold, start, end, s.magcache_k, MAGCACHE_RATIOS[resolution], steps,
+                                    other_start=other_start)
         else:
             raise InputError("StepCache needs a cache method (teacache or magcache)")
-        self._residual: dict[str, torch.Tensor] = {}
+        self.key = uuid.uuid4().hex  # names this window's residuals on every rank
+        self._computed: set[str] = set()  # passes with a computed call (so a residual) in this window
+        self._finalizer = None
         self.calls: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
 
     @staticmethod
     def check_model(model) -> None:
-        if getattr(model, "sequence_parallel", None) is not None:
-            # the other ranks follow rank 0's model calls; the cache's split calls are not broadcast
-            raise InputError("step caching does not work with sequence parallel yet: set the cache method to none "
-                             "(or run on one GPU)")
         if not getattr(model, "supports_step_cache", False):
-            raise InputError(f"step caching needs a model that exposes its transformer blocks (embed/run_blocks/"
-                             f"finish); {type(model).__name__} does not: set the cache method to none")
+            raise InputError(f"step caching needs a model that can skip its transformer blocks per batch row "
+                             f"(forward with step_cache); {type(model).__name__} cannot: set the cache method to none")
 
     def forward(self, model, names: list[str], step: int, x, t, kwargs: dict) -> torch.Tensor:
-        h, e, e0, state = model.embed(x, t, **kwargs)
+        _, e0 = model.time_modulation(t, len(names))
         compute = []
         for row, name in enumerate(names):
             self.calls[name] = self.calls.get(name, 0) + 1
-            keep = self.decider.should_compute(name, step, e0[row]) or name not in self._residual
+            keep = self.decider.should_compute(name, step, e0[row]) or name not in self._computed
             if not keep:
                 self.skipped[name] = self.skipped.get(name, 0) + 1
             compute.append(keep)
-        rows = [r for r, keep in enumerate(compute) if keep]
-        if len(rows) == len(names):
-            out = model.run_blocks(h, e0, state)
-        else:
-            out = torch.stack([h[r] + self._residual[n].to(h.dtype) for r, n in enumerate(names)])
-            if rows:
-                index = torch.tensor(rows, device=h.device)
-                computed = model.run_blocks(h.index_select(0, index), e0.index_select(0, index), state.select(rows))
-                out[index] = computed
-        for r in rows:
-            self._residual[names[r]] = out[r] - h[r]
-        return model.finish(out, e, state)
+        self._computed.update(n for n, keep in zip(names, compute, strict=True) if keep)
+        self._release_with(model)
+        return model(x, t, **kwargs, step_cache=(self.key, tuple(names), tuple(compute)))
+
+    def _release_with(self, model) -> None:
+        """Drop this window's residuals from the model once the cache is gone (they are the size of the hidden
+        states per pass; on rank 0 — the other ranks drop theirs at the next window's first call)."""
+        residuals = getattr(model, "step_residuals", None)
+        if self._finalizer is None and residuals is not None:
+            self._finalizer = weakref.finalize(self, residuals.clear, self.key)
 
     @property
     def total_calls(self) -> int:

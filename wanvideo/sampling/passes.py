@@ -4,7 +4,7 @@ through the step cache when one is on.
 `PassRunner(model, passes, ...)(x, t, step)` returns {pass name: prediction [16, T, h, w] float32}. The loop
 calls nothing else on the model, so a model-specific loop (plain I2V, WanAnimate) or a parallel model
 (sequence parallel attention) only has to accept `model(x, t, **kwargs)` with batched rows; step caching
-additionally needs `embed` / `run_blocks` / `finish` (see cache.StepCache).
+additionally needs `time_modulation` and a forward that takes `step_cache` (see cache.StepCache).
 """
 from __future__ import annotations
 
