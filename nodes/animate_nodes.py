@@ -4,15 +4,17 @@ with ComfyUI core's WanAnimateToVideo or the wrapper's WanVideoAnimateEmbeds."""
 from __future__ import annotations
 
 from ..wanvideo.errors import InputError
-from ..wanvideo.sampling import SCHEDULERS, GenerationInterrupted
+from ..wanvideo.options import node_inputs, settings_from_inputs
+from ..wanvideo.sampling import GenerationInterrupted
 from ..wanvideo.sampling.animate import AnimateSettings, generate_animate
-from ..wanvideo.sampling.animate_clips import REFERT_CHOICES
 from . import host
 from .host_adapters import HostWanVAE, clip_vision_features, conditioning_to_context
 from .model_patcher import hosted_sampling
 from .sampler_nodes import FRAMES_FOLDERS, store_root
 
-_D = AnimateSettings()  # the engine's defaults (the official generate.py's)
+# The node's widgets, in their saved-workflow order (names, defaults, ranges: the engine's AnimateSettings).
+SAMPLER_INPUTS = ("width", "height", "clip_len", "refert_frames", "steps", "shift", "cfg", "scheduler", "seed", "fps",
+                  "max_frames")
 
 
 class InfiniteTalkAnimateSampler:
@@ -50,42 +52,7 @@ class InfiniteTalkAnimateSampler:
                 "face_video": ("IMAGE", {
                     "tooltip": "The driving person's face crops, one per frame (square, 512x512 for the released "
                                "model); other sizes are resized to the model's face size."}),
-                "width": ("INT", {
-                    "default": _D.width, "min": 0, "max": 4096, "step": 16,
-                    "tooltip": "Output width (multiple of 16). 0 with height 0: the pose video's size."}),
-                "height": ("INT", {
-                    "default": _D.height, "min": 0, "max": 4096, "step": 16,
-                    "tooltip": "Output height (multiple of 16). 0 with width 0: the pose video's size."}),
-                "clip_len": ("INT", {
-                    "default": _D.clip_len, "min": 5, "max": 1001, "step": 4,
-                    "tooltip": "Frames per clip, of the form 4n+1 (77 = the official length)."}),
-                "refert_frames": ("INT", {
-                    "default": _D.refert_frames, "min": min(REFERT_CHOICES), "max": max(REFERT_CHOICES), "step": 4,
-                    "tooltip": "Frames of the previous clip carried into the next: 1 or 5 (what the model was "
-                               "trained with). 5 joins clips more smoothly."}),
-                "steps": ("INT", {
-                    "default": _D.steps, "min": 1, "max": 200,
-                    "tooltip": "Denoising steps per clip: 20 (official); 4-8 with a lightx2v LoRA and cfg 1."}),
-                "shift": ("FLOAT", {
-                    "default": _D.shift, "min": 0.01, "max": 100.0, "step": 0.1,
-                    "tooltip": "Timestep shift of the schedule (official 5)."}),
-                "cfg": ("FLOAT", {
-                    "default": _D.cfg, "min": 1.0, "max": 30.0, "step": 0.1,
-                    "tooltip": "Guidance scale. 1 (official default) = one model pass per step. Above 1 adds a pass "
-                               "with the negative prompt and no face: stronger expressions, twice the time."}),
-                "scheduler": (list(SCHEDULERS), {
-                    "default": _D.scheduler,
-                    "tooltip": "unipc (official command line), dpm++ (official class default), euler."}),
-                "seed": ("INT", {
-                    "default": _D.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                    "tooltip": "Noise seed. The first clip uses it directly, later clips seeds derived from it."}),
-                "fps": ("FLOAT", {
-                    "default": _D.fps, "min": 1.0, "max": 240.0, "step": 0.001,
-                    "tooltip": "The driving video's frame rate (the official preprocessing resamples to 30). The "
-                               "output keeps it, so the driving video's sound stays in sync."}),
-                "max_frames": ("INT", {
-                    "default": _D.max_frames, "min": 0, "max": 10_000_000,
-                    "tooltip": "0 = the whole driving video. Otherwise at most this many frames (a preview)."}),
+                **node_inputs(AnimateSettings, *SAMPLER_INPUTS),
             },
             "optional": {
                 "background_video": ("IMAGE", {
@@ -103,16 +70,11 @@ class InfiniteTalkAnimateSampler:
             },
         }
 
-    def sample(self, model, vae, image, clip_vision_output, pose_video, face_video, width=_D.width,
-               height=_D.height, clip_len=_D.clip_len, refert_frames=_D.refert_frames, steps=_D.steps,
-               shift=_D.shift, cfg=_D.cfg, scheduler=_D.scheduler, seed=_D.seed, fps=_D.fps,
-               max_frames=_D.max_frames, background_video=None, character_mask=None, positive=None, negative=None,
-               frames_folder="temp"):
+    def sample(self, model, vae, image, clip_vision_output, pose_video, face_video, background_video=None,
+               character_mask=None, positive=None, negative=None, frames_folder="temp", **widgets):
         if image is None or len(image) == 0:
             raise InputError("connect the character image")
-        settings = AnimateSettings(clip_len=clip_len, refert_frames=refert_frames, steps=steps, shift=shift, cfg=cfg,
-                                   scheduler=scheduler, seed=seed, width=width, height=height, fps=fps,
-                                   max_frames=max_frames)
+        settings = settings_from_inputs(AnimateSettings, widgets, "Animate sampler")
         bar = {"pbar": None, "window": 0}
 
         def on_progress(p):

@@ -8,7 +8,7 @@ import os
 import torch
 
 from ..wanvideo.errors import InputError
-from ..wanvideo.options import node_input, node_inputs, option_values, options_of
+from ..wanvideo.options import node_input, node_inputs, option_values, settings_from_inputs
 from ..wanvideo.sampling import GenerationInterrupted, SamplerSettings, generate
 from ..wanvideo.sampling.cache import CacheOptions
 from ..wanvideo.sampling.guidance_settings import GuidanceOptions
@@ -57,11 +57,7 @@ def warn_no_negative(cfg: float) -> None:
 
 def sampler_settings(widgets: dict) -> SamplerSettings:
     """SamplerSettings from the node's widget values (an unknown name is an error, a missing one its default)."""
-    names = options_of(SamplerSettings)
-    unknown = sorted(set(widgets) - set(names))
-    if unknown:
-        raise InputError(f"unknown sampler input(s): {', '.join(unknown)}")
-    return SamplerSettings(**widgets)
+    return settings_from_inputs(SamplerSettings, widgets, "sampler")
 
 
 class InfiniteTalkSampler:

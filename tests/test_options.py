@@ -1,16 +1,31 @@
 """One source for every option: the node inputs and the command line agree with the engine's settings, and the
-engine's defaults are the reference's (MeiGen-AI/InfiniteTalk generate_infinitetalk.py / wan/multitalk.py)."""
+engine's defaults are the reference's (MeiGen-AI/InfiniteTalk generate_infinitetalk.py / wan/multitalk.py; WanAnimate:
+Wan2.2 generate.py). A node widget or CLI argument that declares a default, range or choice of its own, outside the
+registry (wanvideo/options.py), fails here unless it is listed below as the host's or the command line's own."""
+import argparse
+
 import pytest
+from wanvideo_infinitetalk_pack.nodes import NODE_CLASS_MAPPINGS
+from wanvideo_infinitetalk_pack.nodes.animate_nodes import InfiniteTalkAnimateSampler
 from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader
 from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkModelLoader
 from wanvideo_infinitetalk_pack.nodes.sampler_nodes import InfiniteTalkSampler
+from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
+    InfiniteTalkGuidanceOptions,
+    InfiniteTalkModelSpeed,
+    InfiniteTalkStepCache,
+)
 
 from wanvideo.audio.settings import AudioSettings
 from wanvideo.cli import build_parser
-from wanvideo.model.settings import LoaderSettings
-from wanvideo.options import options_of
+from wanvideo.errors import InputError
+from wanvideo.model.settings import LoaderSettings, SpeedSettings
+from wanvideo.options import node_input, options_of
 from wanvideo.pipeline import GenerateRequest, sampler_settings
 from wanvideo.sampling import SamplerSettings
+from wanvideo.sampling.animate_settings import AnimateSettings
+from wanvideo.sampling.cache import CacheOptions
+from wanvideo.sampling.guidance_settings import GuidanceOptions
 
 # node class, its settings class (as the pack imports it), {node input: option name} where they differ
 NODES = [
@@ -18,13 +33,53 @@ NODES = [
     (InfiniteTalkModelLoader, "LoaderSettings", {}),
     (InfiniteTalkAudioEmbeds, "AudioSettings", {}),
     (InfiniteTalkWav2VecLoader, "AudioSettings", {"precision": "wav2vec_precision"}),
+    (InfiniteTalkStepCache, "CacheOptions", {}),
+    (InfiniteTalkGuidanceOptions, "GuidanceOptions", {}),
+    (InfiniteTalkModelSpeed, "SpeedSettings", {}),
+    (InfiniteTalkAnimateSampler, "AnimateSettings", {}),
 ]
-ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, "AudioSettings": AudioSettings}
+ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, "AudioSettings": AudioSettings,
+          "CacheOptions": CacheOptions, "GuidanceOptions": GuidanceOptions, "SpeedSettings": SpeedSettings,
+          "AnimateSettings": AnimateSettings}
+# A node widget whose default differs from the engine's on purpose: {(node id, input): {meta key: value}}.
+NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"}}  # adding the node = a cache
+# Widgets that are the host's, not engine options (files in ComfyUI's folders, where frames are kept, how a store is
+# sliced, the Video Combine's file options): {(node id, input): why}. Everything else with a default is an option.
+HOST_WIDGETS = {
+    ("InfiniteTalkModelLoader", "infinitetalk"): "a file of ComfyUI's model folders ('none' = no adapter file)",
+    ("InfiniteTalkWav2VecLoader", "device"): "ComfyUI's main / offload device",
+    ("InfiniteTalkSampler", "frames_folder"): "ComfyUI's temp or output folder",
+    ("InfiniteTalkAnimateSampler", "frames_folder"): "ComfyUI's temp or output folder",
+    ("InfiniteTalkFramesToImages", "start"): "a slice of a finished store",
+    ("InfiniteTalkFramesToImages", "count"): "a slice of a finished store",
+    ("InfiniteTalkLoraSelect", "strength"): "a LoRA's strength, as the CLI's --lora FILE:STRENGTH",
+    ("InfiniteTalkVideoCombine", "frame_rate"): "Video Combine: the rate of an IMAGE batch",
+    ("InfiniteTalkVideoCombine", "filename_prefix"): "Video Combine: ComfyUI's output file name",
+    ("InfiniteTalkVideoCombine", "format"): "Video Combine",
+    ("InfiniteTalkVideoCombine", "crf"): "Video Combine",
+    ("InfiniteTalkVideoCombine", "length_policy"): "Video Combine",
+    ("InfiniteTalkVideoCombine", "save_output"): "Video Combine: ComfyUI's output or temp folder",
+    ("InfiniteTalkVideoCombine", "save_metadata"): "Video Combine: ComfyUI's workflow metadata",
+}
 # CLI flag -> (settings class, option name)
 CLI_FLAGS = {"--size": (SamplerSettings, "size_bucket"), "--dtype": (LoaderSettings, "precision")}
 # Decided at run time when not given (None): the embedded tiny set and step-distillation LoRAs need other values.
-CLI_AUTO = {"steps", "cfg", "audio_cfg"}
+CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}}
+# The settings each command builds its arguments from.
+CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings),
+                "animate": (AnimateSettings, LoaderSettings)}
+# The command line's own arguments (files, the device, output handling): no engine option.
+CLI_OWN = {"device", "lora", "keep_parts", "quiet", "sequence_parallel"}
 REFERENCE_ARGS = ["generate", "--image", "face.png", "--audio", "speech.wav", "--output", "talk.mp4"]
+
+
+def _inputs(node) -> dict:
+    spec = node.INPUT_TYPES()
+    return {**spec.get("required", {}), **spec.get("optional", {})}
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    return next(a for a in build_parser()._actions if a.dest == "command").choices[command]
 
 
 def test_defaults_are_the_references():
@@ -42,27 +97,6 @@ def test_defaults_are_the_references():
     assert AudioSettings().normalize_loudness and AudioSettings().fps == 25.0
 
 
-@pytest.mark.parametrize("node, settings_name, renamed", NODES, ids=lambda v: getattr(v, "__name__", ""))
-def test_node_inputs_equal_the_engine_options(node, settings_name, renamed):
-    engine = options_of(ENGINE[settings_name])
-    spec = node.INPUT_TYPES()
-    declared = {**spec.get("required", {}), **spec.get("optional", {})}
-    checked = 0
-    for key, (kind, meta) in declared.items():
-        name = renamed.get(key, key)
-        if name not in engine or not isinstance(meta, dict) or "default" not in meta:
-            continue
-        opt = engine[name]
-        assert meta["default"] == opt.default, f"{node.__name__}.{key}: default {meta['default']} != {opt.default}"
-        for bound in ("min", "max", "step"):
-            assert meta.get(bound) == getattr(opt.spec, bound), f"{node.__name__}.{key}: {bound}"
-        if opt.choices is not None:
-            assert list(kind) == list(opt.choices), f"{node.__name__}.{key}: choices"
-        assert meta["tooltip"] == opt.help
-        checked += 1
-    assert checked >= 1
-
-
 def test_node_function_defaults_do_not_override_the_engine():
     """A widget a workflow leaves out (e.g. an older saved workflow) gets the engine default, not another one."""
     import inspect
@@ -76,27 +110,81 @@ def test_node_function_defaults_do_not_override_the_engine():
                 assert param.default == engine[name].default, f"{node.__name__}.{param.name}"
 
 
-def test_cli_arguments_equal_the_engine_options():
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices["generate"]
-    by_dest = {a.dest: a for a in sub._actions}
+@pytest.mark.parametrize("command", sorted(CLI_SETTINGS))
+def test_cli_arguments_equal_the_engine_options(command):
+    by_dest = {a.dest: a for a in _subparser(command)._actions}
     seen = 0
-    for settings_cls in (SamplerSettings, LoaderSettings):
+    for settings_cls in CLI_SETTINGS[command]:
         for name, opt in options_of(settings_cls).items():
             action = by_dest.get(name)
             if action is None:
                 continue
             flags = [f for f, (cls, n) in CLI_FLAGS.items() if cls is settings_cls and n == name]
             assert action.option_strings == (flags or [opt.flag])
-            if name in CLI_AUTO:
+            if name in CLI_AUTO[command]:
                 assert action.default is None
             else:
-                assert action.default == opt.default, f"--{name}: {action.default} != {opt.default}"
+                assert action.default == opt.cli_default, f"--{name}: {action.default} != {opt.cli_default}"
             if opt.choices is not None:
                 assert tuple(action.choices) == opt.choices
+            assert action.type is not None
             seen += 1
-    assert seen >= 15
-    assert by_dest["speaker_mode"].default == AudioSettings().speaker_mode
+    assert seen >= (15 if command == "generate" else 12)
+
+
+@pytest.mark.parametrize("command", sorted(CLI_SETTINGS))
+def test_cli_declares_no_option_of_its_own(command):
+    """An argument with a default (other than 'not given'), choices or a range of its own is an engine option:
+    it must come from the registry (add_argument), not be written in the command line."""
+    registry = {n for cls in CLI_SETTINGS[command] for n in options_of(cls)}
+    stray = [a.option_strings[0] for a in _subparser(command)._actions
+             if a.option_strings and a.dest not in registry | CLI_OWN | {"help"}
+             and (a.default not in (None, False) or a.choices is not None)]
+    assert stray == []
+
+
+def test_node_widgets_come_from_the_registry():
+    """Every widget of every node (a declared default) is the registry's entry (same default, range, choices,
+    tooltip), or a listed host widget."""
+    declared = {cls: (ENGINE[name], renamed) for cls, name, renamed in NODES}
+    checked = set()
+    for node_id, node in NODE_CLASS_MAPPINGS.items():
+        settings_cls, renamed = declared.get(node, (None, {}))
+        for key, entry in _inputs(node).items():
+            meta = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+            if "default" not in meta or (node_id, key) in HOST_WIDGETS:
+                continue
+            name = renamed.get(key, key)
+            assert settings_cls is not None and name in options_of(settings_cls), \
+                f"{node_id}.{key} declares a widget outside the option registry (wanvideo/options.py)"
+            expected = node_input(settings_cls, name, **NODE_OVERRIDES.get((node_id, key), {}))
+            assert tuple(entry) == expected, f"{node_id}.{key}: {entry} != the registry's {expected}"
+            checked.add((node_id, key))
+    assert {("InfiniteTalkAnimateSampler", "refert_frames"), ("InfiniteTalkStepCache", "cache_threshold"),
+            ("InfiniteTalkModelSpeed", "fp8_matmul"), ("InfiniteTalkModelLoader", "offload_after_sampling")} <= checked
+
+
+def test_option_groups_are_complete_on_their_nodes():
+    """The speed nodes show every option of their group, in declaration order (saved workflows' widget order)."""
+    for node, settings_cls in ((InfiniteTalkStepCache, CacheOptions), (InfiniteTalkGuidanceOptions, GuidanceOptions)):
+        assert list(_inputs(node)) == list(options_of(settings_cls))
+    assert [k for k in _inputs(InfiniteTalkModelSpeed) if k != "model"] == list(options_of(SpeedSettings))
+
+
+def test_animate_cli_and_node_build_the_same_settings():
+    args = _subparser("animate").parse_args(["--image", "c.png", "--pose-video", "p.mp4", "--face-video", "f.mp4",
+                                             "--output", "o.mp4", "--refert-frames", "5", "--scheduler", "dpm++",
+                                             "--dtype", "fp16", "--blocks-to-swap", "3"])
+    from wanvideo.animate_pipeline import AnimateRequest
+
+    request = AnimateRequest.from_args(args)
+    assert request.sampler == AnimateSettings(refert_frames=5, scheduler="dpm++", seed=42)  # the CLI's seed: 42
+    assert (request.loader.precision, request.loader.blocks_to_swap, request.steps) == ("fp16", 3, None)
+    with pytest.raises(SystemExit):  # 1 or 5 only, as the node's widget (min 1, max 5, step 4)
+        _subparser("animate").parse_args(["--image", "c.png", "--pose-video", "p.mp4", "--face-video", "f.mp4",
+                                          "--output", "o.mp4", "--refert-frames", "3"])
+    with pytest.raises(InputError, match="offload_after_sampling"):
+        LoaderSettings(offload_after_sampling="sometimes").load_kwargs()
 
 
 def test_cli_run_time_defaults_with_real_weights_are_the_engines():

@@ -9,17 +9,29 @@ With no model files given an embedded tiny random-weight WanAnimate set runs (no
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 
 from .errors import InputError
 from .media import need_file, read_audio, read_image, read_video
+from .model.settings import LoaderSettings
 from .model_files import ModelPaths, resolve_models
-from .pipeline import EMBEDDED_NOTICE, GenerateResult, _free, _parse_lora, _ProgressBars, write_from_store
+from .pipeline import (
+    EMBEDDED_NOTICE,
+    GenerateResult,
+    _free,
+    _ProgressBars,
+    model_paths_from_args,
+    plain_fields_from_args,
+    settings_from_args,
+    write_from_store,
+)
+from .sampling.animate_settings import AnimateSettings
 from .sampling.vae import load_wan_vae
 from .torch_inputs import parse_device
 
@@ -31,6 +43,8 @@ EMBEDDED_LONG_SIDE = 256
 
 @dataclass
 class AnimateRequest:
+    """One `python -m wanvideo animate` job. Option values live in the engine's settings objects."""
+
     image: str
     pose_video: str
     face_video: str
@@ -39,33 +53,19 @@ class AnimateRequest:
     mask_video: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
-    steps: int | None = None
-    cfg: float = 1.0
-    shift: float = 5.0
-    scheduler: str = "unipc"
-    seed: int = 42
-    width: int = 0
-    height: int = 0
-    clip_len: int = 77
-    refert_frames: int = 1
-    max_frames: int = 0
+    steps: int | None = None  # None: 4 for the embedded set, 6 with a LoRA, else the engine's (the official 20)
+    sampler: AnimateSettings = field(default_factory=AnimateSettings)  # size and fps: decided at run time
+    loader: LoaderSettings = field(default_factory=LoaderSettings)
     models: ModelPaths = field(default_factory=ModelPaths)
     device: str = "auto"
-    dtype: str = "bf16"
-    quantization: str = "keep_fp8"
-    attention: str = "sdpa"
-    blocks_to_swap: int = 0
     work_dir: str | None = None
     keep_parts: bool = False
     quiet: bool = False
 
     @classmethod
     def from_args(cls, args) -> "AnimateRequest":
-        loras = [_parse_lora(item) for item in (args.lora or [])]
-        models = ModelPaths(models_dir=args.models_dir, model=args.model, vae=args.vae, clip_vision=args.clip_vision,
-                            text_encoder=args.text_encoder, loras=loras)
-        names = {f.name for f in fields(cls)} - {"models"}
-        return cls(models=models, **{n: getattr(args, n) for n in names if hasattr(args, n)})
+        return cls(models=model_paths_from_args(args), sampler=settings_from_args(AnimateSettings, args, skip=("steps",)),
+                   loader=settings_from_args(LoaderSettings, args), **plain_fields_from_args(cls, args))
 
 
 def _check_files(req: AnimateRequest) -> None:
@@ -94,8 +94,8 @@ def _pose_sound(path: str):
 
 
 def _embedded_size(req: AnimateRequest, height: int, width: int) -> tuple[int, int]:
-    if req.width and req.height:
-        return req.width, req.height
+    if req.sampler.width and req.sampler.height:
+        return req.sampler.width, req.sampler.height
     scale = EMBEDDED_LONG_SIDE / max(height, width)
     snap = lambda v: max(16, int(round(v * scale / 16)) * 16)  # noqa: E731
     return snap(width), snap(height)
@@ -109,7 +109,7 @@ def _load_real(req: AnimateRequest, files: dict, device, image):
     text = load_text_encoder(files["text_encoder"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
                              device=device)
     context = text.encode(req.prompt if req.prompt is not None else DEFAULT_PROMPT)[None]
-    context_null = text.encode(req.negative_prompt or "")[None] if req.cfg > 1 else None
+    context_null = text.encode(req.negative_prompt or "")[None] if req.sampler.cfg > 1 else None
     del text
     _free(device)
     clip = load_clip_vision(files["clip_vision"], dtype=torch.float16 if device.type == "cuda" else torch.float32,
@@ -118,21 +118,19 @@ def _load_real(req: AnimateRequest, files: dict, device, image):
     del clip
     _free(device)
     log.info("loading the video model: %s", os.path.basename(files["model"]))
-    dit = load_model([files["model"]], dtype=req.dtype, device=device, keep_fp8=req.quantization == "keep_fp8",
-                     quantize=req.quantization if req.quantization.startswith("fp8_") else None,
-                     attention=req.attention, blocks_to_swap=req.blocks_to_swap, loras=list(req.models.loras))
+    dit = load_model([files["model"]], device=device, loras=list(req.models.loras), **req.loader.load_kwargs())
     vae = load_wan_vae(files["vae"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32, device=device)
     return dit, vae, context, context_null, clip_fea
 
 
 def make_animate_file(req: AnimateRequest) -> GenerateResult:
     """Run the whole WanAnimate job; the MP4 is written to `req.output`."""
-    from .sampling.animate import AnimateSettings, generate_animate
+    from .sampling.animate import generate_animate
 
     _check_files(req)
     # settings problems before any file is read or model loaded
-    AnimateSettings(clip_len=req.clip_len, refert_frames=req.refert_frames, steps=req.steps or 1, shift=req.shift,
-                    cfg=req.cfg, scheduler=req.scheduler, max_frames=req.max_frames).validated()
+    dataclasses.replace(req.sampler, steps=req.steps or 1).validated()
+    req.loader.load_kwargs()
     device = parse_device(req.device, "--device")
     embedded = req.models.embedded
     files = {} if embedded else resolve_models(req.models, two_speakers=False, need_audio=False, model_kind="animate")
@@ -154,13 +152,12 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
     else:
         from .sampling.animate_inputs import DrivingVideo, letterbox, output_size
 
-        out_h, out_w = output_size(DrivingVideo(pose, "pose"), req.width, req.height)
+        out_h, out_w = output_size(DrivingVideo(pose, "pose"), req.sampler.width, req.sampler.height)
         boxed = letterbox(image.permute(2, 0, 1), out_h, out_w).permute(1, 2, 0)
         dit, vae, context, context_null, clip_fea = _load_real(req, files, device, boxed)
-        width, height, steps = req.width, req.height, req.steps or (6 if req.models.loras else 20)
-    settings = AnimateSettings(clip_len=req.clip_len, refert_frames=req.refert_frames, steps=steps, shift=req.shift,
-                               cfg=req.cfg, scheduler=req.scheduler, seed=req.seed, width=width, height=height,
-                               fps=fps, max_frames=req.max_frames)
+        width, height = req.sampler.width, req.sampler.height
+        steps = req.steps or (6 if req.models.loras else AnimateSettings().steps)
+    settings = dataclasses.replace(req.sampler, steps=steps, width=width, height=height, fps=fps)
     work = req.work_dir or (os.path.abspath(req.output) + ".parts")
     os.makedirs(work, exist_ok=True)
     bars = _ProgressBars(req.quiet)

@@ -20,6 +20,7 @@ from .errors import WanVideoError
 from .model.settings import LoaderSettings, SpeedSettings
 from .options import add_argument, add_arguments
 from .outputs import is_user_fault, output_error
+from .sampling.animate_settings import AnimateSettings
 from .sampling.cache import CacheOptions
 from .sampling.guidance_settings import GuidanceOptions
 from .sampling.settings import SamplerSettings
@@ -75,19 +76,11 @@ def _add_generate(sub):
                   "vae_precision")
 
     m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
-    m.add_argument("--models-dir", help="a ComfyUI models/ folder to find the files below in")
     m.add_argument("--model", help="Wan2.1 I2V 14B weights (diffusion_models)")
     m.add_argument("--infinitetalk", help="InfiniteTalk weights (diffusion_models or model_patches); "
                    "'none' when the --model file already holds them")
     m.add_argument("--wav2vec", help="wav2vec2 file or Hugging Face folder (wav2vec2 / audio_encoders)")
-    m.add_argument("--vae", help="Wan 2.1 VAE (vae)")
-    m.add_argument("--clip-vision", help="CLIP ViT-H/14 image encoder (clip_vision)")
-    m.add_argument("--text-encoder", help="umt5-xxl text encoder (text_encoders)")
-    m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
-                   help="LoRA to apply (repeatable), e.g. a step-distillation LoRA")
-    m.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
-    add_argument(m, LoaderSettings, "precision", flag="--dtype")
-    add_arguments(m, LoaderSettings, "quantization", "attention", "blocks_to_swap")
+    _add_model_options(m)
 
     speed = p.add_argument_group("speed (see the README's speed options)")
     for settings_cls in (GuidanceOptions, CacheOptions, SpeedSettings):
@@ -106,6 +99,7 @@ def _add_generate(sub):
 
 
 def _add_model_options(m) -> None:
+    """The model files both modes share, the device, and the loader's options (LoaderSettings)."""
     m.add_argument("--models-dir", help="a ComfyUI models/ folder to find the files below in")
     m.add_argument("--vae", help="Wan 2.1 VAE (vae)")
     m.add_argument("--clip-vision", help="CLIP ViT-H/14 image encoder (clip_vision)")
@@ -113,20 +107,11 @@ def _add_model_options(m) -> None:
     m.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="LoRA to apply (repeatable), e.g. a step-distillation LoRA")
     m.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
-    m.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16",
-                   help="compute precision of the video model with real weights (default bf16)")
-    m.add_argument("--quantization", choices=("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2"), default="keep_fp8",
-                   help="weight storage, as on the model loader node (default keep_fp8)")
-    m.add_argument("--attention", choices=("sdpa", "sage", "flash"), default="sdpa",
-                   help="attention kernel (sage/flash must be installed)")
-    m.add_argument("--blocks-to-swap", type=int, default=0,
-                   help="keep N transformer blocks in RAM and stream them to the GPU (less VRAM, slower)")
+    add_argument(m, LoaderSettings, "precision", flag="--dtype")
+    add_arguments(m, LoaderSettings, "quantization", "attention", "blocks_to_swap")
 
 
 def _add_animate(sub):
-    from .sampling.animate_settings import AnimateSettings
-
-    d = AnimateSettings()
     p = sub.add_parser("animate", help="WanAnimate: animate a character image with a driving clip, or replace its "
                        "person (Wan2.2-Animate-14B)",
                        description="Animate the character in --image with the motion of a driving clip (its pose "
@@ -141,19 +126,12 @@ def _add_animate(sub):
     src.add_argument("--output", required=True, help="the MP4 to write (H.264 + AAC)")
     src.add_argument("--prompt", default=None, help="what the video shows (default: the official prompt)")
     src.add_argument("--negative-prompt", default=None, help="used when --cfg > 1")
-    s = p.add_argument_group("sampling (defaults: the official generate.py's)")
-    s.add_argument("--steps", type=int, help=f"denoising steps per clip (default {d.steps}; 4 for the embedded set, "
-                   "6 with a --lora)")
-    s.add_argument("--cfg", type=float, default=d.cfg, help="guidance; > 1 adds a no-face pass (default 1)")
-    s.add_argument("--shift", type=float, default=d.shift, help=f"schedule shift (default {d.shift:g})")
-    s.add_argument("--scheduler", default=d.scheduler, help="unipc (default), dpm++ or euler")
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--width", type=int, default=0, help="output width (0 = the pose video's)")
-    s.add_argument("--height", type=int, default=0, help="output height (0 = the pose video's)")
-    s.add_argument("--clip-len", type=int, default=d.clip_len, help=f"frames per clip, 4n+1 (default {d.clip_len})")
-    s.add_argument("--refert-frames", type=int, default=d.refert_frames, choices=(1, 5),
-                   help="frames carried into the next clip (default 1)")
-    s.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = the whole driving video)")
+    s = p.add_argument_group("sampling (defaults: the official generate.py's, from wanvideo.sampling.AnimateSettings)")
+    # steps: None = decided at run time (the tiny embedded set and step-distillation LoRAs need fewer)
+    add_argument(s, AnimateSettings, "steps", default=None, help=f"denoising steps per clip (default "
+                 f"{AnimateSettings().steps} as the official code; 4 for the embedded set, 6 with a --lora)")
+    add_arguments(s, AnimateSettings, "cfg", "shift", "scheduler", "seed", "width", "height", "clip_len",
+                  "refert_frames", "max_frames")
     m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
     m.add_argument("--model", help="Wan2.2-Animate-14B weights (diffusion_models)")
     _add_model_options(m)

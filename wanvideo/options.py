@@ -3,8 +3,8 @@
 Options are the fields of the engine's settings dataclasses, each declared with `option(...)` in the part that
 uses it: `wanvideo.sampling.SamplerSettings` (which takes the step cache's options from
 `wanvideo.sampling.cache.CacheOptions` and the guidance options from
-`wanvideo.sampling.guidance_settings.GuidanceOptions`), `wanvideo.model.settings.LoaderSettings` and
-`SpeedSettings`, `wanvideo.audio.AudioSettings`:
+`wanvideo.sampling.guidance_settings.GuidanceOptions`), `wanvideo.sampling.animate_settings.AnimateSettings`,
+`wanvideo.model.settings.LoaderSettings` and `SpeedSettings`, `wanvideo.audio.AudioSettings`:
 
     steps: int = option(40, min=1, max=200, help="Denoising steps per window (40 in the reference).")
 
@@ -21,7 +21,9 @@ How to add an option (e.g. a cache threshold, a sequence-parallel degree, an ani
    (or `add_arguments(...)` for several); never write a literal default, range or choice list in a node or
    the CLI. A node that hands a group of options on as a dict (the Step Cache node) returns
    `option_values(SettingsClass, widgets)`;
-4. nothing else: tests/test_options.py checks every node and CLI option against this registry.
+4. nothing else: tests/test_options.py checks every node and CLI option against this registry and fails on a
+   widget or argument that declares a default, range or choices of its own (unless listed there as the host's
+   or the command line's own, e.g. ComfyUI's frames folder or --device).
 
 A group of options shared by two settings classes (the step cache, the guidance options) is its own small
 dataclass that both inherit from, so each option is still declared once.
@@ -32,9 +34,12 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
+from .errors import InputError
+
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 _NODE_TYPES = {int: "INT", float: "FLOAT", str: "STRING", bool: "BOOLEAN"}
 _META_KEY = "wanvideo_option"
+_UNSET = type("Unset", (), {"__repr__": lambda self: "<unset>"})()  # "not given" where None is a value
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class OptionSpec:
     step: float | None = None
     choices: tuple | None = None
     reference: object = None  # the reference implementation's value when ours differs (README tables)
+    cli_default: object = _UNSET  # the command line's default where it differs from the node's
 
 
 @dataclass(frozen=True)
@@ -65,14 +71,25 @@ class Option:
         return self.spec.choices
 
     @property
+    def cli_default(self):
+        """The command line's default: the option's, unless it declares one of its own."""
+        return self.default if self.spec.cli_default is _UNSET else self.spec.cli_default
+
+    @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
 
-def option(default, *, help: str, min=None, max=None, step=None, choices=None, reference=None):
-    """A dataclass field that is a user-facing option (see the module docstring)."""
+def option(default, *, help: str, min=None, max=None, step=None, choices=None, reference=None,
+           cli_default=_UNSET):
+    """A dataclass field that is a user-facing option (see the module docstring).
+
+    `choices` of a text option make a combo on the node; of a number option (e.g. refert frames 1 or 5) they are
+    the values the command line accepts, while the node keeps a number widget bounded by min/max/step.
+    `cli_default`: the command line's default where it must differ from the node's (say why in a comment).
+    """
     spec = OptionSpec(help=help, min=min, max=max, step=step, choices=tuple(choices) if choices else None,
-                      reference=reference)
+                      reference=reference, cli_default=cli_default)
     return field(default=default, metadata={_META_KEY: spec})
 
 
@@ -105,7 +122,7 @@ def node_input(settings_cls, name: str, **extra) -> tuple:
             meta[key] = value
     meta["tooltip"] = opt.help
     meta.update(extra)
-    if opt.choices is not None:
+    if opt.choices is not None and opt.type is str:
         return (list(opt.choices), meta)
     return (_NODE_TYPES[opt.type], meta)
 
@@ -119,6 +136,15 @@ def option_values(settings_cls, values: dict) -> dict:
     """{name: value} of every option of a settings class: from `values` (node widgets, argparse vars), the
     default where missing; other keys of `values` are ignored."""
     return {name: values.get(name, opt.default) for name, opt in options_of(settings_cls).items()}
+
+
+def settings_from_inputs(settings_cls, values: dict, what: str):
+    """settings_cls(**values) from a node's widget values: an unknown name is an error naming it, a missing one
+    gets its default (an older saved workflow)."""
+    unknown = sorted(set(values) - set(options_of(settings_cls)))
+    if unknown:
+        raise InputError(f"unknown {what} input(s): {', '.join(unknown)}")
+    return settings_cls(**values)
 
 
 def _bool_arg(text: str) -> bool:
@@ -139,7 +165,7 @@ def add_argument(parser, settings_cls, name: str, *, default=dataclasses.MISSING
     option is a switch: `--apg` alone turns it on, `--apg false` / `--apg true` set it explicitly.
     """
     opt = get_option(settings_cls, name)
-    value = opt.default if default is dataclasses.MISSING else default
+    value = opt.cli_default if default is dataclasses.MISSING else default
     text = help if help is not None else opt.help
     if value is not None and value != "" and help is None and opt.type is not bool:
         text = f"{text} (default {value})"

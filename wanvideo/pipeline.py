@@ -82,18 +82,12 @@ class GenerateRequest:
 
     @classmethod
     def from_args(cls, args) -> "GenerateRequest":
-        loras = [_parse_lora(item) for item in (args.lora or [])]
-        models = ModelPaths(models_dir=args.models_dir, model=args.model, infinitetalk=args.infinitetalk,
-                            wav2vec=args.wav2vec, vae=args.vae, clip_vision=args.clip_vision,
-                            text_encoder=args.text_encoder, loras=loras)
-        def settings(kind, skip=()):
-            return kind(**{n: getattr(args, n) for n in options_of(kind) if hasattr(args, n) and n not in skip})
-
-        names = {f.name for f in fields(cls)} - {"models", "sampler", "loader", "audio_settings", "speed"}
-        values = {n: getattr(args, n) for n in names if hasattr(args, n)}
+        models = model_paths_from_args(args, infinitetalk=args.infinitetalk, wav2vec=args.wav2vec)
         speed = {n: getattr(args, n) for n in SPEED_OPTIONS if hasattr(args, n)}
-        return cls(models=models, speed=speed, sampler=settings(SamplerSettings, AUTO_SAMPLING + SPEED_OPTIONS),
-                   loader=settings(LoaderSettings), audio_settings=settings(AudioSettings), **values)
+        return cls(models=models, speed=speed,
+                   sampler=settings_from_args(SamplerSettings, args, skip=AUTO_SAMPLING + SPEED_OPTIONS),
+                   loader=settings_from_args(LoaderSettings, args),
+                   audio_settings=settings_from_args(AudioSettings, args), **plain_fields_from_args(cls, args))
 
 
 @dataclass
@@ -107,6 +101,23 @@ class GenerateResult:
     @property
     def seconds(self) -> float:
         return self.frames / self.fps
+
+
+def settings_from_args(settings_cls, args, skip=()):
+    """A settings object from the parsed command line: the options it has arguments for, the defaults for the rest."""
+    return settings_cls(**{n: getattr(args, n) for n in options_of(settings_cls) if hasattr(args, n) and n not in skip})
+
+
+def model_paths_from_args(args, **files) -> ModelPaths:
+    """The model files both commands take (--model, --vae, ..., --lora), plus the mode's own `files`."""
+    return ModelPaths(models_dir=args.models_dir, model=args.model, vae=args.vae, clip_vision=args.clip_vision,
+                      text_encoder=args.text_encoder, loras=[_parse_lora(item) for item in (args.lora or [])], **files)
+
+
+def plain_fields_from_args(request_cls, args) -> dict:
+    """The request's own fields that are plain values (not settings objects) from the parsed command line."""
+    return {f.name: getattr(args, f.name) for f in fields(request_cls)
+            if f.default_factory is dataclasses.MISSING and hasattr(args, f.name)}
 
 
 def _parse_lora(item: str):

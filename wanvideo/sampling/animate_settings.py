@@ -1,4 +1,5 @@
-"""WanAnimate sampler settings: names, defaults and ranges defined once (nodes and the CLI are built from them).
+"""WanAnimate sampler settings: each field an option (see wanvideo/options.py), so the Animate sampler node and
+`python -m wanvideo animate` are built from these declarations.
 
 Defaults are the official `generate.py`'s for Wan2.2-Animate-14B: clip length 77, 1 refert frame, 20 steps,
 shift 5, guidance 1 (one model pass per step), UniPC, 30 fps.
@@ -9,23 +10,40 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..errors import InputError
-from .animate_clips import DEFAULT_CLIP_LEN, check_clip
-from .schedules import normalize_scheduler
+from ..options import option
+from .animate_clips import DEFAULT_CLIP_LEN, REFERT_CHOICES, check_clip
+from .schedules import SCHEDULERS, normalize_scheduler
 
 
 @dataclass
 class AnimateSettings:
-    clip_len: int = DEFAULT_CLIP_LEN  # frames per clip (4n+1)
-    refert_frames: int = 1  # frames of the previous clip carried into the next: 1 or 5
-    steps: int = 20
-    shift: float = 5.0
-    cfg: float = 1.0  # >1: a second pass with the negative prompt and no face (expression control)
-    scheduler: str = "unipc"  # unipc (official CLI) | dpm++ | euler
-    seed: int = 0
-    width: int = 0  # 0 with height 0 = the pose video's size (multiples of 16)
-    height: int = 0
-    fps: float = 30.0  # the driving video's frame rate (the output keeps it)
-    max_frames: int = 0  # 0 = the whole driving video
+    """The WanAnimate sampler's options (InfiniteTalk Animate Sampler node, `python -m wanvideo animate`)."""
+
+    clip_len: int = option(DEFAULT_CLIP_LEN, min=5, max=1001, step=4, help=(
+        "Frames per clip, of the form 4n+1 (77 = the official length)."))
+    refert_frames: int = option(1, min=min(REFERT_CHOICES), max=max(REFERT_CHOICES), step=4, choices=REFERT_CHOICES,
+                                help=("Frames of the previous clip carried into the next: 1 or 5 (what the model was "
+                                      "trained with). 5 joins clips more smoothly."))
+    steps: int = option(20, min=1, max=200, help=(
+        "Denoising steps per clip: 20 (official); 4-8 with a lightx2v LoRA and cfg 1."))
+    shift: float = option(5.0, min=0.01, max=100.0, step=0.1, help="Timestep shift of the schedule (official 5).")
+    cfg: float = option(1.0, min=1.0, max=30.0, step=0.1, help=(
+        "Guidance scale. 1 (official default) = one model pass per step. Above 1 adds a pass "
+        "with the negative prompt and no face: stronger expressions, twice the time."))
+    scheduler: str = option("unipc", choices=SCHEDULERS, help=(
+        "unipc (official command line), dpm++ (official class default), euler."))
+    # The command line's default stays 42, as `generate`'s: an existing command keeps making the same video.
+    seed: int = option(0, min=0, max=0xFFFFFFFFFFFFFFFF, cli_default=42, help=(
+        "Noise seed. The first clip uses it directly, later clips seeds derived from it."))
+    width: int = option(0, min=0, max=4096, step=16, help=(
+        "Output width (multiple of 16). 0 with height 0: the pose video's size."))
+    height: int = option(0, min=0, max=4096, step=16, help=(
+        "Output height (multiple of 16). 0 with width 0: the pose video's size."))
+    fps: float = option(30.0, min=1.0, max=240.0, step=0.001, help=(
+        "The driving video's frame rate (the official preprocessing resamples to 30). The "
+        "output keeps it, so the driving video's sound stays in sync."))
+    max_frames: int = option(0, min=0, max=10_000_000, help=(
+        "0 = the whole driving video. Otherwise at most this many frames (a preview)."))
 
     def validated(self) -> "AnimateSettings":
         s = AnimateSettings(**asdict(self))
