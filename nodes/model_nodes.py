@@ -6,7 +6,7 @@ import os
 
 from ..wanvideo.model import load_model
 from ..wanvideo.model.loading import describe
-from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings
+from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings, LoraSettings
 from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
 from ..wanvideo.options import node_input, node_inputs
 from . import host
@@ -22,6 +22,7 @@ host.register_model_folder("model_patches")
 WEIGHT_EXTENSIONS = LISTED_EXTENSIONS
 FOLDER_MARKERS = DIFFUSERS_FOLDER_MARKERS
 NONE = "none"
+_LORA = LoraSettings()  # the engine's defaults
 QUANTIZATION = QUANTIZATIONS
 
 
@@ -135,16 +136,14 @@ class InfiniteTalkLoraSelect:
                 "lora": (host.model_files(*LORA_FOLDERS), {
                     "tooltip": "A LoRA for Wan2.1 I2V 14B from models/loras (lora_down/lora_up, lora_A/lora_B or "
                                "diff layouts), e.g. lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors."}),
-                "strength": ("FLOAT", {
-                    "default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
-                    "tooltip": "How strongly the LoRA changes the weights (1.0 = as trained, 0 = off)."}),
+                "strength": node_input(LoraSettings, "strength"),
             },
             "optional": {
                 "prev_lora": ("INFINITETALK_LORA", {"tooltip": "LoRAs chosen before this one (chain several)."}),
             },
         }
 
-    def select(self, lora, strength=1.0, prev_lora=None):
+    def select(self, lora, strength=_LORA.strength, prev_lora=None):
         path = host.resolve_model(lora, *LORA_FOLDERS)
         chosen = list(prev_lora or [])
         chosen.append({"name": lora, "path": path, "strength": float(strength), "file": os.path.basename(path)})

@@ -9,9 +9,27 @@ from ..wanvideo.sampling.cache import CacheOptions
 from ..wanvideo.sampling.guidance_settings import GuidanceOptions
 
 
-class InfiniteTalkStepCache:
+class _OptionGroupNode:
+    """A node whose widgets are one group of engine options, handed on as a dict to a sampler input."""
+
     CATEGORY = "InfiniteTalk"
     FUNCTION = "make"
+    SETTINGS = None  # the engine's dataclass declaring the group
+    DEFAULTS: dict = {}  # widgets whose default here differs from the engine's, and why (see the subclass)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        inputs = node_inputs(cls.SETTINGS)
+        inputs.update({name: node_input(cls.SETTINGS, name, default=value) for name, value in cls.DEFAULTS.items()})
+        return {"required": inputs}
+
+    def make(self, **widgets):
+        return (option_values(self.SETTINGS, widgets),)
+
+
+class InfiniteTalkStepCache(_OptionGroupNode):
+    SETTINGS = CacheOptions
+    DEFAULTS = {"cache_method": "teacache"}  # adding this node means a cache is wanted
     RETURN_TYPES = ("INFINITETALK_CACHE",)
     RETURN_NAMES = ("cache",)
     OUTPUT_TOOLTIPS = ("Step-cache settings for the InfiniteTalk Sampler's `cache` input.",)
@@ -19,31 +37,14 @@ class InfiniteTalkStepCache:
                    "one (TeaCache as the reference implements it for InfiniteTalk, or MagCache), reusing its cached "
                    "residual: fewer model calls for a little fidelity. The log says per window how many were skipped.")
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        inputs = node_inputs(CacheOptions)
-        inputs["cache_method"] = node_input(CacheOptions, "cache_method", default="teacache")  # adding this node = a cache is wanted
-        return {"required": inputs}
 
-    def make(self, **widgets):
-        return (option_values(CacheOptions, widgets),)
-
-
-class InfiniteTalkGuidanceOptions:
-    CATEGORY = "InfiniteTalk"
-    FUNCTION = "make"
+class InfiniteTalkGuidanceOptions(_OptionGroupNode):
+    SETTINGS = GuidanceOptions
     RETURN_TYPES = ("INFINITETALK_GUIDANCE",)
     RETURN_NAMES = ("guidance",)
     OUTPUT_TOOLTIPS = ("Guidance options for the InfiniteTalk Sampler's `guidance` input.",)
     DESCRIPTION = ("How the guidance passes of a step run (one batched forward or one by one) and adaptive "
                    "projected guidance (APG) instead of plain CFG.")
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": node_inputs(GuidanceOptions)}
-
-    def make(self, **widgets):
-        return (option_values(GuidanceOptions, widgets),)
 
 
 class InfiniteTalkModelSpeed:

@@ -10,20 +10,19 @@ import logging
 import os
 
 from ..wanvideo.errors import InputError
+from ..wanvideo.options import node_input
 from ..wanvideo.video import (
-    DEFAULT_CRF,
-    DEFAULT_FORMAT,
-    FORMATS,
-    LENGTH_POLICIES,
     EncodingInterrupted,
     encode_video,
     get_format,
     output_folder,
     reserve_path,
 )
+from ..wanvideo.video.settings import VideoSettings
 from . import host
 
 log = logging.getLogger(__name__)
+_D = VideoSettings()  # the engine's defaults
 
 
 def _audio_arrays(audio):
@@ -69,27 +68,15 @@ class InfiniteTalkVideoCombine:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "frame_rate": ("FLOAT", {
-                    "default": 25.0, "min": 0.01, "max": 240.0, "step": 0.01,
-                    "tooltip": "Frames per second of the video. InfiniteTalk makes 25. Ignored when `frames` "
-                               "(INFINITETALK_FRAMES) is connected: the sampler's own rate is used so lips stay in sync."}),
+                "frame_rate": node_input(VideoSettings, "frame_rate"),
                 "filename_prefix": ("STRING", {
                     "default": "InfiniteTalk/InfiniteTalk",
                     "tooltip": "File name inside ComfyUI's output folder; a counter is added (InfiniteTalk_00001.mp4) "
                                "and nothing is overwritten. May contain sub-folders ('video/talk'); '..', absolute "
                                "paths and names starting with '-' are refused."}),
-                "format": (list(FORMATS), {
-                    "default": DEFAULT_FORMAT,
-                    "tooltip": "h264-mp4: H.264 + AAC, plays everywhere (default). h265-mp4: smaller files, H.265 + "
-                               "AAC (Safari/Edge, newer Chrome). vp9-webm: VP9 + Opus WebM."}),
-                "crf": ("INT", {
-                    "default": DEFAULT_CRF, "min": 0, "max": 63, "step": 1,
-                    "tooltip": "Quality: lower is better and bigger. 19 is visually lossless for H.264; H.264/H.265 "
-                               "accept 0-51, VP9 0-63 (try 30 for VP9)."}),
-                "length_policy": (list(LENGTH_POLICIES), {
-                    "default": LENGTH_POLICIES[0],
-                    "tooltip": "fit_audio_to_video: keep every frame; the audio is padded with silence or cut to the "
-                               "video's exact length. trim_video_to_audio: drop the frames after the audio ends."}),
+                "format": node_input(VideoSettings, "format"),
+                "crf": node_input(VideoSettings, "crf"),
+                "length_policy": node_input(VideoSettings, "length_policy"),
                 "save_output": ("BOOLEAN", {
                     "default": True,
                     "tooltip": "On: save into ComfyUI's output folder. Off: save into the temp folder (a preview that "
@@ -112,8 +99,8 @@ class InfiniteTalkVideoCombine:
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
-    def combine(self, frame_rate=25.0, filename_prefix="InfiniteTalk/InfiniteTalk", format=DEFAULT_FORMAT,
-                crf=DEFAULT_CRF, length_policy=LENGTH_POLICIES[0], save_output=True, save_metadata=True,
+    def combine(self, frame_rate=_D.frame_rate, filename_prefix="InfiniteTalk/InfiniteTalk", format=_D.format,
+                crf=_D.crf, length_policy=_D.length_policy, save_output=True, save_metadata=True,
                 images=None, frames=None, audio=None, prompt=None, extra_pnginfo=None, unique_id=None):
         if images is None and frames is None:
             raise InputError("Video Combine has no frames: connect `images` (IMAGE) or `frames` (INFINITETALK_FRAMES)")

@@ -8,24 +8,26 @@ import pytest
 from wanvideo_infinitetalk_pack.nodes import NODE_CLASS_MAPPINGS
 from wanvideo_infinitetalk_pack.nodes.animate_nodes import InfiniteTalkAnimateSampler
 from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader
-from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkModelLoader
+from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkLoraSelect, InfiniteTalkModelLoader
 from wanvideo_infinitetalk_pack.nodes.sampler_nodes import InfiniteTalkSampler
 from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
     InfiniteTalkGuidanceOptions,
     InfiniteTalkModelSpeed,
     InfiniteTalkStepCache,
 )
+from wanvideo_infinitetalk_pack.nodes.video_combine import InfiniteTalkVideoCombine
 
 from wanvideo.audio.settings import AudioSettings
 from wanvideo.cli import build_parser
 from wanvideo.errors import InputError
-from wanvideo.model.settings import LoaderSettings, SpeedSettings
+from wanvideo.model.settings import LoaderSettings, LoraSettings, ParallelSettings, SpeedSettings
 from wanvideo.options import node_input, options_of
 from wanvideo.pipeline import GenerateRequest, sampler_settings
 from wanvideo.sampling import SamplerSettings
 from wanvideo.sampling.animate_settings import AnimateSettings
 from wanvideo.sampling.cache import CacheOptions
 from wanvideo.sampling.guidance_settings import GuidanceOptions
+from wanvideo.video.settings import VideoSettings
 
 # node class, its settings class (as the pack imports it), {node input: option name} where they differ
 NODES = [
@@ -37,14 +39,16 @@ NODES = [
     (InfiniteTalkGuidanceOptions, "GuidanceOptions", {}),
     (InfiniteTalkModelSpeed, "SpeedSettings", {}),
     (InfiniteTalkAnimateSampler, "AnimateSettings", {}),
+    (InfiniteTalkLoraSelect, "LoraSettings", {}),
+    (InfiniteTalkVideoCombine, "VideoSettings", {}),
 ]
 ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, "AudioSettings": AudioSettings,
           "CacheOptions": CacheOptions, "GuidanceOptions": GuidanceOptions, "SpeedSettings": SpeedSettings,
-          "AnimateSettings": AnimateSettings}
+          "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings}
 # A node widget whose default differs from the engine's on purpose: {(node id, input): {meta key: value}}.
 NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"}}  # adding the node = a cache
 # Widgets that are the host's, not engine options (files in ComfyUI's folders, where frames are kept, how a store is
-# sliced, the Video Combine's file options): {(node id, input): why}. Everything else with a default is an option.
+# sliced, where Video Combine saves and what it embeds): {(node id, input): why}. Everything else with a default is an option.
 HOST_WIDGETS = {
     ("InfiniteTalkModelLoader", "infinitetalk"): "a file of ComfyUI's model folders ('none' = no adapter file)",
     ("InfiniteTalkWav2VecLoader", "device"): "ComfyUI's main / offload device",
@@ -52,12 +56,7 @@ HOST_WIDGETS = {
     ("InfiniteTalkAnimateSampler", "frames_folder"): "ComfyUI's temp or output folder",
     ("InfiniteTalkFramesToImages", "start"): "a slice of a finished store",
     ("InfiniteTalkFramesToImages", "count"): "a slice of a finished store",
-    ("InfiniteTalkLoraSelect", "strength"): "a LoRA's strength, as the CLI's --lora FILE:STRENGTH",
-    ("InfiniteTalkVideoCombine", "frame_rate"): "Video Combine: the rate of an IMAGE batch",
     ("InfiniteTalkVideoCombine", "filename_prefix"): "Video Combine: ComfyUI's output file name",
-    ("InfiniteTalkVideoCombine", "format"): "Video Combine",
-    ("InfiniteTalkVideoCombine", "crf"): "Video Combine",
-    ("InfiniteTalkVideoCombine", "length_policy"): "Video Combine",
     ("InfiniteTalkVideoCombine", "save_output"): "Video Combine: ComfyUI's output or temp folder",
     ("InfiniteTalkVideoCombine", "save_metadata"): "Video Combine: ComfyUI's workflow metadata",
 }
@@ -66,10 +65,11 @@ CLI_FLAGS = {"--size": (SamplerSettings, "size_bucket"), "--dtype": (LoaderSetti
 # Decided at run time when not given (None): the embedded tiny set and step-distillation LoRAs need other values.
 CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}}
 # The settings each command builds its arguments from.
-CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings),
+CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings,
+                             ParallelSettings),
                 "animate": (AnimateSettings, LoaderSettings)}
 # The command line's own arguments (files, the device, output handling): no engine option.
-CLI_OWN = {"device", "lora", "keep_parts", "quiet", "sequence_parallel"}
+CLI_OWN = {"device", "lora", "keep_parts", "quiet"}
 REFERENCE_ARGS = ["generate", "--image", "face.png", "--audio", "speech.wav", "--output", "talk.mp4"]
 
 
@@ -161,7 +161,8 @@ def test_node_widgets_come_from_the_registry():
             assert tuple(entry) == expected, f"{node_id}.{key}: {entry} != the registry's {expected}"
             checked.add((node_id, key))
     assert {("InfiniteTalkAnimateSampler", "refert_frames"), ("InfiniteTalkStepCache", "cache_threshold"),
-            ("InfiniteTalkModelSpeed", "fp8_matmul"), ("InfiniteTalkModelLoader", "offload_after_sampling")} <= checked
+            ("InfiniteTalkModelSpeed", "fp8_matmul"), ("InfiniteTalkModelLoader", "offload_after_sampling"),
+            ("InfiniteTalkLoraSelect", "strength"), ("InfiniteTalkVideoCombine", "crf")} <= checked
 
 
 def test_option_groups_are_complete_on_their_nodes():

@@ -17,7 +17,7 @@ import sys
 
 from .audio.settings import AudioSettings
 from .errors import WanVideoError
-from .model.settings import LoaderSettings, SpeedSettings
+from .model.settings import LoaderSettings, ParallelSettings, SpeedSettings
 from .options import add_argument, add_arguments
 from .outputs import is_user_fault, output_error
 from .sampling.animate_settings import AnimateSettings
@@ -87,9 +87,7 @@ def _add_generate(sub):
         add_arguments(speed, settings_cls)
 
     g = p.add_argument_group("several GPUs")
-    g.add_argument("--sequence-parallel", choices=("ulysses", "ring"), default=None,
-                   help="under `torchrun --nproc_per_node N -m wanvideo generate ...`: split each window across the "
-                        "N GPUs (ulysses: attention heads, as far as they divide; ring: token blocks); rank 0 writes")
+    add_argument(g, ParallelSettings, "sequence_parallel")
 
     o = p.add_argument_group("other")
     o.add_argument("--work-dir", help="where finished windows are kept (default: <output>.parts/); "

@@ -4,7 +4,8 @@ Options are the fields of the engine's settings dataclasses, each declared with 
 uses it: `wanvideo.sampling.SamplerSettings` (which takes the step cache's options from
 `wanvideo.sampling.cache.CacheOptions` and the guidance options from
 `wanvideo.sampling.guidance_settings.GuidanceOptions`), `wanvideo.sampling.animate_settings.AnimateSettings`,
-`wanvideo.model.settings.LoaderSettings` and `SpeedSettings`, `wanvideo.audio.AudioSettings`:
+`wanvideo.model.settings` (`LoaderSettings`, `LoraSettings`, `SpeedSettings`, `ParallelSettings`),
+`wanvideo.audio.AudioSettings`, `wanvideo.video.settings.VideoSettings`:
 
     steps: int = option(40, min=1, max=200, help="Denoising steps per window (40 in the reference).")
 

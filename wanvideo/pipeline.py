@@ -23,7 +23,7 @@ import torch
 
 from .audio.settings import AudioSettings
 from .media import need_file, read_audio, read_image, read_video
-from .model.settings import LoaderSettings, SpeedSettings
+from .model.settings import LoaderSettings, LoraSettings, SpeedSettings
 from .model_files import ModelPaths, resolve_models
 from .options import option_values, options_of
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
@@ -121,7 +121,7 @@ def plain_fields_from_args(request_cls, args) -> dict:
 
 
 def _parse_lora(item: str):
-    path, strength = item, 1.0
+    path, strength = item, LoraSettings().strength
     head, sep, tail = item.rpartition(":")
     if sep and head and not os.path.exists(item):
         try:

@@ -1,6 +1,7 @@
 """How the video model is loaded (precision, weight storage, attention kernel, block swap, what happens to the
-weights after sampling) and sped up once loaded (torch.compile, fp8 matmuls); options: see wanvideo/options.py.
-The loader and Model Speed nodes and the command line build their inputs from these fields."""
+weights after sampling, LoRA strength), sped up once loaded (torch.compile, fp8 matmuls) and split across GPUs
+(sequence parallel); options: see wanvideo/options.py. The loader, LoRA Select and Model Speed nodes and the
+command line build their inputs from these fields."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from ..options import option
 from .attention import BACKENDS
 from .compile import COMPILE_BACKENDS, COMPILE_MODES
 from .fp8 import FP8_MATMUL_MODES
+from .sequence_parallel import MODES as SEQUENCE_PARALLEL_MODES
 
 PRECISIONS = ("bf16", "fp16", "fp32")
 QUANTIZATIONS = ("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2")
@@ -75,3 +77,20 @@ class SpeedSettings:
             if not hasattr(model, "compile_blocks"):
                 raise InputError(f"{type(model).__name__} cannot be compiled here; turn compile off")
             model.compile_blocks(self.compile_backend, self.compile_mode)
+
+
+@dataclass
+class LoraSettings:
+    """A LoRA's strength (InfiniteTalk LoRA Select node; the command line's --lora FILE[:STRENGTH])."""
+
+    strength: float = option(1.0, min=-10.0, max=10.0, step=0.01, help=(
+        "How strongly the LoRA changes the weights (1.0 = as trained, 0 = off)."))
+
+
+@dataclass
+class ParallelSettings:
+    """How one window is split across several GPUs (the command line under torchrun)."""
+
+    sequence_parallel: str | None = option(None, choices=SEQUENCE_PARALLEL_MODES, help=(
+        "under `torchrun --nproc_per_node N -m wanvideo generate ...`: split each window across the "
+        "N GPUs (ulysses: attention heads, as far as they divide; ring: token blocks); rank 0 writes"))
