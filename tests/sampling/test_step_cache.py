@@ -279,3 +279,12 @@ def test_cache_needs_a_model_that_follows_a_plan():
     model = build_model(tiny_config())
     model.sequence_parallel = object()  # what enable_sequence_parallel sets: no longer refused
     StepCache.check_model(model)
+
+
+def test_each_reference_size_picks_its_own_calibration():
+    # The reference picks TeaCache's polynomial by its size option (infinitetalk-480 / -720); we pick by pixel count,
+    # which agrees on every size of both buckets.
+    from wanvideo.sampling.sizes import ASPECT_BUCKETS
+
+    for bucket, sizes in ASPECT_BUCKETS.items():
+        assert {resolution_key(h, w) for h, w in sizes.values()} == {bucket}
