@@ -7,14 +7,17 @@ Two methods, both off by default (as in the reference):
   `use_ret_steps`): per guidance pass, the relative L1 change of the blocks' time modulation `e0` since
   the previous step is rescaled by a polynomial fitted for the 480p or 720p model and accumulated; a call
   is skipped while the sum stays below the threshold (reference default 0.2); the sum restarts after
-  every computed call. The first 5 steps always run (the reference's retention steps).
+  every computed call. The first 5 steps always run (the reference's retention steps); the last step may be
+  skipped (the reference's cutoff with retention steps is the end of the run). Passes are told apart by name,
+  where the reference counts calls modulo 3 (which mixes the passes up when text guidance is 1 and a step has two).
 * **MagCache** (Ma et al. 2025, MagCache4Wan2.1): per pass, the calibrated magnitude ratios of successive
   residuals of Wan2.1 I2V 14B are multiplied up; a call is skipped while the accumulated error
   sum |1 - ratio product| stays below the threshold (default 0.12) and at most K (default 2) calls in a
   row are skipped. The first 20 % of the calls always run (the authors count cond and uncond calls alternating,
   so with an odd count the cond pass starts one step later).
 
-Threshold 0 never skips. A cache lives for one window (a new `StepCache` per window), so nothing carries
+Threshold 0 never skips (the reference's 720p polynomial is negative for tiny changes, so its `sum < 0` test
+could still skip). A cache lives for one window (a new `StepCache` per window), so nothing carries
 over between windows or across a resume. The decisions depend only on the timestep (TeaCache: the time
 modulation; MagCache: the step), so under sequence parallel rank 0 makes them and sends them with each call;
 every rank keeps the cached residuals of its own share of the tokens.
