@@ -1,4 +1,6 @@
 """The window loop with a recording DiT stand-in and a lossless block VAE (sampling_fakes)."""
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -244,3 +246,26 @@ def test_a_failure_mid_run_keeps_finished_windows_and_says_so(tmp_path, caplog):
     state["fail"], model.num_calls = False, 0
     store = generate(model, FakeVAE(), _image(), _clip(), **args)
     assert model.num_calls == 2 and len(store) == 33  # only window 3 was computed
+
+
+def test_a_host_interrupt_raised_in_a_callback_is_a_stop_not_a_failure(tmp_path, caplog):
+    """ComfyUI's progress hook raises its own exception on Cancel: logged as a stop (no ERROR), windows kept."""
+    class HostInterrupt(Exception):
+        pass
+
+    stop = {"now": False}
+
+    def on_progress(p):
+        if p.window == 2:
+            stop["now"] = True
+            raise HostInterrupt("Processing interrupted")
+
+    model = FakeDiT(lambda x, *a: 0.1 * x)
+    args = dict(audio=row_embeddings(33), settings=_settings(), store_root=str(tmp_path))
+    with caplog.at_level(logging.INFO), pytest.raises(HostInterrupt):
+        generate(model, FakeVAE(), _image(), _clip(), on_progress=on_progress, should_stop=lambda: stop["now"], **args)
+    assert "window 2/3 stopped on request; 1 finished windows (17 frames) are kept in" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    stop["now"], model.num_calls = False, 0
+    store = generate(model, FakeVAE(), _image(), _clip(), **args)
+    assert model.num_calls == 4 and len(store) == 33  # windows 2 and 3 were computed, window 1 was kept

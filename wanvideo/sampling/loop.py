@@ -448,10 +448,15 @@ def run_windows(runner, windows: list, store: FrameStore, on_window_done=None) -
                 f"{unit} {window.index + 1}/{len(windows)} stopped: {exc}. {store.finished_windows} finished {unit}s "
                 f"({len(store)} frames) are kept in {store.path}") from None
         except BaseException:
-            # out of memory, a late bad input, Ctrl-C...: say what is safe before the error surfaces
-            log.error("WanVideo InfiniteTalk: %s %d/%d failed; %d finished %ss (%d frames) are kept in %s "
-                      "and a rerun with the same inputs resumes there", unit, window.index + 1, len(windows),
-                      store.finished_windows, unit, len(store), store.path)
+            # A host may stop the run with its own exception (ComfyUI's progress hook raises its interrupt on
+            # Cancel): that is a stop on request, not a failure. Anything else (out of memory, a late bad
+            # input, Ctrl-C...): say what is safe before the error surfaces.
+            stop = getattr(runner, "should_stop", None)
+            requested = stop is not None and stop()
+            (log.info if requested else log.error)(
+                "WanVideo InfiniteTalk: %s %d/%d %s; %d finished %ss (%d frames) are kept in %s and a rerun with the "
+                "same inputs resumes there", unit, window.index + 1, len(windows),
+                "stopped on request" if requested else "failed", store.finished_windows, unit, len(store), store.path)
             raise
         if on_window_done is not None:
             on_window_done(window.index, store)
