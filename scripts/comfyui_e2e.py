@@ -213,6 +213,8 @@ def adapt_pack_nodes(prompt, by_class, names, tiny):
         audio = inputs.get("infinitetalk", "none") != "none"
         # The tiny set ships the Wan model with the InfiniteTalk weights in one file.
         inputs["model"] = names["model"] if audio else names["model_no_audio"]
+        if "InfiniteTalkAnimateSampler" in by_class:
+            inputs["model"] = names["animate_model"]
         inputs["infinitetalk"] = "none"
         inputs["precision"] = "fp32"
     for nid in by_class.get("InfiniteTalkWav2VecLoader", []):
@@ -255,8 +257,11 @@ def wait_for_server(base_url, proc, log_path, timeout):
     raise SystemExit(f"ComfyUI did not answer within {timeout} s; log: {log_path}")
 
 
-async def run_prompt(base_url, prompt, timeout):
-    """POST the prompt, follow the websocket (progress text, errors), return (history entry, messages)."""
+async def run_prompt(base_url, prompt, timeout, interrupt_when=None):
+    """POST the prompt, follow the websocket (progress text, errors), return (history entry, texts, event types).
+
+    interrupt_when: a regular expression; the first progress text it matches is answered with POST /interrupt
+    (what the front end's Cancel button sends)."""
     import aiohttp
 
     client_id = uuid.uuid4().hex
@@ -286,6 +291,11 @@ async def run_prompt(base_url, prompt, timeout):
                         if text != last_text:
                             log(f"progress text on node {node_id}: {text}")
                             last_text = text
+                        if interrupt_when and re.search(interrupt_when, text):
+                            interrupt_when = None
+                            log("POST /interrupt (Cancel)")
+                            async with session.post(f"{base_url}/interrupt") as resp:
+                                resp.raise_for_status()
                     continue
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
@@ -300,6 +310,9 @@ async def run_prompt(base_url, prompt, timeout):
                     log(f"executing node {data['node']} ({prompt.get(data['node'], {}).get('class_type')})")
                 elif kind == "execution_error":
                     log("execution error:\n" + json.dumps(data, indent=1)[:6000])
+                    break
+                elif kind == "execution_interrupted":
+                    log(f"interrupted in node {data.get('node_id')} ({data.get('node_type')})")
                     break
                 elif kind in ("execution_success",) or (kind == "executing" and data.get("node") is None):
                     break
@@ -369,6 +382,41 @@ def check_preview(base_url, history_entry) -> list[str]:
                     return [f"the preview entry does not serve the video (status {resp.status}, {kind})"]
                 return []
     return ["Video Combine returned no UI entry the front end can preview"]
+
+
+def check_startup_log(text: str) -> list[str]:
+    """ComfyUI's log up to "Starting server": the pack imported, with no traceback, warning or error of ours."""
+    head = text.split("Starting server", 1)[0]
+    problems = []
+    if not re.search(rf"\d+\.\d+ seconds: .*{re.escape(PACK_FOLDER)}$", head, re.MULTILINE):
+        problems.append("the pack is not in ComfyUI's 'Import times for custom nodes' list")
+    for line in head.splitlines():
+        if "(IMPORT FAILED): " in line and PACK_FOLDER in line:
+            problems.append(f"ComfyUI's log: {line.strip()}")
+        elif re.search(r"traceback|warning|error|deprecat", line, re.IGNORECASE) and (
+                "infinitetalk" in line.lower() or "wanvideo" in line.lower() or PACK_FOLDER in line):
+            problems.append(f"ComfyUI's log: {line.strip()}")
+    if "Traceback" in head:
+        problems.append("ComfyUI's log has a traceback before 'Starting server'")
+    return problems
+
+
+def check_object_info(info: dict, ours: list[str]) -> list[str]:
+    """Every node of ours in /object_info has a description, a tooltip on every input and on every output."""
+    problems = []
+    for name in ours:
+        spec = info[name]
+        if not spec.get("description"):
+            problems.append(f"/object_info: {name} has no description")
+        for section in ("required", "optional"):
+            for key, value in spec.get("input", {}).get(section, {}).items():
+                options = value[1] if len(value) > 1 and isinstance(value[1], dict) else {}
+                if not options.get("tooltip"):
+                    problems.append(f"/object_info: {name} input {key} has no tooltip")
+        tips = spec.get("output_tooltips") or []
+        if len(tips) != len(spec.get("output", [])) or not all(tips):
+            problems.append(f"/object_info: {name} outputs {spec.get('output_name')} lack tooltips ({tips})")
+    return problems
 
 
 def find_video(history_entry, output_dir: Path):
@@ -472,6 +520,19 @@ def browser_checks(base_url, history_entry, texts, video: Path, chromium: str, s
 
 # ----------------------------------------------------------------------------- main
 
+def further_runs(args, base_url, base, names, inputs, prompt, video) -> list[str]:
+    """The WanAnimate run and the Cancel-and-resume run (scripts/comfyui_e2e_more_runs.py), unless skipped."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from comfyui_e2e_more_runs import animate_run, cancel_and_resume
+
+    problems = []
+    if not args.no_cancel:
+        problems += cancel_and_resume(base_url, base, prompt, video, args.timeout)
+    if not args.no_animate:
+        problems += animate_run(base_url, base, names, inputs, args.clip_vision, args.timeout)
+    return problems
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("comfyui", type=Path, help="ComfyUI checkout (the folder holding main.py)")
@@ -488,6 +549,8 @@ def main(argv=None):
     ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"),
                     help="Chromium binary for the front-end checks (default: chromium on PATH)")
     ap.add_argument("--no-browser", action="store_true", help="skip the checks in the front end (step 5)")
+    ap.add_argument("--no-cancel", action="store_true", help="skip the Cancel-and-resume run (step 6)")
+    ap.add_argument("--no-animate", action="store_true", help="skip the WanAnimate run (step 7)")
     args = ap.parse_args(argv)
 
     comfy = args.comfyui.resolve()
@@ -560,6 +623,10 @@ def main(argv=None):
         info = http_json(f"{base_url}/object_info")
         ours = sorted(k for k in info if k.startswith("InfiniteTalk") and not k.startswith("InfiniteTalkE2E"))
         log(f"ComfyUI is up; pack nodes registered: {ours}")
+        found = check_startup_log(log_path.read_text()) + check_object_info(info, ours)
+        if found:
+            raise SystemExit("the pack does not load cleanly:\n  " + "\n  ".join(found))
+        log("ComfyUI's log shows the pack imported with no warning or error; every input and output has a tooltip")
         # The front end loads every .js of the pack's WEB_DIRECTORY from /extensions.
         scripts = [u for u in http_json(f"{base_url}/extensions") if f"/{PACK_FOLDER}/" in u]
         log(f"front-end scripts served for the pack: {scripts}")
@@ -593,6 +660,8 @@ def main(argv=None):
             problems.append("the sampler sent no 'window k/n' progress text")
         else:
             log(f"{len(window_texts)} progress texts, last: {window_texts[-1]!r}")
+        if not problems:
+            problems += further_runs(args, base_url, base, names, inputs, prompt, video)
         leftovers = sorted(p.name for p in (base / "output").rglob("*") if p.is_file() and p != video)
         if leftovers:
             log(f"other files in the output folder: {leftovers}")
