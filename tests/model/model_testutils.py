@@ -29,6 +29,22 @@ def load_dit_fixture(path):
     return config_from_reference(meta["config"]), weights, tensors
 
 
+def load_animate_fixture(path):
+    """(config dict as stored, weights under official names, all tensors) of one WanAnimate fixture file."""
+    tensors = load_file(str(path))
+    meta = safe_open(str(path), "pt").metadata()
+    weights = {k: v for k, v in tensors.items() if not k.startswith(NON_WEIGHT_PREFIXES)}
+    return json.loads(meta["config"]), weights, tensors
+
+
+def load_official(module, weights):
+    """Load official weights strictly, except the LIA blur-kernel buffers (constants we do not store)."""
+    kernels = [k for k in weights if k.endswith(".kernel")]
+    missing, unexpected = module.load_state_dict({k: v for k, v in weights.items() if k not in kernels}, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    return module
+
+
 def call_args(tensors, output_name):
     """Arguments of our batched forward for one of the fixture's official calls."""
     ctx_key, audio_key = CALLS[output_name]

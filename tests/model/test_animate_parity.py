@@ -5,12 +5,9 @@ within the fixtures README's tolerance (atol = rtol = 1e-4).
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
+from model_testutils import load_animate_fixture, load_official
 from testlib import FIXTURES
 
 from wanvideo.errors import InputError
@@ -18,7 +15,6 @@ from wanvideo.model import build_model, config_from_reference
 from wanvideo.model.face_adapter import FaceEncoder
 from wanvideo.model.motion_encoder import MotionEncoder
 
-NON_WEIGHT_PREFIXES = ("input.", "output.", "aux.", "debug.", "derived.")
 TOL = dict(atol=1e-4, rtol=1e-4)
 
 
@@ -26,18 +22,10 @@ def _fixture(fixtures_dir, name):
     path = fixtures_dir / f"{name}.safetensors"
     if not path.exists():
         pytest.fail(f"fixture {path} missing: run the tests with shared/ beside the repo")
-    tensors = load_file(str(path))
-    meta = safe_open(str(path), "pt").metadata()
-    weights = {k: v for k, v in tensors.items() if not k.startswith(NON_WEIGHT_PREFIXES)}
-    return json.loads(meta["config"]), weights, tensors
+    return load_animate_fixture(path)
 
 
-def _load(module, weights):
-    """Load official weights; the LIA blur-kernel buffers are constants we do not store."""
-    kernels = [k for k in weights if k.endswith(".kernel")]
-    missing, unexpected = module.load_state_dict({k: v for k, v in weights.items() if k not in kernels}, strict=False)
-    assert not missing and not unexpected, (missing, unexpected)
-    return module
+_load = load_official
 
 
 @pytest.fixture(scope="module", params=["animate_a", "animate_b"])

@@ -104,8 +104,17 @@ class WanAnimateModel(WanInfiniteTalkModel):
         return torch.cat([tokens.new_zeros(b, 1, *tokens.shape[2:]), tokens], dim=1)
 
     @torch.no_grad()
-    def forward(self, x, t, context, clip_fea, y, pose_latents=None, face_pixel_values=None):
-        """See the module docstring. `face_pixel_values` all -1 is the reference's 'no face' for guidance."""
+    def forward(self, x, t, context, clip_fea, y, pose_latents=None, face_pixel_values=None, step_cache=None):
+        """See the module docstring. `face_pixel_values` all -1 is the reference's 'no face' for guidance.
+        step_cache: a step cache's plan (see step_residuals): skipped rows skip the face blocks too, as these run
+        inside run_blocks."""
+        h, e, e0, state = self.embed(x, t, context, clip_fea, y, pose_latents, face_pixel_values)
+        return self.finish(self.run_blocks_cached(h, e0, state, step_cache), e, state)
+
+    @torch.no_grad()
+    def embed(self, x, t, context, clip_fea, y, pose_latents=None, face_pixel_values=None):
+        """Inputs -> (tokens h [B, L, dim], time embedding e, block modulation e0 [B, 6, dim], ForwardState with the
+        face tokens): the part of a forward before the blocks (see WanInfiniteTalkModel.embed)."""
         t = torch.as_tensor(t)
         self._check_video_inputs(x, t, context, clip_fea, y)
         self._check_animate_inputs(x, pose_latents, face_pixel_values)
@@ -116,7 +125,11 @@ class WanAnimateModel(WanInfiniteTalkModel):
         state, e, e0 = self._prepare(h, t, context, clip_fea)
         h = h.flatten(2).transpose(1, 2)
         state.face_tokens = self.face_tokens(face_pixel_values).expand(b, -1, -1, -1)
-        return self._run_blocks(h, e, e0, state)
+        return self._shard_tokens(h, state), e, e0, state
+
+    def compile_units(self) -> list:
+        """What torch.compile compiles: the transformer blocks and the face blocks."""
+        return [*self.blocks, *self.face_adapter.fuser_blocks]
 
     def _after_block(self, index: int, h: torch.Tensor, state) -> torch.Tensor:
         every = self.config["face_block_every"]

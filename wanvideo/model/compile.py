@@ -54,7 +54,8 @@ def compile_blocks(model, backend: str = "inductor", mode: str = "default") -> i
     if mode not in COMPILE_MODES:
         raise InputError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
     check_compile(backend, getattr(model, "main_device", "cpu"))
-    blocks = getattr(model, "blocks", None)
+    units = getattr(model, "compile_units", None)
+    blocks = units() if callable(units) else getattr(model, "blocks", None)  # WanAnimate: its face blocks too
     if blocks is None:
         raise InputError(f"{type(model).__name__} has no transformer blocks to compile")
     # One graph per distinct input shape is expected; the default limit (8) is per code object and the blocks
@@ -71,6 +72,6 @@ def compile_blocks(model, backend: str = "inductor", mode: str = "default") -> i
             block._wanvideo_compiled = (backend, mode)
         count += 1
     model.compiled = (backend, mode)
-    log.info("torch.compile (%s, %s) of %d transformer blocks: the first window compiles (minutes with "
+    log.info("torch.compile (%s, %s) of %d blocks: the first window compiles (minutes with "
              "inductor), later windows of the same size reuse it", backend, mode, count)
     return count

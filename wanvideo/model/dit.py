@@ -309,15 +309,6 @@ class WanInfiniteTalkModel(nn.Module):
         state.rope_cos, state.rope_sin = state.shard.rope(state.rope_cos, state.rope_sin)
         return state.shard.split(h)
 
-    def _run_blocks(self, h, e, e0, state) -> torch.Tensor:
-        """The blocks, the head and unpatchify for whole-sequence tokens h -> [B, c, F, H, W] (model variants' forward).
-
-        With sequence parallel each rank runs the blocks on its share of the tokens (`state.shard`) and the head's
-        output is gathered once at the end.
-        """
-        h = self._shard_tokens(h, state)
-        return self.finish(self.run_blocks(h, e0, state), e, state)
-
     def _after_block(self, index: int, h: torch.Tensor, state) -> torch.Tensor:
         """Hook for model variants (WanAnimate adds its face blocks here)."""
         return h

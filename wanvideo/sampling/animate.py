@@ -9,6 +9,8 @@ Per clip (animate_clips.py gives the clips): the pose frames' VAE latent, the fa
   (nearest-downsampled by 8, soft values kept), set to 1 on the refert frames.
 Latent frame 0 of x is noise like the rest and the model denoises it; it is dropped before decoding. Guidance
 (cfg > 1) adds a pass with the negative prompt and all −1 face pixels: uncond + cfg·(cond − uncond).
+Speed (not in the official code, all optional): the two passes as one batched forward, the step cache
+(TeaCache / MagCache with the Wan2.1 I2V 14B calibrations, see cache.py) and APG, as the InfiniteTalk loop.
 
 Differences, on purpose: each clip's noise comes from its own seed (`window_noise`), so a resumed run equals an
 uninterrupted one; every finished clip goes to disk with its refert frames; only the frames inside the driving
@@ -29,12 +31,14 @@ from ..video.frame_store import FrameStore
 from .animate_clips import padded_source_index, plan_clips
 from .animate_inputs import DrivingVideo, check_face_video, driving_length, letterbox, output_size
 from .animate_settings import AnimateSettings
+from .apg import window_guide
 from .conditioning import ReferenceFrames, prepare_clip, prepare_context
 from .fingerprint import Digest, module_fingerprint
 from .guidance import UNCOND, needed_passes
-from .loop import denoise_window, latent_frames, run_windows, to_uint8_frames, window_noise
+from .loop import check_speed_options, denoise_window, latent_frames, run_windows, to_uint8_frames, window_noise
+from .passes import window_pass_runner
 from .schedules import FlowSolver
-from .settings import GenerationInterrupted, Progress
+from .settings import GenerationInterrupted, Progress, key_settings
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
 from .windows import Window
 
@@ -203,9 +207,12 @@ class AnimateClipRunner:
         noise = window_noise(s.seed, window.index, shape, self.device)
         solver = FlowSolver(s.scheduler, s.steps, s.shift, schedule="wan22")
         no_clean_frames = noise.new_zeros(LATENT_CHANNELS, 0, plan.lat_h, plan.lat_w)
+        # the InfiniteTalk sampler's speed machinery: batched passes, a fresh step cache and APG state per clip
+        predict = window_pass_runner(self.model, passes, shape, s, (plan.height, plan.width), self.should_stop)
         with torch.no_grad():
             latent = denoise_window(self.model, noise, no_clean_frames, solver, passes, s.cfg, 1.0, False,
-                                    on_step=lambda i: self.report(window, i), should_stop=self.should_stop)
+                                    on_step=lambda i: self.report(window, i), should_stop=self.should_stop,
+                                    predict=predict, guide=window_guide(s, s.cfg, 1.0, False))
             del noise, passes
             video = self.vae.decode(latent[:, 1:])  # the reference slot is dropped
             del latent
@@ -213,8 +220,9 @@ class AnimateClipRunner:
             kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
             del video
         store.write_window(window.index, kept, {CARRY: next_refert} if next_refert is not None else None)
-        log.info("WanAnimate: clip %d/%d done in %.1f s (%d/%d frames)", window.index + 1, len(plan.clips),
-                 time.perf_counter() - started, len(store), plan.real_len)
+        cached = f"; {predict.cache.summary()}" if predict.cache is not None else ""
+        log.info("WanAnimate: clip %d/%d done in %.1f s (%d/%d frames)%s", window.index + 1, len(plan.clips),
+                 time.perf_counter() - started, len(store), plan.real_len, cached)
         return next_refert
 
 
@@ -223,7 +231,7 @@ def _run_key(model, vae, plan: AnimatePlan, s: AnimateSettings) -> str:
     d = Digest()
     d.add("kind", "wananimate")
     d.add("revision", STORE_FORMAT_REVISION)
-    d.add("settings", vars(s))
+    d.add("settings", key_settings(s))  # speed options at their defaults leave the key as before they existed
     d.add("size", [plan.real_len, plan.height, plan.width])
     d.add("model_config", {k: v for k, v in (getattr(model, "config", {}) or {}).items()})
     d.add("model_dtype", str(getattr(model, "compute_dtype", "")))
@@ -267,6 +275,7 @@ def generate_animate(
     weights there, see loop.generate)."""
     s = (settings or AnimateSettings()).validated()
     plan = plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null, s)
+    check_speed_options(model, s)
     store = FrameStore.open_for_run(
         store_root, _run_key(model, vae, plan, s), width=plan.width, height=plan.height, fps=s.fps,
         total_frames=plan.real_len, num_windows=len(plan.clips),

@@ -2,7 +2,9 @@
 `python -m wanvideo animate` are built from these declarations.
 
 Defaults are the official `generate.py`'s for Wan2.2-Animate-14B: clip length 77, 1 refert frame, 20 steps,
-shift 5, guidance 1 (one model pass per step), UniPC, 30 fps.
+shift 5, guidance 1 (one model pass per step), UniPC, 30 fps. The speed options (how the guidance passes run, APG,
+step caching) are the InfiniteTalk sampler's, inherited from GuidanceOptions and CacheOptions; the official code
+has none of them, so all are off (passes batched when memory allows) by default.
 """
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from dataclasses import asdict, dataclass
 from ..errors import InputError
 from ..options import option
 from .animate_clips import DEFAULT_CLIP_LEN, REFERT_CHOICES, check_clip
+from .cache import CacheOptions
+from .guidance_settings import GuidanceOptions
 from .schedules import SCHEDULERS, normalize_scheduler
 
 
 @dataclass
-class AnimateSettings:
+class AnimateSettings(GuidanceOptions, CacheOptions):
     """The WanAnimate sampler's options (InfiniteTalk Animate Sampler node, `python -m wanvideo animate`)."""
 
     clip_len: int = option(DEFAULT_CLIP_LEN, min=5, max=1001, step=4, help=(
@@ -60,4 +64,6 @@ class AnimateSettings:
         s.seed, s.width, s.height, s.max_frames = int(s.seed), int(s.width), int(s.height), int(s.max_frames)
         if s.width < 0 or s.height < 0 or s.max_frames < 0:
             raise InputError("width, height and max_frames must be 0 (automatic) or positive")
+        s.normalize_guidance_options()
+        s.normalize_cache_options()
         return s

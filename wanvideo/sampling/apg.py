@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND
+from .guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, combine
 
 APG_MOMENTUM = -0.75
 APG_NORM_THRESHOLD = 55.0
@@ -84,3 +84,12 @@ def combine_apg(preds: dict, cfg: float, audio_cfg: float, has_audio: bool, stat
     drop_text = preds.get(DROP_TEXT, cond)
     return (cond + (cfg - 1) * apg_direction(cond - drop_text, cond, state.text, t)
             + (audio_cfg - 1) * apg_direction(drop_text - preds[UNCOND], cond, state.audio, t))
+
+
+def window_guide(s, cfg: float, audio_cfg: float, has_audio: bool):
+    """One window's guidance `preds -> velocity` from a sampler's settings: plain CFG, or APG (`s.apg`) with fresh
+    momentum buffers (as the reference, per window)."""
+    if not s.apg:
+        return lambda preds: combine(preds, cfg, audio_cfg, has_audio)
+    state = APGState(s.apg_momentum, s.apg_norm_threshold)
+    return lambda preds: combine_apg(preds, cfg, audio_cfg, has_audio, state)

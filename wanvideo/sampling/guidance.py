@@ -15,6 +15,10 @@ Two passes are skipped where the result is provably the same: when the positive 
 negative text are identical (then drop_text is cond), and when cfg == audio_cfg == 1
 (then v is cond).
 
+WanAnimate (Wan2.2 `animate.py`): cond, and with cfg > 1 uncond = negative text and all −1 face
+pixels ("no face"); v = uncond + cfg·(cond − uncond). Its pose latents, y and CLIP tokens are the
+same in both passes.
+
 The passes of one step can run as rows of one batched forward (`pass_groups`,
 `stack_pass_inputs`): same numbers within float tolerance, one pass over the weights
 instead of two or three (sampling/passes.py decides when).
@@ -59,7 +63,10 @@ def combine(preds: dict, cfg: float, audio_cfg: float, has_audio: bool):
 
 # ----- running the passes of a step in one batched forward ------------------------------------------------
 BATCH_MODES = ("auto", "batched", "sequential")
-_PER_PASS = ("context", "audio")  # inputs that differ between passes; every other input must be shared
+# Inputs that may differ between passes (WanAnimate's uncond pass has its own face pixels); every other input
+# must be shared. Beyond context and audio, a per-pass input is one batch row per pass, stacked on dim 0.
+_PER_PASS = ("context", "audio", "face_pixel_values")
+_ROW_STACKED = ("face_pixel_values",)
 
 
 def _same(a, b) -> bool:
@@ -78,13 +85,22 @@ def _compatible(a: dict, b: dict) -> bool:
     if ca is not None and (cb is None or ca.shape[0] != 1 or cb.shape[0] != 1 or ca.shape[2:] != cb.shape[2:]):
         return False
     aa, ab = a.get("audio"), b.get("audio")
-    return (aa is None) == (ab is None) and (aa is None or aa.shape == ab.shape)
+    if (aa is None) != (ab is None) or (aa is not None and aa.shape != ab.shape):
+        return False
+    return all(_one_row_alike(a.get(k), b.get(k)) for k in _ROW_STACKED)
+
+
+def _one_row_alike(a, b) -> bool:
+    """Whether two passes' row-stacked inputs fit one batch: both absent, or one row each of the same shape."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a is b or (a.shape[0] == 1 and a.shape == b.shape)
 
 
 def pass_groups(passes: dict) -> list[list[str]]:
     """The passes grouped so that each group can run as one batched forward (order kept).
 
-    Passes differ in text context and audio only; a pass with another number of speakers (the silent
+    Passes differ in text context and audio only (WanAnimate: context and face pixels); a pass with another number of speakers (the silent
     audio of two-speaker guidance has one) gets its own group.
     """
     groups: list[list[str]] = []
@@ -102,7 +118,8 @@ def stack_pass_inputs(names: list[str], passes: dict) -> dict:
     """Model keyword arguments of one batched forward whose row r is pass names[r].
 
     Contexts are zero-padded to a common length (the model pads them with zeros to text_len anyway);
-    audio is shared when every pass has the same tensor, else stacked as [rows, speakers, ...].
+    audio is shared when every pass has the same tensor, else stacked as [rows, speakers, ...]; face pixels
+    are shared or concatenated as [rows, 3, T, S, S].
     """
     first = passes[names[0]]
     if len(names) == 1:
@@ -117,4 +134,8 @@ def stack_pass_inputs(names: list[str], passes: dict) -> dict:
             stacked["audio"] = audios[0]
         else:
             stacked["audio"] = torch.stack(audios)
+    for key in _ROW_STACKED:
+        rows = [passes[n].get(key) for n in names]
+        if rows[0] is not None:
+            stacked[key] = rows[0] if all(r is rows[0] for r in rows) else torch.cat(rows)
     return stacked

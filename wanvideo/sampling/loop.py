@@ -33,14 +33,14 @@ import torch
 
 from ..errors import InputError, NonFiniteError
 from ..video.frame_store import FrameStore
-from .apg import APGState, combine_apg
-from .cache import StepCache, resolution_key
+from .apg import window_guide
+from .cache import StepCache
 from .color import match_and_blend_colors
 from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context, same_context
 from .fingerprint import Digest, module_fingerprint
 from .guidance import COND, DROP_AUDIO, DROP_TEXT, combine, needed_passes
 from .masks import ref_target_masks
-from .passes import PassRunner, use_batched_passes
+from .passes import PassRunner, use_batched_passes, window_pass_runner
 from .schedules import FlowSolver
 from .settings import GenerationInterrupted, Progress, SamplerSettings, key_settings
 from .sizes import resolve_size
@@ -408,20 +408,12 @@ class _WindowRunner:
 
     def pass_runner(self, passes: dict, shape) -> PassRunner:
         """This window's model calls: batched or not, with a fresh step cache (nothing carries across windows)."""
-        s, plan = self.s, self.plan
-        batched = use_batched_passes(s.guidance_batching, self.model, passes, shape[1:])
-        cache = None
-        if s.cache_method != "none":
-            cache = StepCache(s.cache_settings(), s.steps, resolution_key(plan.height, plan.width))
-        return PassRunner(self.model, passes, batched=batched, cache=cache, should_stop=self.should_stop)
+        return window_pass_runner(self.model, passes, shape, self.s, (self.plan.height, self.plan.width),
+                                  self.should_stop)
 
     def guide(self):
         """This window's guidance: CFG, or APG with fresh momentum buffers (as the reference, per window)."""
-        s, has_audio = self.s, self.plan.has_audio
-        if not s.apg:
-            return lambda preds: combine(preds, s.cfg, s.audio_cfg, has_audio)
-        state = APGState(s.apg_momentum, s.apg_norm_threshold)
-        return lambda preds: combine_apg(preds, s.cfg, s.audio_cfg, has_audio, state)
+        return window_guide(self.s, self.s.cfg, self.s.audio_cfg, self.plan.has_audio)
 
 
 def run_windows(runner, windows: list, store: FrameStore, on_window_done=None) -> None:

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import InputError
 from ..model.memory import inference_bytes
-from .cache import StepCache
+from .cache import StepCache, resolution_key
 from .guidance import BATCH_MODES, pass_groups, stack_pass_inputs
 from .settings import GenerationInterrupted
 
@@ -85,3 +85,15 @@ class PassRunner:
             for row, name in enumerate(names):
                 preds[name] = out[row].float()
         return preds
+
+
+def window_pass_runner(model, passes: dict, latent_shape, s, size: tuple[int, int], should_stop=None) -> PassRunner:
+    """One window's model calls from a sampler's speed settings (SamplerSettings or AnimateSettings): batched or one
+    by one (`guidance_batching`), with a fresh step cache (`cache_*`; nothing carries across windows or a resume).
+    latent_shape: the window's latent [16, T, h, w]; size: the output (height, width), which picks the cache's
+    480p / 720p calibration."""
+    batched = use_batched_passes(s.guidance_batching, model, passes, latent_shape[1:])
+    cache = None
+    if s.cache_method != "none":
+        cache = StepCache(s.cache_settings(), s.steps, resolution_key(*size))
+    return PassRunner(model, passes, batched=batched, cache=cache, should_stop=should_stop)

@@ -102,9 +102,9 @@ KEY_WHEN_SET = ("cache_method", "cache_threshold", "cache_start_step", "cache_en
                 "apg_momentum", "apg_norm_threshold")
 
 
-def key_settings(s: SamplerSettings) -> dict:
-    """The settings that decide a run's frames (for the run key)."""
-    defaults = SamplerSettings()
+def key_settings(s) -> dict:
+    """The settings that decide a run's frames (for the run key), of SamplerSettings or AnimateSettings."""
+    defaults = type(s)()
     values = {k: v for k, v in vars(s).items() if k not in RESUME_NEUTRAL}
     if s.cache_method == "none":
         for k in ("cache_threshold", "cache_start_step", "cache_end_step", "cache_magcache_k"):
