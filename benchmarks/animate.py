@@ -3,7 +3,9 @@
 1. animate_overhead_ratio: one WanAnimate forward (pose embedding + LIA motion encoder + face encoder + face
    blocks) over one Wan2.1 I2V forward of the same small DiT (same width, layers, heads, latent), median of
    several runs each, in one process.
-2. peak_rss_ratio: the whole WanAnimate loop (tiny random-weight DiT + diffusers AutoencoderKLWan of real
+2. animate_batched_guidance_ratio: one step's two guidance passes (cfg > 1: cond, and uncond = negative prompt
+   with all -1 face pixels) as one batched forward over the two forwards one after another, same small DiT.
+3. peak_rss_ratio: the whole WanAnimate loop (tiny random-weight DiT + diffusers AutoencoderKLWan of real
    compression, clip_len 77, refert 1, 2 steps) over a long driving clip vs a short one, each in its own
    subprocess (peak = ru_maxrss). The driving frames are produced lazily by index, as a video reader gives them,
    so what is measured is the loop's own memory; the goal is <= 1.1.
@@ -61,6 +63,27 @@ def overhead_ratio(repeats: int = 5) -> tuple[float, float, float]:
     return t_animate / t_i2v, t_i2v, t_animate
 
 
+def batched_guidance_ratio(repeats: int = 5) -> tuple[float, float, float]:
+    import torch
+
+    from wanvideo.model import build_model
+    from wanvideo.sampling.guidance import COND, UNCOND
+    from wanvideo.sampling.passes import PassRunner
+
+    torch.manual_seed(0)
+    animate = build_model(dict(SMALL, model_type="animate", **FACE))
+    frames, lat_h, lat_w = 6, 16, 16
+    x, t = torch.randn(1, 16, frames, lat_h, lat_w), torch.tensor([900])
+    faces = torch.rand(1, 3, 4 * (frames - 2) + 1, 64, 64) * 2 - 1
+    common = dict(clip_fea=torch.randn(1, 257, SMALL["clip_dim"]), y=torch.randn(1, 20, frames, lat_h, lat_w),
+                  pose_latents=torch.randn(1, 16, frames - 1, lat_h, lat_w))
+    passes = {COND: dict(context=torch.randn(1, 16, SMALL["text_dim"]), face_pixel_values=faces, **common),
+              UNCOND: dict(context=torch.randn(1, 12, SMALL["text_dim"]), face_pixel_values=faces * 0 - 1, **common)}
+    runners = {mode: PassRunner(animate, passes, batched=mode == "batched") for mode in ("batched", "sequential")}
+    times = {mode: _median_time(lambda r=runner: r(x, t, 0), repeats) for mode, runner in runners.items()}
+    return times["batched"] / times["sequential"], times["batched"], times["sequential"]
+
+
 class LazyClip:
     """A driving video of `n` frames made on demand by index (like a video reader), never held whole."""
 
@@ -114,10 +137,13 @@ def main() -> None:
         return
     ratio, t_i2v, t_animate = overhead_ratio(args.repeats)
     print(f"forward i2v {t_i2v * 1000:.1f} ms, animate {t_animate * 1000:.1f} ms")
+    batched_ratio, t_batched, t_sequential = batched_guidance_ratio(args.repeats)
+    print(f"guidance passes: batched {t_batched * 1000:.1f} ms, sequential {t_sequential * 1000:.1f} ms")
     short, long = run_child(args.short, height, width), run_child(args.long, height, width)
     for tag, r in (("short", short), ("long", long)):
         print(f"{tag}: {r['frames']} frames, {r['clips']} clips, {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
     print(f"RESULT animate_overhead_ratio={ratio:.3f}")
+    print(f"RESULT animate_batched_guidance_ratio={batched_ratio:.3f}")
     print(f"RESULT peak_rss_ratio={long['peak_rss_mb'] / short['peak_rss_mb']:.3f}")
 
 

@@ -8,9 +8,9 @@ from ..wanvideo.options import node_inputs, settings_from_inputs
 from ..wanvideo.sampling import GenerationInterrupted
 from ..wanvideo.sampling.animate import AnimateSettings, generate_animate
 from . import host
-from .host_adapters import HostWanVAE, clip_vision_features, conditioning_to_context
+from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context
 from .model_patcher import hosted_sampling
-from .sampler_nodes import FRAMES_FOLDERS, store_root
+from .sampler_nodes import FRAMES_FOLDERS, speed_settings, store_root
 
 # The node's widgets, in their saved-workflow order (names, defaults, ranges: the engine's AnimateSettings).
 SAMPLER_INPUTS = ("width", "height", "clip_len", "refert_frames", "steps", "shift", "cfg", "scheduler", "seed", "fps",
@@ -44,7 +44,9 @@ class InfiniteTalkAnimateSampler:
                 "image": ("IMAGE", {
                     "tooltip": "The character. Letterboxed into the output size (black bars), as the official code."}),
                 "clip_vision_output": ("CLIP_VISION_OUTPUT", {
-                    "tooltip": "CLIP Vision Encode of the character image with clip_vision_h."}),
+                    "tooltip": "CLIP Vision Encode of the character image with clip_vision_h (crop 'none'). It "
+                               "encodes the image as uploaded; the official code encodes it letterboxed to the "
+                               "output size: connect the CLIP vision model to clip_vision (optional input) for that."}),
                 "pose_video": ("IMAGE", {
                     "tooltip": "The driving clip's rendered skeleton frames (official preprocessing, "
                                "ComfyUI-WanAnimatePreprocess or DWPose); resized to the output size. Its length "
@@ -67,14 +69,28 @@ class InfiniteTalkAnimateSampler:
                     "default": "temp",
                     "tooltip": "Where finished clips are kept: temp (emptied on restart) or output/"
                                "infinitetalk_frames (survives a crash or restart, so long runs can resume)."}),
+                "clip_vision": ("CLIP_VISION", {
+                    "tooltip": "Optional: the CLIP vision model (Load CLIP Vision, clip_vision_h). Connected, the CLIP "
+                               "features are encoded from the character image as the model sees it (letterboxed to "
+                               "the output size), as the official code and the command line do; "
+                               "clip_vision_output is then not used."}),
+                "cache": ("INFINITETALK_CACHE", {
+                    "tooltip": "Step cache (TeaCache / MagCache) from InfiniteTalk Step Cache: fewer model calls. "
+                               "Calibrated for Wan2.1 I2V 14B, on whose blocks WanAnimate is built (the official "
+                               "code has no cache). Not connected: off."}),
+                "guidance": ("INFINITETALK_GUIDANCE", {
+                    "tooltip": "From InfiniteTalk Guidance Options: with cfg > 1, the two guidance passes batched or "
+                               "one by one, APG. Not connected: passes batched when memory allows, plain CFG."}),
             },
         }
 
     def sample(self, model, vae, image, clip_vision_output, pose_video, face_video, background_video=None,
-               character_mask=None, positive=None, negative=None, frames_folder="temp", **widgets):
+               character_mask=None, positive=None, negative=None, frames_folder="temp", clip_vision=None, cache=None,
+               guidance=None, **widgets):
         if image is None or len(image) == 0:
             raise InputError("connect the character image")
-        settings = settings_from_inputs(AnimateSettings, widgets, "Animate sampler")
+        settings = settings_from_inputs(AnimateSettings, {**widgets, **speed_settings(cache, guidance)},
+                                        "Animate sampler")
         bar = {"pbar": None, "window": 0}
 
         def on_progress(p):
@@ -94,6 +110,7 @@ class InfiniteTalkAnimateSampler:
                     context_null=conditioning_to_context(negative, "negative"),
                     settings=settings, store_root=store_root(frames_folder), on_progress=on_progress,
                     should_stop=host.interrupt_requested, prepare_model=prepare_model,
+                    clip_encoder=clip_vision_encoder(clip_vision),
                 )
         except GenerationInterrupted:
             host.raise_if_interrupted()

@@ -86,8 +86,9 @@ def check_animate_model(model) -> dict:
 
 
 def plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null,
-                 s: AnimateSettings) -> AnimatePlan:
-    """Check the inputs against the model and decide size, length, clips and guidance passes."""
+                 s: AnimateSettings, clip_encoder=None) -> AnimatePlan:
+    """Check the inputs against the model and decide size, length, clips and guidance passes.
+    With `clip_encoder` the CLIP features are its encoding of the letterboxed character image (`clip_fea` unused)."""
     config = check_animate_model(model)
     if (background is None) != (mask is None):
         raise InputError("character replacement needs both the background video and the person mask video; "
@@ -105,11 +106,21 @@ def plan_animate(model, image, clip_fea, pose, face, background, mask, context, 
     reference = letterbox(ReferenceFrames(image).rgb(0), height, width) * 2.0 - 1.0
     ctx = prepare_context(context, config["text_dim"], config["text_len"], "positive")
     ctx_null = prepare_context(context_null, config["text_dim"], config["text_len"], "negative")
+    if clip_encoder is not None:
+        clip_fea = encode_reference(clip_encoder, reference)
     clip_row = prepare_clip(clip_fea, config["clip_dim"], 1)
     # the uncond pass differs in its face pixels too, so identical prompts do not make it redundant
     pass_names = needed_passes(s.cfg, 1.0, False, same_text=False)
     return AnimatePlan(reference, videos, background is not None, real_len, padded_source_index(real_len, target),
                        clips, height, width, ctx, ctx_null, clip_row, pass_names, face_size)
+
+
+def encode_reference(clip_encoder, reference: torch.Tensor) -> torch.Tensor:
+    """[1, 257, clip_dim]: the CLIP features of the character image as the model sees it, letterboxed to the output
+    size (the official loop encodes that image; the command line does the same)."""
+    with torch.no_grad():
+        features = clip_encoder(((reference.float() + 1.0) / 2.0).clamp(0.0, 1.0))
+    return torch.as_tensor(features).float().cpu()
 
 
 def i2v_mask(lat_t: int, lat_h: int, lat_w: int, given: int, pixel_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -267,14 +278,18 @@ def generate_animate(
     should_stop: Callable[[], bool] | None = None,
     on_window_done: Callable[[int, FrameStore], None] | None = None,
     prepare_model: Callable[[tuple], None] | None = None,
+    clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> FrameStore:
     """Animate `image` with the driving clip (pose + face videos), or replace the person in it (+ background and
     mask videos), into a FrameStore under `store_root` of exactly the driving length (resuming a matching
     unfinished store). Frames: anything indexable of H×W×C (IMAGE batches in 0..1, uint8 arrays).
     prepare_model: called with each clip's latent shape [1, 16, T, h, w] before its denoising (a host loads the
-    weights there, see loop.generate)."""
+    weights there, see loop.generate).
+    clip_encoder: optional CLIP ViT-H image encoder, pixels [3, H, W] in 0..1 -> [257, clip_dim] (or [1, 257, ...]).
+    Given, the CLIP features come from the letterboxed character image, as in the official loop, and `clip_fea`
+    is not used."""
     s = (settings or AnimateSettings()).validated()
-    plan = plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null, s)
+    plan = plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null, s, clip_encoder)
     check_speed_options(model, s)
     store = FrameStore.open_for_run(
         store_root, _run_key(model, vae, plan, s), width=plan.width, height=plan.height, fps=s.fps,
