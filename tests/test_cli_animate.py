@@ -47,3 +47,29 @@ def test_bad_inputs_are_explained(media_dir, tmp_path, capsys, extra, message):
 
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_speed_flags_are_generates_and_reach_the_run(media_dir, tmp_path, capsys):
+    from wanvideo.animate_pipeline import AnimateRequest
+    from wanvideo.cli import build_parser
+
+    def speed_flags(command):
+        parser = build_parser()._subparsers._group_actions[0].choices[command]
+        group = next(g for g in parser._action_groups if g.title.startswith("speed"))
+        return {a.option_strings[0] for a in group._group_actions}
+
+    assert speed_flags("animate") == speed_flags("generate")
+    args = build_parser().parse_args(["animate", "--image", "a.png", "--pose-video", "p.mp4", "--face-video", "f.mp4",
+                                      "--output", "o.mp4", "--cache-method", "magcache", "--cache-threshold", "0.3",
+                                      "--guidance-batching", "sequential", "--apg", "--compile", "--fp8-matmul", "auto"])
+    req = AnimateRequest.from_args(args)
+    assert (req.sampler.cache_method, req.sampler.cache_threshold, req.sampler.guidance_batching, req.sampler.apg) == \
+        ("magcache", 0.3, "sequential", True)
+    assert req.model_speed.compile is True and req.model_speed.fp8_matmul == "auto"
+    # the model options are applied to the loaded model: fp8 matmuls on a model without fp8 weights are refused
+    rc = main(["animate", "--image", str(media_dir / "portrait_480x832.png"),
+               "--pose-video", str(media_dir / "animate_pose_3s.mp4"),
+               "--face-video", str(media_dir / "animate_face_3s.mp4"), "--output", str(tmp_path / "x.mp4"),
+               *FAST, "--fp8-matmul", "on"])
+    assert rc == 2 and "needs fp8 weights" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()

@@ -67,7 +67,7 @@ CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}}
 # The settings each command builds its arguments from.
 CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings,
                              ParallelSettings),
-                "animate": (AnimateSettings, LoaderSettings)}
+                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings)}
 # The command line's own arguments (files, the device, output handling): no engine option.
 CLI_OWN = {"device", "lora", "keep_parts", "quiet"}
 REFERENCE_ARGS = ["generate", "--image", "face.png", "--audio", "speech.wav", "--output", "talk.mp4"]

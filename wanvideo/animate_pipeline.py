@@ -19,7 +19,7 @@ import torch
 
 from .errors import InputError
 from .media import need_file, read_audio, read_image, read_video
-from .model.settings import LoaderSettings
+from .model.settings import LoaderSettings, SpeedSettings
 from .model_files import ModelPaths, resolve_models
 from .pipeline import (
     EMBEDDED_NOTICE,
@@ -56,6 +56,7 @@ class AnimateRequest:
     steps: int | None = None  # None: 4 for the embedded set, 6 with a LoRA, else the engine's (the official 20)
     sampler: AnimateSettings = field(default_factory=AnimateSettings)  # size and fps: decided at run time
     loader: LoaderSettings = field(default_factory=LoaderSettings)
+    model_speed: SpeedSettings = field(default_factory=SpeedSettings)  # --compile, --fp8-matmul
     models: ModelPaths = field(default_factory=ModelPaths)
     device: str = "auto"
     work_dir: str | None = None
@@ -65,7 +66,8 @@ class AnimateRequest:
     @classmethod
     def from_args(cls, args) -> "AnimateRequest":
         return cls(models=model_paths_from_args(args), sampler=settings_from_args(AnimateSettings, args, skip=("steps",)),
-                   loader=settings_from_args(LoaderSettings, args), **plain_fields_from_args(cls, args))
+                   loader=settings_from_args(LoaderSettings, args), model_speed=settings_from_args(SpeedSettings, args),
+                   **plain_fields_from_args(cls, args))
 
 
 def _check_files(req: AnimateRequest) -> None:
@@ -157,6 +159,7 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
         dit, vae, context, context_null, clip_fea = _load_real(req, files, device, boxed)
         width, height = req.sampler.width, req.sampler.height
         steps = req.steps or (6 if req.models.loras else AnimateSettings().steps)
+    req.model_speed.apply(dit)  # a clear error where this machine cannot compile or multiply in fp8
     settings = dataclasses.replace(req.sampler, steps=steps, width=width, height=height, fps=fps)
     work = req.work_dir or (os.path.abspath(req.output) + ".parts")
     os.makedirs(work, exist_ok=True)

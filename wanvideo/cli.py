@@ -82,9 +82,7 @@ def _add_generate(sub):
     m.add_argument("--wav2vec", help="wav2vec2 file or Hugging Face folder (wav2vec2 / audio_encoders)")
     _add_model_options(m)
 
-    speed = p.add_argument_group("speed (see the README's speed options)")
-    for settings_cls in (GuidanceOptions, CacheOptions, SpeedSettings):
-        add_arguments(speed, settings_cls)
+    _add_speed_options(p)
 
     g = p.add_argument_group("several GPUs")
     add_argument(g, ParallelSettings, "sequence_parallel")
@@ -107,6 +105,13 @@ def _add_model_options(m) -> None:
     m.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:1, cpu")
     add_argument(m, LoaderSettings, "precision", flag="--dtype")
     add_arguments(m, LoaderSettings, "quantization", "attention", "blocks_to_swap")
+
+
+def _add_speed_options(p) -> None:
+    """The speed options (guidance passes, APG, step cache, compile, fp8 matmul): the same for both commands."""
+    speed = p.add_argument_group("speed (see the README's speed options)")
+    for settings_cls in (GuidanceOptions, CacheOptions, SpeedSettings):
+        add_arguments(speed, settings_cls)
 
 
 def _add_animate(sub):
@@ -133,6 +138,7 @@ def _add_animate(sub):
     m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
     m.add_argument("--model", help="Wan2.2-Animate-14B weights (diffusion_models)")
     _add_model_options(m)
+    _add_speed_options(p)
     o = p.add_argument_group("other")
     o.add_argument("--work-dir", help="where finished clips are kept (default: <output>.parts/)")
     o.add_argument("--keep-parts", action="store_true", help="keep the finished clips after the MP4 is written")

@@ -14,8 +14,11 @@ from sampling_fakes import FakeVAE
 
 from wanvideo.errors import InputError
 from wanvideo.model import build_model
+from wanvideo.options import options_of
 from wanvideo.sampling.animate import AnimateSettings, _run_key, generate_animate, plan_animate
-from wanvideo.sampling.settings import SPEED_FIELDS, GenerationInterrupted, key_settings
+from wanvideo.sampling.cache import CacheOptions
+from wanvideo.sampling.guidance_settings import GuidanceOptions
+from wanvideo.sampling.settings import GenerationInterrupted, key_settings
 
 # one 13-frame clip per 13 frames (refert 1: 25 frames = 2 clips), 32x48 output, 2 steps, text + face guidance
 FAST = dict(clip_len=13, steps=2, width=32, height=48, cfg=2.5)
@@ -58,7 +61,8 @@ class Counting(torch.nn.Module):
         super().__init__()
         self.inner = model
         self.config, self.main_device, self.compute_dtype = model.config, model.main_device, model.compute_dtype
-        self.supports_batched_passes, self.time_modulation = True, model.time_modulation
+        self.supports_batched_passes = self.supports_step_cache = True
+        self.time_modulation = model.time_modulation
         self.block_swap = self.sequence_parallel = None
         self.forwards = self.block_rows = 0
         self.running = False  # the inner model is shared: count only the blocks of this wrapper's calls
@@ -150,7 +154,8 @@ def test_speed_settings_are_checked_and_only_frame_deciding_ones_enter_the_run_k
         AnimateSettings(guidance_batching="fast").validated()
     with pytest.raises(InputError, match="step cache method"):
         AnimateSettings(cache_method="fastcache").validated()
-    assert not set(key_settings(AnimateSettings().validated())) & set(SPEED_FIELDS)  # old stores still resume
+    speed = {*options_of(GuidanceOptions), *options_of(CacheOptions)}
+    assert not set(key_settings(AnimateSettings().validated())) & speed  # old stores still resume
 
     def key(**speed):
         s = AnimateSettings(**{**FAST, **speed}).validated()
