@@ -56,7 +56,8 @@ THUMBNAIL_SETTINGS = {"LiteGraph.Canvas.MinFontSizeForLOD": 0, "Comfy.Graph.Canv
 THUMBNAIL_CSS = """
 body > *:not(#vue-app), .side-tool-bar-container, .comfyui-menu, .p-toast, .graph-canvas-panel,
 .comfyui-body-top, .comfyui-body-left, .comfyui-body-right, .comfyui-body-bottom, .comfy-menu,
-.minimap-main-container, .splitter-overlay-root > *:not(.graph-canvas-container) { visibility: hidden !important; }
+.minimap-main-container, .splitter-overlay-root > *:not(.graph-canvas-container),
+.workflow-tab * { visibility: hidden !important; }
 """
 
 
