@@ -258,3 +258,34 @@ def test_sigkill_mid_mp4_write_keeps_the_earlier_file_and_a_rerun_completes(tmp_
     result = encode_video(frames(20), out, FPS, tone(0.8), 16000)  # the rerun
     assert probe(out).frames == 20 and result.has_audio
     assert names(tmp_path) == {"talk.mp4"}  # the dead run's temporary was cleared
+
+
+_H265_SMALL = """
+import sys
+import numpy as np
+from wanvideo.errors import InputError
+from wanvideo.video import write_video
+width, height = int(sys.argv[2]), int(sys.argv[3])
+frames = np.random.default_rng(0).integers(0, 256, (10, height, width, 3), dtype=np.uint8)
+try:
+    write_video(frames, sys.argv[1], 25, format="h265-mp4", writer="pyav")
+except InputError as exc:
+    print("refused:", exc)
+"""
+
+
+@pytest.mark.parametrize("size", [(48, 16), (48, 32)])
+def test_h265_on_frames_x265_cannot_take_is_refused_not_an_aborted_process(tmp_path, size):
+    """x265 corrupts its heap on such frames: through PyAV that was SIGABRT of the caller (ComfyUI itself)."""
+    import subprocess
+    import sys
+
+    from testlib import REPO_ROOT
+
+    out = tmp_path / "small.mp4"
+    done = subprocess.run([sys.executable, "-c", _H265_SMALL, str(out), *map(str, size)], cwd=REPO_ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"the process died ({done.returncode}): {done.stderr[-500:]}"
+    assert f"refused: h265-mp4 cannot encode {size[0]}x{size[1]} frames" in done.stdout
+    assert "at least 64 pixels on each side" in done.stdout and "h264-mp4" in done.stdout
+    assert not os.path.exists(out) and names(tmp_path) == set()

@@ -121,7 +121,8 @@ def test_int16_audio_and_60fps(tmp_path):
 
 
 def test_h265_mp4(tmp_path):
-    p = probe(write_video(moving_frames(25), tmp_path / "h.mp4", FPS, tone(1.0), 16000, format="h265-mp4",
+    # (x265 needs 64x64 at least: tests/reliability/test_video_writer_faults.py)
+    p = probe(write_video(moving_frames(25, h=64), tmp_path / "h.mp4", FPS, tone(1.0), 16000, format="h265-mp4",
                           metadata={"workflow": {"nodes": []}}))
     assert p.video_codec == "hevc" and p.codec_tag == "hvc1"  # hvc1: the tag Safari/Chrome need for HEVC in MP4
     assert p.pix_fmt == "yuv420p" and p.frames == 25

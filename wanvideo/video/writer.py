@@ -180,6 +180,21 @@ def _check_fps(fps) -> Fraction:
     return fps_fraction(value)
 
 
+# x265 (in the ffmpeg program and in PyAV's libraries alike) corrupts its heap on some frames smaller than its
+# 64-pixel coding block: 40x24, 48x16, 48x24 and 48x32 abort (SIGABRT, glibc's heap checks) with the x265 of
+# PyAV 18 and imageio-ffmpeg 0.8, others pass by luck, 64x8 is refused. In PyAV that kills the calling process,
+# a whole ComfyUI. So frames under one coding block are refused before any encoder starts.
+X265_MIN_SIDE = 64
+
+
+def _check_frame_size(fmt: VideoFormat, width: int, height: int) -> None:
+    if fmt.video_encoder == "libx265" and min(width, height) < X265_MIN_SIDE:
+        raise InputError(
+            f"{fmt.name} cannot encode {width}x{height} frames: H.265 (x265) needs at least {X265_MIN_SIDE} pixels on "
+            "each side (smaller frames make x265 crash the whole process, ComfyUI included). Use h264-mp4 or "
+            f"vp9-webm for frames this small, or make them at least {X265_MIN_SIDE}x{X265_MIN_SIDE}")
+
+
 def _check_output(path: str) -> str:
     """Make sure `path` can be written (its folder exists and takes files); returns the temporary to write to."""
     folder = os.path.dirname(path)
@@ -262,6 +277,7 @@ def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None
     if not path.lower().endswith("." + fmt.extension):
         log.warning("%s is written as %s (a .%s file) whatever its name says", path, fmt.name, fmt.extension)
     source = FramesToEncode(frames, frame_count=frame_count)
+    _check_frame_size(fmt, source.width, source.height)
     track = None
     if audio is not None:
         data, rate = prepare_audio(audio, sample_rate)
