@@ -146,7 +146,7 @@ class InfiniteTalkSampler:
             if bar["pbar"] is None:
                 bar["pbar"] = host.progress_bar(p.windows * p.steps)
                 if p.resumed:  # the badge counts the windows found on disk as finished
-                    host.send_progress_text(f"resuming at window {p.resumed + 1}/{p.windows} ({p.resumed} finished)")
+                    host.send_progress_text(f"resuming at window {p.window}/{p.windows} ({p.resumed} finished)")
             bar["pbar"].update_absolute((p.window - 1) * p.steps + p.step, p.windows * p.steps)
             text = progress_text(p)
             if text != bar["text"]:  # the badge moves with every step and every VAE chunk

@@ -27,6 +27,7 @@ from wanvideo.sampling import SamplerSettings
 from wanvideo.sampling.animate_settings import AnimateSettings
 from wanvideo.sampling.cache import CacheOptions
 from wanvideo.sampling.guidance_settings import GuidanceOptions
+from wanvideo.video.run_lock import RunLockSettings
 from wanvideo.video.settings import VideoSettings
 
 # node class, its settings class (as the pack imports it), {node input: option name} where they differ
@@ -66,8 +67,8 @@ CLI_FLAGS = {"--size": (SamplerSettings, "size_bucket"), "--dtype": (LoaderSetti
 CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}}
 # The settings each command builds its arguments from.
 CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings,
-                             ParallelSettings),
-                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings)}
+                             ParallelSettings, RunLockSettings),
+                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings)}
 # The command line's own arguments (files, the device, output handling): no engine option.
 CLI_OWN = {"device", "lora", "keep_parts", "quiet"}
 REFERENCE_ARGS = ["generate", "--image", "face.png", "--audio", "speech.wav", "--output", "talk.mp4"]

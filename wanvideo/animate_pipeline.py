@@ -62,6 +62,7 @@ class AnimateRequest:
     work_dir: str | None = None
     keep_parts: bool = False
     quiet: bool = False
+    wait_for_lock: float = 0.0  # RunLockSettings: seconds to wait for another process on the same work folder
 
     @classmethod
     def from_args(cls, args) -> "AnimateRequest":
@@ -167,7 +168,7 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
     try:
         store = generate_animate(dit, vae, image, clip_fea, pose, face, background=background, mask=mask,
                                  context=context, context_null=context_null, settings=settings, store_root=work,
-                                 on_progress=bars)
+                                 on_progress=bars, lock_wait=req.wait_for_lock)
     finally:
         bars.close()
     return write_from_store(store, req.output, sound, rate, req, work, embedded)

@@ -24,6 +24,7 @@ from .sampling.animate_settings import AnimateSettings
 from .sampling.cache import CacheOptions
 from .sampling.guidance_settings import GuidanceOptions
 from .sampling.settings import SamplerSettings
+from .video.run_lock import RunLockSettings
 
 EPILOG = """\
 model files (real weights; any option not given is looked up in --models-dir):
@@ -91,6 +92,7 @@ def _add_generate(sub):
     o.add_argument("--work-dir", help="where finished windows are kept (default: <output>.parts/); "
                    "a rerun with the same inputs resumes there")
     o.add_argument("--keep-parts", action="store_true", help="keep the finished windows after the MP4 is written")
+    add_argument(o, RunLockSettings, "wait_for_lock")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -142,6 +144,7 @@ def _add_animate(sub):
     o = p.add_argument_group("other")
     o.add_argument("--work-dir", help="where finished clips are kept (default: <output>.parts/)")
     o.add_argument("--keep-parts", action="store_true", help="keep the finished clips after the MP4 is written")
+    add_argument(o, RunLockSettings, "wait_for_lock")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

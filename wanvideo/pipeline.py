@@ -79,6 +79,7 @@ class GenerateRequest:
     work_dir: str | None = None
     keep_parts: bool = False
     quiet: bool = False
+    wait_for_lock: float = 0.0  # RunLockSettings: seconds to wait for another process on the same work folder
 
     @classmethod
     def from_args(cls, args) -> "GenerateRequest":
@@ -350,7 +351,8 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
 
     def sample(dit):
         return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
-                            context_null=models.context_null, settings=settings, store_root=work, on_progress=bars)
+                            context_null=models.context_null, settings=settings, store_root=work, on_progress=bars,
+                            lock_wait=req.wait_for_lock)
 
     try:
         if req.sequence_parallel:  # under torchrun: the other ranks run each DiT call with us (wanvideo.multi_gpu)

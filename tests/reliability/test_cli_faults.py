@@ -244,8 +244,25 @@ def test_two_identical_commands_at_once(finished_work, speech, tmp_path, capsys)
     finally:
         holder.kill()
         holder.wait()
-    assert code == 2 and "already working in" in err and f"pid {holder.pid}" in err
-    assert not os.path.exists(tmp_path / "talk.mp4")
+    assert code == 2 and "already working in" in err and f"(pid {holder.pid} on " in err and "running since" in err
+    assert "--wait-for-lock" in err and not os.path.exists(tmp_path / "talk.mp4")
+
+
+def test_wait_for_lock_waits_for_the_other_command_then_reuses_its_windows(finished_work, speech, tmp_path, capsys):
+    work = _work_copy(finished_work, tmp_path)
+    (store,) = [p for p in work.iterdir() if p.is_dir()]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom wanvideo.video.run_lock import RunLock\n"
+         "RunLock.acquire(sys.argv[1]); print('held', flush=True); time.sleep(2)", str(store)],
+        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, out, _ = _run(_args(speech, tmp_path / "talk.mp4", "--wait-for-lock", "120", work=work), capsys)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+    assert code == 0 and "wrote" in out and os.path.exists(tmp_path / "talk.mp4")
 
 
 def test_no_traceback_from_the_real_command(read_only_folder, speech):

@@ -179,3 +179,178 @@ def test_full_disk_while_writing_a_window_keeps_the_earlier_windows(small_disk):
     os.remove(folder / "filler.bin")
     resumed = _open(folder)
     assert resumed.finished_windows == 1 and len(resumed.read_frames()) == 8
+
+
+# -- a damaged window amid finished ones, in a real run's store (tiny real models, 4 windows) -------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """(inputs, frames of an uninterrupted run, calls per window, where that run's store is)."""
+    import resume_job
+
+    inputs = resume_job.inputs()
+    root = tmp_path_factory.mktemp("straight")
+    store = resume_job.run(root, *inputs)
+    return inputs, store.read_frames(), resume_job.SETTINGS.steps * resume_job.PASSES, root
+
+
+def _calls(model):
+    counter = {"n": 0}
+    return counter, model.register_forward_pre_hook(lambda m, args: counter.__setitem__("n", counter["n"] + args[0].shape[0]))
+
+
+class _StopAfter(Exception):
+    pass
+
+
+@pytest.mark.parametrize("case, remade", [
+    ("run stopped after window 3, window 2 damaged", [1, 3]),
+    ("finished run, window 2 damaged and window 1's state lost", [0, 1]),
+])
+def test_a_damaged_middle_window_is_made_again_alone_and_the_video_equals_an_uninterrupted_run(
+        tmp_path, tiny_run, case, remade, caplog):
+    import shutil
+
+    import resume_job
+
+    (models, embeddings, image), straight, per_window, straight_root = tiny_run
+    root = tmp_path / "frames"
+    if "stopped" in case:
+        def stop(index, store):
+            if index == 2:
+                raise _StopAfter
+        with pytest.raises(_StopAfter):
+            resume_job.run(root, models, embeddings, image, on_window_done=stop)
+    else:
+        shutil.copytree(straight_root, root)
+    (store_dir,) = root.iterdir()
+    _flip_middle_byte(store_dir / "window_00001.mkv")  # same size: only the checksum tells
+    if "state" in case:
+        os.remove(store_dir / "state_00000.safetensors")
+
+    counter, handle = _calls(models.dit)
+    try:
+        with caplog.at_level(logging.INFO, logger="wanvideo"):
+            store = resume_job.run(root, models, embeddings, image)
+    finally:
+        handle.remove()
+    assert "window 2 of" in caplog.text and "damaged" in caplog.text
+    assert counter["n"] == len(remade) * per_window  # the intact windows are reused, not computed again
+    assert store.complete and np.array_equal(store.read_frames(), straight)
+    manifest = json.load(open(store_dir / "manifest.json"))
+    assert sorted(int(k) for k in manifest["states"]) == [0, 1, 2]  # every window's state (the last has none)
+
+
+@pytest.mark.parametrize("damage, lost_states, to_make", [
+    ([], [], []),
+    ([1], [], [1]),
+    ([1, 3], [], [1, 3]),
+    ([3], [2], [2, 3]),
+    ([3], [1, 2], [1, 2, 3]),
+    ([1], [1, 2], [1]),  # the damaged window's own state is not needed: it is made again
+    ([0], [0], [0]),
+])
+def test_only_damaged_windows_and_those_whose_state_is_lost_before_them_are_made_again(
+        tmp_path, damage, lost_states, to_make):
+    shape = dict(SHAPE, total_frames=32, num_windows=4)
+    store = _open(tmp_path, **shape)
+    for i in range(4):
+        store.write_window(i, _frames(seed=i), {"motion_latent": torch.full((2,), float(i))} if i < 3 else None)
+    store.mark_complete()
+    for i in damage:
+        _flip_middle_byte(os.path.join(store.path, f"window_{i:05d}.mkv"))
+    for i in lost_states:
+        _flip_middle_byte(os.path.join(store.path, f"state_{i:05d}.safetensors"))  # checksummed too
+    store.release()
+    again = _open(tmp_path, **shape)
+    assert again.windows_to_make() == to_make and again.complete == (not to_make)
+    for i in to_make:
+        if i and i - 1 not in to_make:  # the state it continues from is on disk and intact
+            assert torch.equal(again.load_state(i - 1)["motion_latent"], torch.full((2,), float(i - 1)))
+    if to_make and to_make != list(range(to_make[0], 4)):  # a hole amid windows on disk: reading says so
+        with pytest.raises(FrameStoreError, match=f"window {to_make[0] + 1} of .* is not on disk"):
+            again.read_frames()
+    for i in to_make:
+        again.write_window(i, _frames(seed=i), {"motion_latent": torch.full((2,), float(i))} if i < 3 else None)
+    again.mark_complete()
+    assert np.array_equal(again.read_frames(), np.concatenate([_frames(seed=i) for i in range(4)]))
+
+
+def test_a_store_from_before_per_window_states_still_resumes(tmp_path):
+    store = _open(tmp_path)
+    store.write_window(0, _frames(seed=0), {"motion_latent": torch.zeros(2)})
+    path = os.path.join(store.path, "manifest.json")
+    manifest = json.load(open(path))
+    manifest["state"] = {"window": 0, "file": manifest.pop("states")["0"]["file"]}  # the old layout
+    json.dump(manifest, open(path, "w"))
+    store.release()
+    again = _open(tmp_path)
+    assert again.windows_to_make() == [1, 2] and torch.equal(again.load_state()["motion_latent"], torch.zeros(2))
+
+
+_HOLD_LOCK_FOR = """
+import sys, time
+from wanvideo.video.run_lock import RunLock
+lock = RunLock.acquire(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_second_run_may_wait_for_the_first_and_then_resumes(tmp_path):
+    first = _open(tmp_path)
+    first.write_window(0, _frames(), {"motion_latent": torch.zeros(2)})
+    first.release()
+    child = _child(_HOLD_LOCK_FOR, first.path, "2")
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(RunInProgressError, match=rf"\(pid {child.pid} on .*, running since .* UTC \(\d+ s ago\): "
+                                                     r".*python.* -c .* and did not finish within 0.3 s"):
+            _open(tmp_path, lock_wait=0.3)
+        started = time.monotonic()
+        store = _open(tmp_path, lock_wait=60)  # returns once the other process has ended
+        assert time.monotonic() - started < 30 and child.poll() is not None
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    assert store.finished_windows == 1 and store.windows_to_make() == [1, 2]
+    with pytest.raises(InputError, match="wait_for_lock must be between 0 and"):
+        _open(tmp_path / "other", lock_wait=float("nan"))
+
+
+_FORK_AND_HOLD = """
+import os, sys, time
+from wanvideo.video.run_lock import RunLock
+lock = RunLock.acquire(sys.argv[1])
+pid = os.fork()  # the child shares the locked file: it keeps the lock when this process dies
+if pid == 0:
+    time.sleep(60)
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_stale_lock_of_a_killed_process_is_taken_over(tmp_path, caplog):
+    """The run that wrote the lock was killed, but a process it forked still holds the file: stale, taken over."""
+    folder = tmp_path / "store"
+    child = _child(_FORK_AND_HOLD, str(folder))
+    grandchild = None
+    try:
+        grandchild = int(child.stdout.readline())
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        with caplog.at_level(logging.WARNING):
+            from wanvideo.video.run_lock import RunLock
+
+            lock = RunLock.acquire(str(folder))
+        assert f"taking over the lock of {folder}: pid {child.pid} on" in caplog.text and "no longer runs" in caplog.text
+        assert json.loads(open(folder / ".lock").read())["pid"] == os.getpid()
+        lock.release()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if grandchild:
+            os.kill(grandchild, signal.SIGKILL)

@@ -70,9 +70,11 @@ def test_half_written_and_truncated_windows_are_redone(tmp_path):
     with open(seg, "r+b") as handle:
         handle.truncate(os.path.getsize(seg) // 2)
     resumed = _open(tmp_path)
-    # window 1 is damaged and the only saved state belongs to it: nothing can be continued exactly
-    assert resumed.finished_windows == 0 and len(resumed) == 0
-    assert _visible(resumed.path) == ["manifest.json"]  # (+ the run's .lock)
+    # window 1 is damaged: it is made again from window 0's state, kept beside window 0
+    assert resumed.finished_windows == 1 and len(resumed) == 8 and resumed.windows_to_make() == [1, 2]
+    assert torch.equal(resumed.load_state(0)["motion_latent"], torch.zeros(1))
+    assert _visible(resumed.path) == ["manifest.json", "state_00000.safetensors", "state_00001.safetensors",
+                                      "window_00000.mkv"]  # (+ the run's .lock); state 1 is still intact
 
 
 def _visible(folder) -> list:

@@ -30,7 +30,7 @@ def test_killed_run_resumes_at_the_first_unfinished_window(tmp_path, caplog):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     (store_dir,) = root.iterdir()
     assert sorted(p.name for p in store_dir.iterdir() if p.name != ".lock") == [
-        "manifest.json", "state_00001.safetensors", "window_00000.mkv", "window_00001.mkv"]
+        "manifest.json", "state_00000.safetensors", "state_00001.safetensors", "window_00000.mkv", "window_00001.mkv"]
 
     models, embeddings, image = resume_job.inputs()
     counter, handle = _count_calls(models.dit)

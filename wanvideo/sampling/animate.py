@@ -279,6 +279,7 @@ def generate_animate(
     on_window_done: Callable[[int, FrameStore], None] | None = None,
     prepare_model: Callable[[tuple], None] | None = None,
     clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    lock_wait: float = 0.0,
 ) -> FrameStore:
     """Animate `image` with the driving clip (pose + face videos), or replace the person in it (+ background and
     mask videos), into a FrameStore under `store_root` of exactly the driving length (resuming a matching
@@ -287,7 +288,8 @@ def generate_animate(
     weights there, see loop.generate).
     clip_encoder: optional CLIP ViT-H image encoder, pixels [3, H, W] in 0..1 -> [257, clip_dim] (or [1, 257, ...]).
     Given, the CLIP features come from the letterboxed character image, as in the official loop, and `clip_fea`
-    is not used."""
+    is not used.
+    lock_wait: seconds to wait for another process working in the same store."""
     s = (settings or AnimateSettings()).validated()
     plan = plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null, s, clip_encoder)
     check_speed_options(model, s)
@@ -296,15 +298,16 @@ def generate_animate(
         total_frames=plan.real_len, num_windows=len(plan.clips),
         info=dict(mode="wananimate-" + ("replace" if plan.replace else "animate"), settings=vars(s),
                   passes=plan.pass_names),
+        lock_wait=lock_wait,
     )
     if store.complete:
         log.info("WanAnimate: all %d clips of this run are already on disk (%s); nothing to do", len(plan.clips),
                  store.path)
         store.release()
         return store
-    if store.finished_windows:
+    if store.finished_windows and store.windows_to_make():
         log.info("WanAnimate: resuming at clip %d/%d: %d finished clips (%d frames) found in %s",
-                 store.finished_windows + 1, len(plan.clips), store.finished_windows, len(store), store.path)
+                 store.windows_to_make()[0] + 1, len(plan.clips), store.finished_windows, len(store), store.path)
     try:
         runner = AnimateClipRunner(model, vae, plan, s, store, on_progress, should_stop)
         runner.prepare_model = prepare_model

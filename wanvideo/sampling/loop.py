@@ -145,6 +145,7 @@ def generate(
     on_window_done: Callable[[int, FrameStore], None] | None = None,
     prepare_model: Callable[[tuple], None] | None = None,
     clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    lock_wait: float = 0.0,
 ) -> FrameStore:
     """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
 
@@ -159,12 +160,14 @@ def generate(
         Given, each window's CLIP features come from its conditioning frame as the model sees it (resized and
         centre-cropped to the output size; for dubbing, the window's own frame), as the reference does, and
         `clip_fea` is not used. An encoder may carry `fingerprint()` (identifies its weights, for resuming).
+    lock_wait: seconds to wait while another process runs the same job in the same folder (then a
+        RunInProgressError naming that process; see video/run_lock.py).
     """
     s = (settings or SamplerSettings()).validated()
     plan = plan_run(model, frames, None if clip_encoder is not None else clip_fea, audio, context, context_null,
                     speaker_masks, s, clip_encoder=clip_encoder)
     check_speed_options(model, s)
-    store = _open_store(store_root, model, vae, plan, audio, s)
+    store = _open_store(store_root, model, vae, plan, audio, s, lock_wait)
     if store.complete:
         log.info("WanVideo InfiniteTalk: all %d windows of this run are already on disk (%s); nothing to do",
                  len(plan.windows), store.path)
@@ -270,7 +273,8 @@ def check_speed_options(model, s: SamplerSettings) -> None:
         use_batched_passes("batched", model, {COND: {}, DROP_TEXT: {}}, (1, 1, 1))  # raises the clear error
 
 
-def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSettings) -> FrameStore:
+def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSettings,
+                lock_wait: float = 0.0) -> FrameStore:
     """The run's frame store: a new one, or the unfinished one of an identical earlier run (logged)."""
     clip = plan.clip_all if plan.clip_encoder is None else _encoder_id(plan.clip_encoder)
     key = _run_key(model, vae, plan.source, audio, plan.ctx, plan.ctx_null, clip, plan.masks, s,
@@ -279,13 +283,14 @@ def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSet
         store_root, key, width=plan.width, height=plan.height, fps=plan.fps, total_frames=plan.total,
         num_windows=len(plan.windows),
         info=dict(settings=vars(s), passes=plan.pass_names, speakers=plan.num_speakers, dubbing=plan.source.is_video),
+        lock_wait=lock_wait,
     )
     if store.complete:
         return store
     resumed = store.finished_windows
-    if resumed:
+    if resumed and store.windows_to_make():
         log.info("WanVideo InfiniteTalk: resuming at window %d/%d: %d finished windows (%d frames) found in %s",
-                 resumed + 1, len(plan.windows), resumed, len(store), store.path)
+                 store.windows_to_make()[0] + 1, len(plan.windows), resumed, len(store), store.path)
     if plan.source.is_video and len(plan.source) < plan.total:
         log.warning("WanVideo InfiniteTalk: the source video has %d frames for %d output frames; its last frame "
                     "conditions the rest", len(plan.source), plan.total)
@@ -417,19 +422,26 @@ class _WindowRunner:
 
 
 def run_windows(runner, windows: list, store: FrameStore, on_window_done=None) -> None:
-    """The one window loop: every window not yet on disk, in order, for any model's runner.
+    """The one window loop: every window not (or no longer) on disk, in order, for any model's runner.
 
     runner.run(window, carry) samples, decodes and stores one window and returns what the next window needs
-    (InfiniteTalk: the motion latent; WanAnimate: the refert frames), kept in the store's state under
-    `runner.carry_name` so a rerun resumes; `runner.unit` names a window in messages ("window", "clip").
+    (InfiniteTalk: the motion latent; WanAnimate: the refert frames), kept per window in the store's states
+    under `runner.carry_name`, so a rerun resumes after the last finished window and remakes a damaged window
+    in the middle from the state before it alone; `runner.unit` names a window in messages ("window", "clip").
     A failure says what is kept and where a rerun resumes.
     """
     unit = getattr(runner, "unit", "window")
-    resumed = store.finished_windows
-    carry = (store.load_state() if resumed else {}).get(runner.carry_name)
-    for window in windows[resumed:]:
+    made = None  # (index, carry) of the window this run made last
+    for index in store.windows_to_make():
+        window = windows[index]
+        if index == 0:
+            carry = None
+        elif made is not None and made[0] == index - 1:
+            carry = made[1]
+        else:  # the first window of this run, or a damaged one amid windows on disk
+            carry = store.load_state(index - 1).get(runner.carry_name)
         try:
-            carry = runner.run(window, carry)
+            made = (index, runner.run(window, carry))
         except GenerationInterrupted as exc:
             raise GenerationInterrupted(
                 f"generation stopped in {unit} {window.index + 1}/{len(windows)} ({exc}); {store.finished_windows} "

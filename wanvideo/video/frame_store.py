@@ -5,9 +5,15 @@ Every finished window is written at once as one lossless FFV1 segment
 real video), so memory does not grow with the video's length and a crash
 keeps every finished window. `manifest.json` lists the finished windows; it
 is rewritten atomically after each segment, so a reader (or a resumed run)
-never sees a half-written window. Beside the frames the store keeps the small
-state the next window needs (the motion latent of the last finished window),
-so a rerun with the same inputs continues exactly where the run stopped.
+never sees a half-written window. Beside each window's frames the store keeps
+the small state the next window needs (InfiniteTalk: the motion latent;
+WanAnimate: the refert frames), every window's, so a rerun with the same inputs
+continues exactly where the run stopped, and a damaged segment anywhere (sha256
+per segment and per state in the manifest) is regenerated alone from the state
+before it: the windows before and after it are reused. Where that state is lost
+too, the run goes back to the nearest window whose state survives (the minimal
+span). Cost: one state file per window (see README, "What happens when things
+go wrong").
 
 Consumers rely only on `len(store)`, `store.fps`, `store.width`,
 `store.height` and `store.iter_frames()` (H×W×3 uint8 arrays, in order).
@@ -120,16 +126,21 @@ class FrameStore:
             raise FrameStoreError(f"frame store manifest {manifest_path} is damaged: {exc}") from None
         if not isinstance(self._manifest, dict) or self._manifest.get("format") != FORMAT:
             raise FrameStoreError(f"{manifest_path} is not a {FORMAT} manifest")
+        legacy = self._manifest.pop("state", None)  # stores written before per-window states: the newest only
+        states = self._manifest.setdefault("states", {})
+        if isinstance(legacy, dict) and "window" in legacy and "file" in legacy:
+            states.setdefault(str(legacy["window"]), {"file": legacy["file"]})
 
     # -- creation / resume -------------------------------------------------------------------------------
 
     @classmethod
     def open_for_run(cls, root: str, key: str, *, width: int, height: int, fps: float, total_frames: int,
-                     num_windows: int, info: dict | None = None) -> "FrameStore":
+                     num_windows: int, info: dict | None = None, lock_wait: float = 0.0) -> "FrameStore":
         """The store for a run identified by `key` under `root`: resumed if one exists, else new.
 
-        An existing store keeps its finished windows (checked against their recorded sizes); anything
-        after the first damaged or missing window, and any half-written file, is removed.
+        An existing store keeps its intact windows and states (checked against their sizes and checksums);
+        damaged ones and any half-written file are removed (see `windows_to_make`). Another process working
+        in the same store: waited for up to `lock_wait` seconds, then a RunInProgressError naming it.
         """
         if not _KEY_RE.match(key):
             raise InputError(f"frame store key must be a hex digest, got {key!r}")
@@ -137,7 +148,7 @@ class FrameStore:
         if os.path.exists(root) and not os.path.isdir(root):
             raise InputError(f"the work folder {root} is a file: give a folder (or remove the file)")
         try:
-            lock = RunLock.acquire(path)
+            lock = RunLock.acquire(path, wait=lock_wait)
         except OSError as exc:
             raise outputs.output_error(exc, path, "use the work folder") from None
         try:
@@ -165,44 +176,51 @@ class FrameStore:
             _clear(path)
         os.makedirs(path, exist_ok=True)
         manifest = dict(format=FORMAT, key=key, **expected, windows=[], frames=0, complete=False,
-                        state=None, info=info or {})
+                        states={}, info=info or {})
         _atomic_write_bytes(os.path.join(path, MANIFEST), json.dumps(manifest, indent=1).encode())
         return cls(path)
 
     def _validate_finished(self) -> None:
-        good = []
-        for entry in self._manifest["windows"]:
-            file = os.path.join(self.path, entry["file"])
-            if not os.path.isfile(file) or os.path.getsize(file) != entry["bytes"]:
-                log.warning("WanVideo InfiniteTalk: window %d of %s is missing or truncated; it will be redone",
-                            entry["index"] + 1, self.path)
-                break
-            if entry.get("sha256") and file_sha256(file) != entry["sha256"]:
-                log.warning("WanVideo InfiniteTalk: window %d of %s is damaged (its checksum does not match the "
-                            "manifest); it will be regenerated", entry["index"] + 1, self.path)
-                break
-            good.append(entry)
-        state = self._manifest.get("state")
-        state_ok = bool(good) and state is not None and state["window"] == good[-1]["index"] \
-            and os.path.isfile(os.path.join(self.path, state["file"]))
-        if good and good[-1]["index"] < self.num_windows - 1 and not state_ok:
-            # the next window needs the state saved with the last intact window; only the newest state is
-            # kept, so a store damaged in the middle cannot be continued exactly: start again
-            log.warning("WanVideo InfiniteTalk: frame store %s cannot be continued (resume state missing); "
-                        "starting afresh", self.path)
-            good = []
-        if len(good) != len(self._manifest["windows"]) or (state is not None and not state_ok):
-            self._manifest["windows"] = good
-            self._manifest["frames"] = sum(e["frames"] for e in good)
+        """Keep what is intact, and what a rerun needs to make the rest exactly (see `windows_to_make`)."""
+        windows = [e for e in self._manifest["windows"] if self._segment_intact(e)]
+        states = {k: v for k, v in self._manifest["states"].items() if self._state_intact(int(k), v)}
+        to_make = set(range(self.num_windows)) - {e["index"] for e in windows}
+        span = _continuable(to_make, {int(k) for k in states})
+        again = sorted(span - to_make)
+        if again:
+            log.warning("WanVideo InfiniteTalk: the state window %d of %s hands to the next is missing or damaged; "
+                        "window%s %s on disk will be made again to continue exactly", again[-1] + 1, self.path,
+                        "s" if len(again) > 1 else "", ", ".join(str(i + 1) for i in again))
+        windows = [e for e in windows if e["index"] not in span]
+        if windows != self._manifest["windows"] or states != self._manifest["states"]:
+            self._manifest["windows"] = windows
+            self._manifest["frames"] = sum(e["frames"] for e in windows)
             self._manifest["complete"] = False
-            self._manifest["state"] = state if state_ok else None
+            self._manifest["states"] = states
             self._save_manifest()
-        keep = {MANIFEST, LOCK_NAME} | {e["file"] for e in good}
-        if self._manifest.get("state"):
-            keep.add(self._manifest["state"]["file"])
+        keep = {MANIFEST, LOCK_NAME} | {e["file"] for e in windows} | {v["file"] for v in states.values()}
         for name in os.listdir(self.path):
             if name not in keep:
                 _remove(os.path.join(self.path, name))
+
+    def _segment_intact(self, entry: dict) -> bool:
+        file = os.path.join(self.path, entry["file"])
+        if not os.path.isfile(file) or os.path.getsize(file) != entry["bytes"]:
+            log.warning("WanVideo InfiniteTalk: window %d of %s is missing or truncated; it will be made again",
+                        entry["index"] + 1, self.path)
+            return False
+        if entry.get("sha256") and file_sha256(file) != entry["sha256"]:
+            log.warning("WanVideo InfiniteTalk: window %d of %s is damaged (its checksum does not match the "
+                        "manifest); it will be regenerated, the windows around it are kept", entry["index"] + 1,
+                        self.path)
+            return False
+        return True
+
+    def _state_intact(self, index: int, record: dict) -> bool:
+        file = os.path.join(self.path, record["file"])
+        if not os.path.isfile(file) or ("bytes" in record and os.path.getsize(file) != record["bytes"]):
+            return False
+        return not record.get("sha256") or file_sha256(file) == record["sha256"]
 
     def _save_manifest(self) -> None:
         _atomic_write_bytes(os.path.join(self.path, MANIFEST), json.dumps(self._manifest, indent=1).encode())
@@ -210,9 +228,14 @@ class FrameStore:
     # -- writing ------------------------------------------------------------------------------------------
 
     def write_window(self, index: int, frames: np.ndarray, state: dict | None = None) -> None:
-        """Persist finished window `index` (its kept frames, [n, H, W, 3] uint8) and the state for the next one."""
-        if index != self.finished_windows:
-            raise FrameStoreError(f"window {index} written out of order (store has {self.finished_windows} windows)")
+        """Persist finished window `index` (its kept frames, [n, H, W, 3] uint8) and the state for the next one.
+
+        Windows are made in order: every window before `index` is on disk, `index` is not (it is new, or a
+        damaged one being made again while the windows after it stay)."""
+        on_disk = {e["index"] for e in self._manifest["windows"]}
+        if index in on_disk or not set(range(index)) <= on_disk or not 0 <= index < self.num_windows:
+            raise FrameStoreError(f"window {index} written out of order (store has windows {sorted(on_disk)} "
+                                  f"of {self.num_windows})")
         frames = np.asarray(frames)
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3):
             raise FrameStoreError(
@@ -222,31 +245,40 @@ class FrameStore:
         name = _SEGMENT.format(index)
         segment = os.path.join(self.path, name)
         size = encode_segment(frames, segment, self.fps)
-        old_state = self._manifest.get("state")
-        new_state = None
         if state:
             from safetensors.torch import save
 
             state_name = _STATE.format(index)
-            _atomic_write_bytes(os.path.join(self.path, state_name),
-                                save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
-            new_state = {"window": index, "file": state_name}
+            data = save({k: v.detach().cpu().contiguous() for k, v in state.items()})
+            _atomic_write_bytes(os.path.join(self.path, state_name), data)
+            self._manifest["states"][str(index)] = {"file": state_name, "bytes": len(data),
+                                                    "sha256": hashlib.sha256(data).hexdigest()}
         self._manifest["windows"].append({"index": index, "file": name, "frames": int(len(frames)), "bytes": size,
                                           "sha256": file_sha256(segment)})
+        self._manifest["windows"].sort(key=lambda e: e["index"])
         self._manifest["frames"] += int(len(frames))
-        self._manifest["state"] = new_state
         self._save_manifest()
-        if old_state and (new_state is None or old_state["file"] != new_state["file"]):
-            _remove(os.path.join(self.path, old_state["file"]))
 
-    def load_state(self) -> dict:
-        """Tensors saved with the last finished window (empty when none)."""
-        state = self._manifest.get("state")
-        if not state:
+    def windows_to_make(self) -> list[int]:
+        """Indices of the windows not (or no longer) on disk, in order: what a run with this store makes."""
+        on_disk = {e["index"] for e in self._manifest["windows"]}
+        return [i for i in range(self.num_windows) if i not in on_disk]
+
+    def has_state(self, index: int) -> bool:
+        return str(int(index)) in self._manifest["states"]
+
+    def load_state(self, index: int | None = None) -> dict:
+        """Tensors saved with window `index` (default: the last window on disk) for the next one; empty when none."""
+        if index is None:
+            if not self._manifest["windows"]:
+                return {}
+            index = self._manifest["windows"][-1]["index"]
+        record = self._manifest["states"].get(str(int(index)))
+        if not record:
             return {}
         from safetensors.torch import load_file
 
-        return load_file(os.path.join(self.path, state["file"]))
+        return load_file(os.path.join(self.path, record["file"]))
 
     def release(self) -> None:
         """Let another run use this store's folder (the run that wrote it is over)."""
@@ -255,7 +287,7 @@ class FrameStore:
             lock.release()
 
     def mark_complete(self) -> None:
-        if self.frames_written != self.total_frames:
+        if self.frames_written != self.total_frames or self.windows_to_make():
             raise FrameStoreError(f"store holds {self.frames_written} of {self.total_frames} frames; not complete")
         self._manifest["complete"] = True
         self._save_manifest()
@@ -317,9 +349,12 @@ class FrameStore:
             raise InputError(f"start must be 0 or more, got {start}")
         remaining = len(self) - start if count is None else min(int(count), len(self) - start)
         offset = 0
-        for entry in list(self._manifest["windows"]):
+        for expected, entry in enumerate(list(self._manifest["windows"])):
             if remaining <= 0:
                 break
+            if entry["index"] != expected:
+                raise FrameStoreError(f"window {expected + 1} of {self.path} is not on disk (it was damaged and is not "
+                                      "made again yet): run the sampler again with the same inputs")
             n = entry["frames"]
             if offset + n > start and n:
                 skip = max(0, start - offset)
@@ -342,6 +377,18 @@ class FrameStore:
         if not frames:
             return np.zeros((0, self.height, self.width, 3), dtype=np.uint8)
         return np.stack(frames)
+
+
+def _continuable(to_make: set, states: set) -> set:
+    """`to_make` grown by the windows to make again so each window to make gets the state it needs: from the
+    window before it (made in this run, or its state on disk); where that state is lost, the window before is
+    made again too (the minimal span)."""
+    span = set(to_make)
+    for index in sorted(to_make, reverse=True):
+        while index > 0 and index - 1 not in span and index - 1 not in states:
+            index -= 1
+            span.add(index)
+    return span
 
 
 def _clear(folder: str) -> None:
