@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import outputs
 from .errors import InputError, ModelFileError
+from .video.run_lock import MAX_WAIT_S
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm")
 MAX_SIDE = 2048  # pixels per side: 720p is 1280; beyond this a 14B video model does not fit any GPU
@@ -61,6 +62,9 @@ def check_numbers(req) -> None:
         raise InputError("--width and --height go together: give both, or neither (automatic size)")
     if s.max_frames < 0:
         raise InputError(f"--max-frames {s.max_frames}: give 0 (the whole audio) or a number of frames")
+    wait = float(getattr(req, "wait_for_lock", 0.0) or 0.0)
+    if not (math.isfinite(wait) and 0 <= wait <= MAX_WAIT_S):
+        raise InputError(f"--wait-for-lock {wait:g}: give 0 (do not wait) up to {MAX_WAIT_S} seconds")
 
 
 def _check_weights_file(path: Path, option: str) -> None:

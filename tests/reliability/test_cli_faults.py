@@ -72,7 +72,8 @@ def _work_copy(finished_work, tmp_path):
     (["--fps", "0"], "--fps 0: give a frame rate above 0"),
     (["--width", "100000"], "--width 100000: give 0 \\(automatic\\) or a size up to 2048 pixels"),
     (["--max-frames", "-3"], "--max-frames -3"),
-], ids=["steps0", "fps-huge", "fps-nan", "fps-zero", "width-huge", "max-frames"])
+    (["--wait-for-lock", "-5"], "--wait-for-lock -5: give 0 \\(do not wait\\) up to 604800 seconds"),
+], ids=["steps0", "fps-huge", "fps-nan", "fps-zero", "width-huge", "max-frames", "wait-negative"])
 def test_nonsense_numbers_are_refused_up_front(tmp_path, speech, capsys, monkeypatch, extra, words):
     import re
 
