@@ -208,7 +208,7 @@ class WanInfiniteTalkModel(nn.Module):
     def supports_step_cache(self) -> bool:
         """Whether this model's forward follows a step cache's plan (a variant with its own forward takes
         `step_cache` and hands it to `run_blocks_cached`)."""
-        return "step_cache" in inspect.signature(self.forward).parameters
+        return "step_cache" in inspect.signature(type(self).forward).parameters
 
     def time_modulation(self, t, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(time embedding e [batch, dim], block modulation e0 [batch, 6, dim]) for timesteps t (scalar or [batch]):
