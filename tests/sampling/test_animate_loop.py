@@ -119,6 +119,25 @@ def test_stopped_run_resumes_without_recomputing_finished_clips(tiny, driving, t
     np.testing.assert_array_equal(store.read_frames(), reference)
 
 
+def test_a_damaged_middle_clip_is_made_again_alone_from_the_refert_frames_kept_before_it(tiny, driving, tmp_path):
+    import os
+
+    counting = CountingModel(tiny.dit)  # (the same model object both times: the same run key)
+    first = _run(tiny, driving, tmp_path, model=counting, max_frames=37)  # 3 clips of 13 (refert 1)
+    reference = first.read_frames()
+    assert first.num_windows == 3 and counting.calls == 3 * FAST["steps"]
+    segment = os.path.join(first.path, "window_00001.mkv")
+    with open(segment, "r+b") as f:  # one byte flipped: same size, only the checksum tells
+        f.seek(os.path.getsize(segment) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    counting.calls = 0
+    store = _run(tiny, driving, tmp_path, model=counting, max_frames=37)
+    assert counting.calls == FAST["steps"]  # clip 2 only: clips 1 and 3 are reused
+    np.testing.assert_array_equal(store.read_frames(), reference)
+
+
 def test_y_mask_assembly_matches_the_fixture(fixtures_dir):
     t = load_file(str(fixtures_dir / "animate_b.safetensors"))
     lat_mask = latent_person_mask(t["aux.mask_images"].float() / 255.0)
