@@ -118,12 +118,20 @@ def _alive(holder: dict) -> bool:
     pid = int(holder.get("pid", 0))
     if pid <= 0:
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # it exists (another user's)
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: only psutil can ask
+        try:
+            import psutil
+        except ImportError:
+            return True
+        if not psutil.pid_exists(pid):
+            return False
+    else:
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return False
+        except (PermissionError, OSError):
+            return True  # it exists (another user's)
     started, recorded = process_started(pid), holder.get("process_started")
     if started is not None and recorded is not None and abs(started - float(recorded)) > 2.0:
         return False  # the pid now names another process
