@@ -247,7 +247,7 @@ def _animate_common(g, lora_name, lora_title, steps):
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
                           (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (videos["pose"], "images", "pose_video"),
                           (videos["face"], "images", "face_video"), (pos, "CONDITIONING", "positive"),
-                          (neg, "CONDITIONING", "negative")):
+                          (neg, "CONDITIONING", "negative"), (vision, "CLIP_VISION", "clip_vision")):
         g.link(src, out, sampler, dst)
     return sampler, videos
 
