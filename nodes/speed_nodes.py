@@ -32,7 +32,7 @@ class InfiniteTalkStepCache(_OptionGroupNode):
     DEFAULTS = {"cache_method": "teacache"}  # adding this node means a cache is wanted
     RETURN_TYPES = ("INFINITETALK_CACHE",)
     RETURN_NAMES = ("cache",)
-    OUTPUT_TOOLTIPS = ("Step-cache settings for the InfiniteTalk Sampler's `cache` input.",)
+    OUTPUT_TOOLTIPS = ("Step-cache settings for the `cache` input of the InfiniteTalk Sampler or the Animate Sampler.",)
     DESCRIPTION = ("Skips the transformer blocks of a model call whose input barely changed since the last computed "
                    "one (TeaCache as the reference implements it for InfiniteTalk, or MagCache), reusing its cached "
                    "residual: fewer model calls for a little fidelity. The log says per window how many were skipped.")
@@ -42,7 +42,7 @@ class InfiniteTalkGuidanceOptions(_OptionGroupNode):
     SETTINGS = GuidanceOptions
     RETURN_TYPES = ("INFINITETALK_GUIDANCE",)
     RETURN_NAMES = ("guidance",)
-    OUTPUT_TOOLTIPS = ("Guidance options for the InfiniteTalk Sampler's `guidance` input.",)
+    OUTPUT_TOOLTIPS = ("Guidance options for the `guidance` input of the InfiniteTalk Sampler or the Animate Sampler.",)
     DESCRIPTION = ("How the guidance passes of a step run (one batched forward or one by one) and adaptive "
                    "projected guidance (APG) instead of plain CFG.")
 
