@@ -439,7 +439,17 @@ def browser_checks(base_url, history_entry, texts, video: Path, chromium: str, s
     except ImportError:
         return ["Playwright is not installed in this Python: pip install playwright==1.65.2 (no browser download "
                 "is needed: a local Chromium is driven), or pass --no-browser"]
-    from testlib.frontend_checks import DROP_FILE, GRAPH_PROBLEMS, NEW_NODE_DEFAULTS, NODE_RECTS, PLAY_WITH_SOUND, PLAYER_STATE, overlaps
+    from testlib.frontend_checks import (
+        DROP_FILE,
+        GRAPH_PROBLEMS,
+        GRAPH_TO_PROMPT,
+        NEW_NODE_DEFAULTS,
+        NODE_RECTS,
+        PLAY_WITH_SOUND,
+        PLAYER_STATE,
+        overlaps,
+        prompt_differences,
+    )
 
     problems = []
     with sync_playwright() as p:
@@ -470,6 +480,9 @@ def browser_checks(base_url, history_entry, texts, video: Path, chromium: str, s
                 load(wf)
                 found = page.evaluate(GRAPH_PROBLEMS, wf) + overlaps(page.evaluate(NODE_RECTS))
                 check(f"template {path.name} loads cleanly", not found, found)
+                twin = json.loads((REPO / "examples" / "api" / f"{path.stem}_api.json").read_text())
+                found = prompt_differences(page.evaluate(GRAPH_TO_PROMPT), twin)
+                check(f"template {path.name} queues its API twin's prompt", not found, found)
 
             wf = json.loads(BROWSER_EXAMPLE.read_text())
             load(wf)
@@ -523,13 +536,15 @@ def browser_checks(base_url, history_entry, texts, video: Path, chromium: str, s
 def further_runs(args, base_url, base, names, inputs, prompt, video) -> list[str]:
     """The WanAnimate run and the Cancel-and-resume run (scripts/comfyui_e2e_more_runs.py), unless skipped."""
     sys.path.insert(0, str(REPO / "scripts"))
-    from comfyui_e2e_more_runs import animate_run, cancel_and_resume
+    from comfyui_e2e_more_runs import animate_run, cancel_and_resume, other_examples
 
     problems = []
     if not args.no_cancel:
         problems += cancel_and_resume(base_url, base, prompt, video, args.timeout)
     if not args.no_animate:
         problems += animate_run(base_url, base, names, inputs, args.clip_vision, args.timeout)
+    if args.all_examples:
+        problems += other_examples(base_url, base, names, inputs, args.clip_vision, TINY_RUN, args.timeout)
     return problems
 
 
@@ -551,6 +566,8 @@ def main(argv=None):
     ap.add_argument("--no-browser", action="store_true", help="skip the checks in the front end (step 5)")
     ap.add_argument("--no-cancel", action="store_true", help="skip the Cancel-and-resume run (step 6)")
     ap.add_argument("--no-animate", action="store_true", help="skip the WanAnimate run (step 7)")
+    ap.add_argument("--all-examples", action="store_true",
+                    help="also run the other four API examples (two speakers, dubbing, no audio, replacement)")
     args = ap.parse_args(argv)
 
     comfy = args.comfyui.resolve()

@@ -12,6 +12,9 @@ same server:
   "interrupted" (not an error), the store on disk must keep the finished window(s) and no MP4 may be
   written; the same prompt queued again must resume after them ("resuming at window k/n") and give an
   MP4 whose frames equal those of the uninterrupted run.
+- `other_examples` (`--all-examples`): the other four API examples (two speakers, dubbing, image-to-video
+  without audio, WanAnimate replacement) adapted the same way, each an H.264 MP4 of the expected length,
+  with sound where the example connects audio.
 """
 from __future__ import annotations
 
@@ -75,6 +78,8 @@ def cancel_and_resume(base_url: str, base: Path, prompt: dict, reference_video: 
             node["inputs"]["frames_folder"] = "output"  # a store of its own: the first run's was in temp
         if node["class_type"] == "InfiniteTalkVideoCombine":
             node["inputs"]["filename_prefix"] = "infinitetalk_e2e/resumed"
+    # A store left by an earlier e2e in the same --workdir would be complete: the run would not sample at all.
+    shutil.rmtree(base / "output" / "infinitetalk_frames", ignore_errors=True)
     log("Cancel: queueing the InfiniteTalk run again (frames in output/), interrupting after window 1")
     entry, texts, events = asyncio.run(run_prompt(base_url, prompt, timeout, interrupt_when=r"window 1/\d+ done"))
     problems = []
@@ -106,4 +111,52 @@ def cancel_and_resume(base_url: str, base: Path, prompt: dict, reference_video: 
         f"{'equal to' if same else 'DIFFERENT from'} the uninterrupted run's {len(reference)}")
     if not same:
         problems.append("Cancel: the resumed run's frames differ from the uninterrupted run's")
+    return problems
+
+
+# The other examples' input files (what scripts/comfyui_validate_examples.py lays out), from ../shared/media.
+EXAMPLE_INPUTS = {"two_people.png": "two_people_832x480.jpg", "source_clip.mp4": "source_talk_4s.mp4",
+                  "background.mp4": "animate_background_3s.mp4", "mask.mp4": "animate_mask_3s.mp4", **ANIMATE_INPUTS}
+OTHER_EXAMPLES = ("infinitetalk_two_speakers", "infinitetalk_video_dubbing", "wan_i2v_no_audio", "wananimate_replacement")
+TALK_FRAMES = 29  # two 17-frame windows with 5 motion frames: max_frames of the InfiniteTalk examples here
+
+
+def other_examples(base_url: str, base: Path, names: dict, inputs: dict, clip_vision: str, tiny: dict,
+                   timeout: float) -> list[str]:
+    """Every other API example, adapted the same way, must run and give an H.264 MP4 of the expected length,
+    with sound where the example connects audio to Video Combine."""
+    import av
+
+    for name, src in EXAMPLE_INPUTS.items():
+        shutil.copy(MEDIA / src, base / "input" / name)
+    problems = []
+    for stem in OTHER_EXAMPLES:
+        original = json.loads((REPO / "examples" / "api" / f"{stem}_api.json").read_text())
+        image = next((n["inputs"]["image"] for n in original.values() if n["class_type"] == "LoadImage"), inputs["image"])
+        prompt = adapt_workflow(original, names, {**inputs, "image": image}, clip_vision, tiny)
+        expected, fps, audio = TALK_FRAMES, 25.0, False
+        for node in prompt.values():
+            if node["class_type"] == "InfiniteTalkSampler":
+                node["inputs"]["max_frames"] = TALK_FRAMES
+            elif node["class_type"] == "InfiniteTalkAnimateSampler":
+                node["inputs"].update(TINY_ANIMATE)
+                expected, fps = TINY_ANIMATE["max_frames"], node["inputs"]["fps"]
+            elif node["class_type"] == "InfiniteTalkVideoCombine":
+                node["inputs"]["filename_prefix"] = f"infinitetalk_e2e/{stem}"
+                audio = "audio" in node["inputs"]
+        log(f"example {stem}: queueing it (tiny models, {expected} frames)")
+        entry, texts, events = asyncio.run(run_prompt(base_url, prompt, timeout))
+        video = find_video(entry, base / "output")
+        if "execution_error" in events or video is None or not video.exists() or stem not in video.name:
+            problems.append(f"example {stem}: the run failed or wrote no MP4 (events {events[-3:]})")
+            continue
+        found = check_mp4(video, expected / fps)
+        if not audio:  # no audio connected: a silent MP4 is right
+            found = [p for p in found if p != "no audio stream"]
+            with av.open(str(video)) as container:
+                silent = not any(s.type == "audio" for s in container.streams)
+            if not silent:
+                found.append("an audio stream, though the example connects no audio")
+        problems += [f"example {stem}: {p}" for p in found]
+        log(f"example {stem}: {'ok' if not found else 'FAILED'} ({video.name})")
     return problems

@@ -12,12 +12,14 @@ from testlib import REPO_ROOT
 from testlib.frontend_checks import (
     DROP_FILE,
     GRAPH_PROBLEMS,
+    GRAPH_TO_PROMPT,
     NEW_NODE_DEFAULTS,
     NODE_RECTS,
     PLAY_WITH_SOUND,
     PLAYER_STATE,
     VISIBLE_VIDEOS,
     overlaps,
+    prompt_differences,
 )
 
 TEMPLATES = REPO_ROOT / "example_workflows"
@@ -40,6 +42,14 @@ def test_template_loads_cleanly_without_overlaps(fe, path):
     assert fe.js(GRAPH_PROBLEMS, wf) == []
     assert overlaps(fe.js(NODE_RECTS)) == []
     assert our_errors(fe) == []
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.stem)
+def test_template_queues_the_prompt_of_its_api_twin(fe, path):
+    """What Queue would post for the UI workflow is its examples/api twin, which ComfyUI validates and runs."""
+    fe.load(json.loads(path.read_text()))
+    twin = json.loads((REPO_ROOT / "examples" / "api" / f"{path.stem}_api.json").read_text())
+    assert prompt_differences(fe.js(GRAPH_TO_PROMPT), twin) == []
 
 
 def show_output(fe, node_id, ui):

@@ -100,3 +100,27 @@ DROP_FILE = """async ({ url, name, type }) => {
   const target = document.querySelector('#graph-canvas') ?? document.body;
   target.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
 }"""
+
+# The API prompt the front end builds from the loaded graph (what Queue posts to /prompt).
+GRAPH_TO_PROMPT = """async () => (await app.graphToPrompt()).output"""
+
+# Widgets the front end adds to its own preview nodes and sends along; the server ignores them.
+FRONT_END_ONLY_INPUTS = {"audioUI", "video-preview"}
+
+
+def prompt_differences(built: dict, twin: dict) -> list[str]:
+    """Where the prompt the front end built from a UI workflow differs from its API twin (examples/api)."""
+    found = []
+    for node_id in sorted(set(built) | set(twin), key=str):
+        ours, theirs = built.get(node_id), twin.get(node_id)
+        if ours is None or theirs is None:
+            found.append(f"node {node_id}: only in the {'API twin' if ours is None else 'front end prompt'}")
+            continue
+        if ours["class_type"] != theirs["class_type"]:
+            found.append(f"node {node_id}: {ours['class_type']} in the front end, {theirs['class_type']} in the twin")
+            continue
+        for name in sorted((set(ours["inputs"]) | set(theirs["inputs"])) - FRONT_END_ONLY_INPUTS):
+            if ours["inputs"].get(name) != theirs["inputs"].get(name):
+                found.append(f"node {node_id} ({ours['class_type']}).{name}: {ours['inputs'].get(name)!r} in the "
+                             f"front end, {theirs['inputs'].get(name)!r} in the twin")
+    return found
