@@ -176,10 +176,33 @@ class _NullProgress:
 def progress_bar(total: int):
     """The host's progress bar for the running node (a counter standalone)."""
     try:
+        import comfy.model_management as mm
         from comfy.utils import ProgressBar
     except ImportError:
         return _NullProgress(total)
-    return ProgressBar(total)
+    return _HostProgress(ProgressBar(total), mm)
+
+
+class _HostProgress:
+    """ComfyUI's ProgressBar. Its hook raises the host's interrupt on Cancel and clears the Cancel flag as it
+    does; the flag is set again, so the code that unwinds (the window loop's log) sees a Cancel, not a failure.
+    ComfyUI clears it when the next prompt starts."""
+
+    def __init__(self, bar, mm):
+        self._bar, self._mm = bar, mm
+
+    def update_absolute(self, value, total=None, preview=None):
+        self._call(self._bar.update_absolute, value, total, preview)
+
+    def update(self, value):
+        self._call(self._bar.update, value)
+
+    def _call(self, method, *args):
+        try:
+            method(*args)
+        except self._mm.InterruptProcessingException:
+            self._mm.interrupt_current_processing(True)
+            raise
 
 
 def interrupt_requested() -> bool:

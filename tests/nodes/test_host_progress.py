@@ -1,0 +1,61 @@
+"""The host's progress bar on Cancel, with ComfyUI v0.3.64's interrupt semantics (its hook raises and clears)."""
+import sys
+import types
+
+import pytest
+from testlib import load_pack
+
+
+def _comfy(monkeypatch):
+    """comfy.model_management's interrupt flag and comfy.utils.ProgressBar whose hook checks it, as in v0.3.64."""
+    mm = types.ModuleType("comfy.model_management")
+    mm.flag = False
+
+    class InterruptProcessingException(Exception):
+        pass
+
+    def throw_exception_if_processing_interrupted():
+        if mm.flag:
+            mm.flag = False  # ComfyUI clears the flag as it raises
+            raise InterruptProcessingException()
+
+    mm.InterruptProcessingException = InterruptProcessingException
+    mm.interrupt_current_processing = lambda value=True: setattr(mm, "flag", value)
+    mm.processing_interrupted = lambda: mm.flag
+    mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    utils = types.ModuleType("comfy.utils")
+
+    class ProgressBar:  # main.py's hook: throw_exception_if_processing_interrupted() on every update
+        def __init__(self, total):
+            self.total, self.current = total, 0
+
+        def update_absolute(self, value, total=None, preview=None):
+            throw_exception_if_processing_interrupted()
+            self.current = value
+
+        def update(self, value):
+            self.update_absolute(self.current + value)
+
+    utils.ProgressBar = ProgressBar
+    comfy = types.ModuleType("comfy")
+    comfy.model_management, comfy.utils = mm, utils
+    for name, module in (("comfy", comfy), ("comfy.model_management", mm), ("comfy.utils", utils)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return mm
+
+
+def test_a_cancel_raised_by_the_progress_hook_stays_visible(monkeypatch):
+    from importlib import import_module
+
+    load_pack()
+    host = import_module("wanvideo_infinitetalk_pack.nodes.host")
+    mm = _comfy(monkeypatch)
+    bar = host.progress_bar(10)
+    bar.update_absolute(3, 10)
+    bar.update(1)
+    assert not host.interrupt_requested()
+    mm.interrupt_current_processing(True)  # the user presses Cancel
+    with pytest.raises(mm.InterruptProcessingException):
+        bar.update_absolute(5, 10)
+    # the window loop asks after the exception: it must see a Cancel (logged as a stop, not a failure)
+    assert host.interrupt_requested()
