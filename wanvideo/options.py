@@ -40,7 +40,16 @@ from .errors import InputError
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 _NODE_TYPES = {int: "INT", float: "FLOAT", str: "STRING", bool: "BOOLEAN"}
 _META_KEY = "wanvideo_option"
-_UNSET = type("Unset", (), {"__repr__": lambda self: "<unset>"})()  # "not given" where None is a value
+
+
+class _Unset:
+    """'Not given', where None is a value (an option whose command-line default is None)."""
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET = _Unset()
 
 
 @dataclass(frozen=True)
