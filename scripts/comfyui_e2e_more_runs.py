@@ -33,6 +33,11 @@ ANIMATE_INPUTS = {"character.png": "portrait_480x832.png", "pose.mp4": "animate_
                   "face.mp4": "animate_face_3s.mp4"}
 
 
+def seconds_of(frames: int, fps: float) -> float:
+    """A duration that check_mp4's int(seconds x fps) turns back into `frames` (29 / 25 x 25 is 28.999...)."""
+    return (frames + 0.5) / fps
+
+
 def frames_of(path: Path):
     """Every decoded frame of the video stream, as RGB arrays."""
     import av
@@ -63,7 +68,7 @@ def animate_run(base_url: str, base: Path, names: dict, inputs: dict, clip_visio
     log(f"WanAnimate output: {video} ({video.stat().st_size} bytes)")
     clips = [t for _, t in texts if re.search(r"clip \d+/\d+", t)]
     problems = [] if clips else ["WanAnimate: the sampler sent no 'clip k/n' progress text"]
-    return problems + [f"WanAnimate: {p}" for p in check_mp4(video, TINY_ANIMATE["max_frames"] / fps)]
+    return problems + [f"WanAnimate: {p}" for p in check_mp4(video, seconds_of(TINY_ANIMATE["max_frames"], fps))]
 
 
 def _manifests(base: Path) -> list[dict]:
@@ -150,7 +155,7 @@ def other_examples(base_url: str, base: Path, names: dict, inputs: dict, clip_vi
         if "execution_error" in events or video is None or not video.exists() or stem not in video.name:
             problems.append(f"example {stem}: the run failed or wrote no MP4 (events {events[-3:]})")
             continue
-        found = check_mp4(video, expected / fps)
+        found = check_mp4(video, seconds_of(expected, fps))
         if not audio:  # no audio connected: a silent MP4 is right
             found = [p for p in found if p != "no audio stream"]
             with av.open(str(video)) as container:
