@@ -35,14 +35,18 @@ FACE = dict(face_encoder_width=64, motion_encoder={"size": 64, "style_dim": 128,
                                                    "channels": {64: 16, 32: 32, 16: 64, 8: 64, 4: 64}})
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _median_times(fns: dict, repeats: int) -> dict:
+    """{name: median seconds} of each function, their runs interleaved (a, b, a, b, ...) so that a change in the
+    machine's load during the measurement hits both sides alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def overhead_ratio(repeats: int = 5) -> tuple[float, float, float]:
@@ -58,8 +62,10 @@ def overhead_ratio(repeats: int = 5) -> tuple[float, float, float]:
     t, ctx, clip = torch.tensor([900]), torch.randn(1, 16, SMALL["text_dim"]), torch.randn(1, 257, SMALL["clip_dim"])
     pose = torch.randn(1, 16, frames - 1, lat_h, lat_w)
     faces = torch.rand(1, 3, 4 * (frames - 2) + 1, 64, 64) * 2 - 1
-    t_i2v = _median_time(lambda: i2v(x, t, ctx, clip, y), repeats)
-    t_animate = _median_time(lambda: animate(x, t, ctx, clip, y, pose_latents=pose, face_pixel_values=faces), repeats)
+    times = _median_times({"i2v": lambda: i2v(x, t, ctx, clip, y),
+                           "animate": lambda: animate(x, t, ctx, clip, y, pose_latents=pose, face_pixel_values=faces)},
+                          repeats)
+    t_i2v, t_animate = times["i2v"], times["animate"]
     return t_animate / t_i2v, t_i2v, t_animate
 
 
@@ -80,7 +86,7 @@ def batched_guidance_ratio(repeats: int = 5) -> tuple[float, float, float]:
     passes = {COND: dict(context=torch.randn(1, 16, SMALL["text_dim"]), face_pixel_values=faces, **common),
               UNCOND: dict(context=torch.randn(1, 12, SMALL["text_dim"]), face_pixel_values=faces * 0 - 1, **common)}
     runners = {mode: PassRunner(animate, passes, batched=mode == "batched") for mode in ("batched", "sequential")}
-    times = {mode: _median_time(lambda r=runner: r(x, t, 0), repeats) for mode, runner in runners.items()}
+    times = _median_times({mode: (lambda r=runner: r(x, t, 0)) for mode, runner in runners.items()}, repeats)
     return times["batched"] / times["sequential"], times["batched"], times["sequential"]
 
 
