@@ -36,8 +36,8 @@ class AnimateSettings(GuidanceOptions, CacheOptions):
         "with the negative prompt and no face: stronger expressions, twice the time."))
     scheduler: str = option("unipc", choices=SCHEDULERS, help=(
         "unipc (official command line), dpm++ (official class default), euler."))
-    # The command line's default stays 42, as `generate`'s: an existing command keeps making the same video.
-    seed: int = option(0, min=0, max=0xFFFFFFFFFFFFFFFF, cli_default=42, help=(
+    # 42 on the node and the command line, as the InfiniteTalk sampler's (one seed default across the pack).
+    seed: int = option(42, min=0, max=0xFFFFFFFFFFFFFFFF, help=(
         "Noise seed. The first clip uses it directly, later clips seeds derived from it."))
     width: int = option(0, min=0, max=4096, step=16, help=(
         "Output width (multiple of 16). 0 with height 0: the pose video's size."))
