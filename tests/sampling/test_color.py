@@ -106,3 +106,19 @@ def test_default_colour_correction_pulls_a_drifting_run_back_to_the_image_colour
     # correction keeps the last frames' mean colour close to the image's.
     assert distances[0.0] > 15.0
     assert distances[None] < distances[0.0] / 4
+
+
+def test_a_flat_frame_takes_the_reference_mean_colour_and_blocks_of_frames_change_nothing():
+    """A one-colour frame (a fade to grey) has no spread to scale: it becomes the reference's mean colour, whatever
+    rounding leaves in its Lab spread; frames are corrected in blocks, each as if alone."""
+    gen = torch.Generator().manual_seed(3)
+    reference = torch.rand(3, 24, 32, generator=gen) * 2 - 1
+    frames = torch.rand(3, 21, 24, 32, generator=gen) * 2 - 1
+    frames[:, 5] = 0.2
+    out = match_and_blend_colors(frames, reference, 1.0)
+    ref_lab = rgb_to_lab(((reference.permute(1, 2, 0).double() + 1) / 2))
+    mean_colour = lab_to_rgb(ref_lab.mean(dim=(0, 1))) * 2 - 1
+    assert torch.allclose(out[:, 5], mean_colour.float()[:, None, None].expand(3, 24, 32), atol=1e-5)
+    for t in (0, 17, 20):  # first block, second block, last partial block
+        alone = match_and_blend_colors(frames[:, t:t + 1], reference, 1.0)
+        assert torch.allclose(out[:, t:t + 1], alone, atol=1e-6)
