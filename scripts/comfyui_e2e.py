@@ -193,6 +193,12 @@ def adapt_workflow(prompt: dict, names: dict, inputs: dict, clip_vision: str, ti
                            "inputs": {"image": node["image"], "clip_dim": names["clip_dim"], "crop": node["crop"]}}
         for nid in by_class.get("CLIPVisionLoader", []):
             del prompt[nid]
+        # The samplers' optional `clip_vision` socket linked the loader just removed: without it they use the
+        # stand-in's `clip_vision_output` as given (per-window CLIP is then not exercised; `real` does).
+        for node in prompt.values():
+            for name, value in list(node["inputs"].items()):
+                if isinstance(value, list) and len(value) == 2 and str(value[0]) not in prompt:
+                    del node["inputs"][name]
     else:
         for nid in by_class.get("CLIPVisionLoader", []):
             prompt[nid]["inputs"]["clip_name"] = names["clip_vision"]
