@@ -25,11 +25,9 @@ from .audio.settings import AudioSettings
 from .media import need_file, read_audio, read_image, read_video
 from .model.settings import LoaderSettings, LoraSettings, SpeedSettings
 from .model_files import ModelPaths, resolve_models
-from .options import option_values, options_of
+from .options import options_of
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
-from .sampling.cache import CacheOptions
 from .sampling.conditioning import ReferenceFrames
-from .sampling.guidance_settings import GuidanceOptions
 from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from .sampling.settings import SamplerSettings
 from .sampling.sizes import resolve_size
@@ -50,9 +48,6 @@ EMBEDDED_LONG_SIDE = 256  # the embedded set's automatic size: the image's aspec
 # Options the command line decides at run time when not given: the reference's values (SamplerSettings'
 # defaults) with real weights, others for the tiny embedded set and for step-distillation LoRAs.
 AUTO_SAMPLING = ("steps", "cfg", "audio_cfg")
-# The speed options (issue 13), kept by name in GenerateRequest.speed: the sampler's and the model's.
-SAMPLER_SPEED = (GuidanceOptions, CacheOptions)
-SPEED_OPTIONS = tuple(name for kind in (*SAMPLER_SPEED, SpeedSettings) for name in options_of(kind))
 
 
 @dataclass
@@ -75,7 +70,7 @@ class GenerateRequest:
     models: ModelPaths = field(default_factory=ModelPaths)
     device: str = "auto"
     sequence_parallel: str | None = None  # ulysses | ring: each window's tokens split across torchrun's ranks
-    speed: dict = field(default_factory=dict)  # speed options (SPEED_OPTIONS) by name
+    model_speed: SpeedSettings = field(default_factory=SpeedSettings)  # --compile, --fp8-matmul
     work_dir: str | None = None
     keep_parts: bool = False
     quiet: bool = False
@@ -84,9 +79,8 @@ class GenerateRequest:
     @classmethod
     def from_args(cls, args) -> "GenerateRequest":
         models = model_paths_from_args(args, infinitetalk=args.infinitetalk, wav2vec=args.wav2vec)
-        speed = {n: getattr(args, n) for n in SPEED_OPTIONS if hasattr(args, n)}
-        return cls(models=models, speed=speed,
-                   sampler=settings_from_args(SamplerSettings, args, skip=AUTO_SAMPLING + SPEED_OPTIONS),
+        return cls(models=models, model_speed=settings_from_args(SpeedSettings, args),
+                   sampler=settings_from_args(SamplerSettings, args, skip=AUTO_SAMPLING),
                    loader=settings_from_args(LoaderSettings, args),
                    audio_settings=settings_from_args(AudioSettings, args), **plain_fields_from_args(cls, args))
 
@@ -218,7 +212,7 @@ def _load_dit(req, files, device):
 
 def _speed_up(dit, req: GenerateRequest):
     """--compile / --fp8-matmul on the loaded video model (a clear error where this machine cannot)."""
-    SpeedSettings(**option_values(SpeedSettings, req.speed)).apply(dit)
+    req.model_speed.apply(dit)
     return dit
 
 
@@ -271,7 +265,7 @@ def sampler_settings(req: GenerateRequest, embedded: bool, src_h: int, src_w: in
     Real weights: the reference's values (SamplerSettings' defaults), or with a LoRA the step-distillation ones
     the example workflows use. The embedded tiny set: 4 steps, no text guidance, a small size.
     """
-    s = dataclasses.replace(req.sampler, **{n: v for kind in SAMPLER_SPEED for n, v in option_values(kind, req.speed).items()})
+    s = dataclasses.replace(req.sampler)
     reference = SamplerSettings()
     lora = bool(req.models.loras)
     if embedded:

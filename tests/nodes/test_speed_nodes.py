@@ -20,7 +20,7 @@ from wanvideo_infinitetalk_pack.wanvideo.tiny import tiny_models
 from wanvideo.cli import build_parser
 from wanvideo.model.settings import SpeedSettings
 from wanvideo.options import options_of
-from wanvideo.pipeline import SPEED_OPTIONS, GenerateRequest
+from wanvideo.pipeline import GenerateRequest
 from wanvideo.sampling.cache import CacheOptions
 from wanvideo.sampling.guidance_settings import GuidanceOptions
 
@@ -86,14 +86,15 @@ def test_cli_flags_reach_the_request():
     args = build_parser().parse_args(["generate", "--image", "a.png", "--audio", "a.wav", "--output", "o.mp4",
                                       "--cache-method", "teacache", "--cache-threshold", "0.3", "--apg",
                                       "--guidance-batching", "sequential", "--fp8-matmul", "auto", "--compile"])
-    speed = GenerateRequest.from_args(args).speed
+    req = GenerateRequest.from_args(args)
+    speed = {**vars(req.sampler), **vars(req.model_speed)}
     assert speed["cache_method"] == "teacache" and speed["cache_threshold"] == 0.3 and speed["apg"] is True
     assert speed["guidance_batching"] == "sequential" and speed["fp8_matmul"] == "auto" and speed["compile"] is True
-    defaults = GenerateRequest.from_args(build_parser().parse_args(
-        ["generate", "--image", "a.png", "--audio", "a.wav", "--output", "o.mp4"])).speed
+    plain = GenerateRequest.from_args(build_parser().parse_args(
+        ["generate", "--image", "a.png", "--audio", "a.wav", "--output", "o.mp4"]))
+    defaults = {**vars(plain.sampler), **vars(plain.model_speed)}
     registry = {**options_of(GuidanceOptions), **options_of(CacheOptions), **options_of(SpeedSettings)}
-    assert set(SPEED_OPTIONS) == set(registry)
-    assert defaults == {name: option.default for name, option in registry.items()}
+    assert {name: defaults[name] for name in registry} == {name: option.default for name, option in registry.items()}
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "--image", "a.png", "--audio", "a.wav", "--output", "o.mp4",
                                    "--cache-method", "fastcache"])
