@@ -63,16 +63,13 @@ def match_and_blend_colors(frames: torch.Tensor, reference: torch.Tensor, streng
     if not 0.0 <= strength <= 1.0:
         raise InputError(f"colour correction strength must be between 0 and 1, got {strength}")
     ref = ((reference.permute(1, 2, 0).to(torch.float64) + 1.0) / 2.0).clamp(0.0, 1.0)
-    ref_stats = ref_to_stats(rgb_to_lab(ref))
-    mean_ref = torch.stack([m for m, _ in ref_stats])
-    std_ref = torch.stack([s for _, s in ref_stats])
+    mean_ref, std_ref = lab_mean_std(rgb_to_lab(ref))
     out = torch.empty_like(frames)
     for first in range(0, frames.shape[1], FRAMES_PER_BLOCK):
         block = frames[:, first:first + FRAMES_PER_BLOCK]
         src = ((block.permute(1, 2, 3, 0).to(torch.float64) + 1.0) / 2.0).clamp(0.0, 1.0)  # [t, H, W, 3]
         lab = rgb_to_lab(src)
-        mean_src = lab.mean(dim=(1, 2), keepdim=True)
-        std_src = lab.std(dim=(1, 2), unbiased=False, keepdim=True)
+        mean_src, std_src = lab_mean_std(lab)
         flat = std_src == 0
         scaled = (lab - mean_src) * (std_ref / torch.where(flat, torch.ones_like(std_src), std_src)) + mean_ref
         corrected = torch.where(flat, mean_ref.expand_as(lab), scaled)
@@ -81,5 +78,6 @@ def match_and_blend_colors(frames: torch.Tensor, reference: torch.Tensor, streng
     return out
 
 
-def ref_to_stats(lab: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(lab[..., c].mean(), lab[..., c].std(unbiased=False)) for c in range(3)]
+def lab_mean_std(lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[..., H, W, 3] Lab -> each picture's per-channel mean and (population) standard deviation, [..., 1, 1, 3]."""
+    return lab.mean(dim=(-3, -2), keepdim=True), lab.std(dim=(-3, -2), unbiased=False, keepdim=True)
