@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 
 import torch
@@ -32,12 +31,14 @@ import torch
 from ... import errors
 from ...errors import InputError, WanVideoError
 from .devices import label, parse_devices
+from .worker import process_main
 
 log = logging.getLogger(__name__)
 
 START_SECONDS = 900  # loading a 14B model per worker may take minutes
 STEP_SECONDS = 900  # longest wait for one step's word from rank 0 (a 720p step of a 14B model on slow cards)
 IDLE_SECONDS = 600
+BACKENDS = ("local", "ray")
 _POLL = 0.1
 
 
@@ -77,6 +78,8 @@ class PoolSpec:
     threads: int = 1  # torch threads per worker (CPU)
     timeout: float = STEP_SECONDS
     start_timeout: float = START_SECONDS
+    backend: str = "local"  # local processes, or "ray" actors (a Ray cluster may span machines)
+    ray_address: str | None = None  # the cluster to join when Ray is not initialised yet (None: start one here)
 
 
 @dataclass
@@ -138,24 +141,13 @@ class WorkerPool:
 
     # ----- start / stop --------------------------------------------------------------------------------
     def start(self) -> "WorkerPool":
-        import torch.multiprocessing as mp
-
-        from .rendezvous import free_port
-
-        ctx = mp.get_context("spawn")
-        self._outbox = ctx.Queue()
-        self._cancel = ctx.Event()
-        init = f"tcp://127.0.0.1:{free_port()}"
         world = len(self.devices)
-        with _without_host_main():
-            for rank, device in enumerate(self.devices):
-                inbox = ctx.Queue()
-                log_path = os.path.join(self.log_dir, f"worker_{rank}.log")
-                process = ctx.Process(target=_worker_main, name=f"wanvideo-worker-{rank}", daemon=True,
-                                      args=(self.spec, rank, world, str(device), init, inbox, self._outbox,
-                                            self._cancel, log_path))
-                process.start()
-                self.workers.append(_Worker(rank, device, process, inbox, log_path))
+        if self.spec.backend == "ray":
+            from .ray_backend import launch
+
+            self._outbox, self._cancel, self.workers = launch(self, _Worker)
+        else:
+            self._launch_processes()
         ready = set()
         deadline = time.monotonic() + self.spec.start_timeout
         while len(ready) < world:
@@ -166,9 +158,28 @@ class WorkerPool:
             elif message[0] == "error":
                 self.close()
                 raise _error_from(message)
-        log.info("multi-GPU pool: %d workers ready on %s (%s%s)", world, ", ".join(map(str, self.devices)),
-                 self.spec.mode, ", FSDP" if self.spec.fsdp else "")
+        log.info("multi-GPU pool: %d %s workers ready on %s (%s%s)", world, self.spec.backend,
+                 ", ".join(map(str, self.devices)), self.spec.mode, ", FSDP" if self.spec.fsdp else "")
         return self
+
+    def _launch_processes(self) -> None:
+        import torch.multiprocessing as mp
+
+        from .rendezvous import free_port
+
+        ctx = mp.get_context("spawn")
+        self._outbox = ctx.Queue()
+        self._cancel = ctx.Event()
+        init = f"tcp://127.0.0.1:{free_port()}"
+        with _without_host_main():
+            for rank, device in enumerate(self.devices):
+                inbox = ctx.Queue()
+                log_path = os.path.join(self.log_dir, f"worker_{rank}.log")
+                process = ctx.Process(target=process_main, name=f"wanvideo-worker-{rank}", daemon=True,
+                                      args=(self.spec, rank, len(self.devices), str(device), init, inbox,
+                                            self._outbox, self._cancel, log_path))
+                process.start()
+                self.workers.append(_Worker(rank, device, process, inbox, log_path))
 
     def close(self) -> None:
         """Stop the workers (politely, then by force) and forget them."""
@@ -183,7 +194,7 @@ class WorkerPool:
         deadline = time.monotonic() + 5
         for w in workers:
             w.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if w.process.is_alive():
+            if w.process.is_alive() or self.spec.backend == "ray":  # a Ray actor outlives its serve() call
                 w.process.kill()
                 w.process.join(timeout=5)
 
@@ -265,6 +276,8 @@ class WorkerPool:
     def _exited(self, failed) -> WorkerExitedError:
         """The error naming the worker that ended first (a killed one before those that lost it), pool closed."""
         time.sleep(0.5)  # let the others notice and end, so the one to blame is known
+        for w in self.workers:
+            w.process.is_alive()  # (a Ray actor's exit code is known once asked)
         killed = [w for w in self.workers if w.process.exitcode is not None and w.process.exitcode < 0]
         dead = [w for w in self.workers if w.process.exitcode is not None]
         failed_rank = failed[1] if failed is not None else None
@@ -328,7 +341,7 @@ class SequenceParallelPool:
 
     def __init__(self, source: ModelSource, devices, *, mode: str = "ulysses", fsdp: bool = False, threads: int = 1,
                  timeout: float = STEP_SECONDS, idle_seconds: float = IDLE_SECONDS,
-                 start_timeout: float = START_SECONDS):
+                 start_timeout: float = START_SECONDS, backend: str = "local", ray_address: str | None = None):
         from ..sequence_parallel import MODES
 
         if mode not in MODES:
@@ -336,7 +349,13 @@ class SequenceParallelPool:
         names = tuple(str(d) for d in parse_devices(devices))
         if len(names) < 2:
             raise InputError("sequence parallel needs at least two devices, e.g. cuda:0,cuda:1")
-        self.spec = PoolSpec(source, names, mode, fsdp, threads, timeout, start_timeout)
+        if backend not in BACKENDS:
+            raise InputError(f"unknown worker backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "ray":
+            from .ray_backend import require_ray
+
+            require_ray()
+        self.spec = PoolSpec(source, names, mode, fsdp, threads, timeout, start_timeout, backend, ray_address)
         self.idle_seconds = idle_seconds
 
     @property
@@ -361,114 +380,3 @@ class SequenceParallelPool:
         if pool is not None:
             with pool.lock:
                 pool.close()
-
-
-# ----- the worker side ------------------------------------------------------------------------------------
-def _worker_main(spec: PoolSpec, rank: int, world: int, device: str, init: str, inbox, outbox, cancel,
-                 log_path: str) -> None:
-    """A worker process: join the group, load the model, then run windows until told to stop."""
-    import datetime
-    import faulthandler
-
-    handler = logging.FileHandler(log_path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(f"rank {rank}: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    fault_log = open(log_path + ".fault", "w")  # noqa: SIM115 - open for the process's life
-    faulthandler.enable(fault_log)
-    wlog = logging.getLogger("wanvideo.worker")
-    try:
-        import torch.distributed as dist
-
-        torch.set_num_threads(spec.threads)
-        dev = torch.device(device)
-        if dev.type == "cuda":
-            torch.cuda.set_device(dev)
-        wlog.info("joining %d workers on %s", world, device)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method=init, rank=rank,
-                                world_size=world, timeout=datetime.timedelta(seconds=spec.timeout))
-        model, info = _load(spec, dev)
-        model.enable_sequence_parallel(spec.mode)
-        wlog.info("ready")
-        outbox.put(("ready", rank, info))
-        _serve(model, rank, dev, inbox, outbox, cancel, wlog)
-        outbox.close()
-        outbox.join_thread()  # what this worker sent is delivered
-        logging.shutdown()
-        os._exit(0)  # not the process group's or the interpreter's slow teardown: the pool is waiting
-    except BaseException as exc:  # noqa: BLE001 - reported to the pool, then this process ends
-        if isinstance(exc, WanVideoError):
-            wlog.error("%s", exc)
-            outbox.put(("error", rank, type(exc).__name__, str(exc)))
-        else:
-            wlog.error("%s", traceback.format_exc().rstrip())
-            wlog.error("failed: %s: %s", type(exc).__name__, exc)
-            outbox.put(("failed", rank))
-        raise SystemExit(1) from None
-
-
-def _load(spec: PoolSpec, device: torch.device):
-    import resource
-
-    if spec.fsdp:
-        from .fsdp import load_sharded
-
-        model, info = load_sharded(spec.source.config, spec.source.paths, spec.source.torch_dtype, device)
-    else:
-        model = spec.source.load(device)
-        total = sum(p.numel() * p.element_size() for p in model.parameters())
-        info = dict(param_bytes=total, total_param_bytes=total)
-    info["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return model, info
-
-
-def _serve(model, rank: int, device: torch.device, inbox, outbox, cancel, wlog) -> None:
-    import torch.distributed as dist
-
-    from ...sampling.settings import GenerationInterrupted
-    from ...sampling.window_job import run_window_job
-
-    comm = device if device.type == "cuda" else torch.device("cpu")
-
-    def stop_requested() -> bool:
-        # rank 0 decides, everyone follows: all ranks leave at the same step
-        flag = torch.tensor([1 if rank == 0 and cancel.is_set() else 0], dtype=torch.int32, device=comm)
-        dist.broadcast(flag, src=0)
-        return bool(flag.item())
-
-    parent = os.getppid()
-    while True:
-        try:
-            message = inbox.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent:  # the host process is gone: nobody will send work or stop
-                wlog.info("the host process ended; stopping")
-                return
-            continue
-        if message[0] == "stop":
-            wlog.info("stopping")
-            return
-        job = message[1].to(device)
-        steps = [0]
-
-        def on_step(i, job=job, steps=steps):
-            steps[0] = i
-            wlog.info("window %d step %d/%d", job.index + 1, i, job.settings.steps)
-            if rank == 0:
-                outbox.put(("step", i))
-
-        try:
-            latent, note = run_window_job(model, job, on_step, stop_requested)
-        except GenerationInterrupted as exc:
-            wlog.info("window %d stopped after step %d", job.index + 1, steps[0])
-            outbox.put(("stopped", rank, steps[0], str(exc)))
-            continue
-        except WanVideoError as exc:  # the same on every rank (same inputs): rank 0 reports it
-            wlog.info("window %d: %s", job.index + 1, exc)
-            if rank == 0:
-                outbox.put(("error", rank, type(exc).__name__, str(exc)))
-            continue
-        wlog.info("window %d done", job.index + 1)
-        if rank == 0:
-            outbox.put(("done", latent.float().cpu(), note))
