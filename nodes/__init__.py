@@ -17,6 +17,7 @@ NODE_MODULES = (
     "sampler_nodes",
     "speed_nodes",
     "animate_nodes",
+    "multi_gpu_nodes",
 )
 
 NODE_CLASS_MAPPINGS = {}

@@ -9,6 +9,7 @@ from wanvideo_infinitetalk_pack.nodes import NODE_CLASS_MAPPINGS
 from wanvideo_infinitetalk_pack.nodes.animate_nodes import InfiniteTalkAnimateSampler
 from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader
 from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkLoraSelect, InfiniteTalkModelLoader
+from wanvideo_infinitetalk_pack.nodes.multi_gpu_nodes import VRAM_NOTE, InfiniteTalkMultiGPU
 from wanvideo_infinitetalk_pack.nodes.sampler_nodes import InfiniteTalkSampler
 from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
     InfiniteTalkGuidanceOptions,
@@ -20,8 +21,9 @@ from wanvideo_infinitetalk_pack.nodes.video_combine import InfiniteTalkVideoComb
 from wanvideo.audio.settings import AudioSettings
 from wanvideo.cli import build_parser
 from wanvideo.errors import InputError
+from wanvideo.model.parallel.settings import MultiGPUSettings
 from wanvideo.model.settings import LoaderSettings, LoraSettings, ParallelSettings, SpeedSettings
-from wanvideo.options import node_input, options_of
+from wanvideo.options import get_option, node_input, options_of
 from wanvideo.pipeline import GenerateRequest, sampler_settings
 from wanvideo.sampling import SamplerSettings
 from wanvideo.sampling.animate_settings import AnimateSettings
@@ -42,12 +44,17 @@ NODES = [
     (InfiniteTalkAnimateSampler, "AnimateSettings", {}),
     (InfiniteTalkLoraSelect, "LoraSettings", {}),
     (InfiniteTalkVideoCombine, "VideoSettings", {}),
+    (InfiniteTalkMultiGPU, "MultiGPUSettings", {}),
 ]
 ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, "AudioSettings": AudioSettings,
           "CacheOptions": CacheOptions, "GuidanceOptions": GuidanceOptions, "SpeedSettings": SpeedSettings,
-          "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings}
+          "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings,
+          "MultiGPUSettings": MultiGPUSettings}
 # A node widget whose default differs from the engine's on purpose: {(node id, input): {meta key: value}}.
-NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"}}  # adding the node = a cache
+NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"},  # adding the node = a cache
+                  # the node says what ComfyUI cannot see on the other GPUs
+                  ("InfiniteTalkMultiGPU", "parallel"): {"tooltip": f"{get_option(MultiGPUSettings, 'parallel').help} "
+                                                                    f"{VRAM_NOTE}"}}
 # Widgets that are the host's, not engine options (files in ComfyUI's folders, where frames are kept, how a store is
 # sliced, where Video Combine saves and what it embeds): {(node id, input): why}. Everything else with a default is an option.
 HOST_WIDGETS = {
@@ -67,7 +74,7 @@ CLI_FLAGS = {"--size": (SamplerSettings, "size_bucket"), "--dtype": (LoaderSetti
 CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}}
 # The settings each command builds its arguments from.
 CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings,
-                             ParallelSettings, RunLockSettings),
+                             ParallelSettings, MultiGPUSettings, RunLockSettings),
                 "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings)}
 # The command line's own arguments (files, the device, output handling): no engine option.
 CLI_OWN = {"device", "lora", "keep_parts", "quiet"}

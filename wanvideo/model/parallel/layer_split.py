@@ -94,6 +94,9 @@ class LayerSplit:
         plan = plan_layers(sizes, free, first_used=rest)
         plan = [0 if i in swapped else d for i, d in enumerate(plan)]  # swapped blocks run on the main device
         self._release()
+        for name, child in model.named_children():  # embeddings, head: on the first device, with the output
+            if name != "blocks":
+                child.to(self.devices[0])
         for i, (block, d) in enumerate(zip(model.blocks, plan, strict=True)):
             if i not in swapped:
                 block.to(self.devices[d])

@@ -63,6 +63,17 @@ class ModelSource:
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
+    @classmethod
+    def of_loaded(cls, model, paths, load_kwargs: dict | None = None, loras=()) -> "ModelSource":
+        """The source a loaded model came from: its files (the Wan file and the InfiniteTalk file, when apart),
+        its config and compute dtype, and the loader's options (`load_model` keyword arguments)."""
+        options = {k: v for k, v in (load_kwargs or {}).items() if k not in ("dtype", "device", "progress",
+                                                                              "initial_device", "offload_device")}
+        if loras:
+            options["loras"] = tuple(tuple(item) for item in loras)
+        dtype = str(getattr(model, "compute_dtype", torch.float32)).removeprefix("torch.")
+        return cls(tuple(str(p) for p in paths if p), dict(model.config), dtype, tuple(sorted(options.items())))
+
     def load(self, device):
         from ..loading import load_model
 
