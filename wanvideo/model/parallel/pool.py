@@ -31,7 +31,7 @@ import torch
 from ... import errors
 from ...errors import InputError, WanVideoError
 from .devices import label, parse_devices
-from .worker import process_main
+from .transport import dumps, engine_module
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,8 @@ class WorkerPool:
         from .rendezvous import free_port
 
         ctx = mp.get_context("spawn")
+        target = engine_module("model.parallel.worker").process_main  # workers import only `wanvideo`
+        spec = dumps(self.spec)
         self._outbox = ctx.Queue()
         self._cancel = ctx.Event()
         init = f"tcp://127.0.0.1:{free_port()}"
@@ -186,8 +188,8 @@ class WorkerPool:
             for rank, device in enumerate(self.devices):
                 inbox = ctx.Queue()
                 log_path = os.path.join(self.log_dir, f"worker_{rank}.log")
-                process = ctx.Process(target=process_main, name=f"wanvideo-worker-{rank}", daemon=True,
-                                      args=(self.spec, rank, len(self.devices), str(device), init, inbox,
+                process = ctx.Process(target=target, name=f"wanvideo-worker-{rank}", daemon=True,
+                                      args=(spec, rank, len(self.devices), str(device), init, inbox,
                                             self._outbox, self._cancel, log_path))
                 process.start()
                 self.workers.append(_Worker(rank, device, process, inbox, log_path))
@@ -235,8 +237,9 @@ class WorkerPool:
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
             self._cancel.clear()
+            payload = dumps(job)
             for w in self.workers:
-                w.inbox.put(("window", job))
+                w.inbox.put(("window", payload))
             try:
                 return self._collect(job, on_step, should_stop)
             finally:

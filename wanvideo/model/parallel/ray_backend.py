@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from ...errors import InputError
+from .transport import ENGINE_ROOT, dumps
 
 
 def require_ray():
@@ -69,21 +70,33 @@ def _actor_classes(ray):
     @ray.remote
     class Worker:
         def where(self):
-            from .rendezvous import free_port
+            import socket
 
-            return ray.util.get_node_ip_address(), free_port("0.0.0.0"), os.getpid()
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("0.0.0.0", 0))
+                port = s.getsockname()[1]
+            return ray.util.get_node_ip_address(), port, os.getpid()
 
-        def serve(self, spec, rank, world, device, init, inbox, outbox, cancel, log_path):
-            from .worker import WindowServer, _serve, log_to_file
+        def serve(self, root, spec, rank, world, device, init, inbox, outbox, cancel, log_path):
+            import sys
+
+            if root not in sys.path:  # the engine, under its top-level name (see transport.py)
+                sys.path.append(root)
+            from wanvideo.model.parallel.transport import loads
+            from wanvideo.model.parallel.worker import WindowServer, _serve, log_to_file
 
             log_to_file(rank, log_path)
             try:
-                server = WindowServer(spec, rank, world, device, init)
+                server = WindowServer(loads(spec), rank, world, device, init)
             except Exception as exc:
                 outbox.put(("failed", rank))
                 raise exc
             outbox.put(("ready", rank, server.info))
-            _serve(server, inbox, outbox, _RemoteFlag(ray, cancel))
+            class CancelFlag:  # the flag actor as the worker loop reads an Event
+                def is_set(self):
+                    return bool(ray.get(cancel.is_set.remote()))
+
+            _serve(server, inbox, outbox, CancelFlag())
 
     return Flag, Worker
 
@@ -121,6 +134,7 @@ def launch(pool, worker_record):
         actors.append(worker_cls.options(num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0).remote())
     places = ray.get([a.where.remote() for a in actors])
     init = f"tcp://{places[0][0]}:{places[0][1]}"
+    spec = dumps(pool.spec)
     workers = []
     for rank, (device, actor, place) in enumerate(zip(pool.devices, actors, places, strict=True)):
         inbox = Queue()
@@ -128,6 +142,7 @@ def launch(pool, worker_record):
         process = _ActorProcess(ray, actor, place[2])
         # Ray shows each actor only its own GPU: inside, it is cuda:0
         inner = "cuda:0" if device.type == "cuda" else "cpu"
-        process.serving = actor.serve.remote(pool.spec, rank, world, inner, init, inbox, outbox, cancel, log_path)
+        process.serving = actor.serve.remote(ENGINE_ROOT, spec, rank, world, inner, init, inbox, outbox, cancel,
+                                             log_path)
         workers.append(worker_record(rank, device, process, inbox, log_path))
     return outbox, _RemoteFlag(ray, cancel), workers

@@ -14,6 +14,7 @@ import traceback
 import torch
 
 from ...errors import WanVideoError
+from .transport import loads
 
 log = logging.getLogger("wanvideo.worker")
 
@@ -100,9 +101,11 @@ def load(spec, device: torch.device):
 
 
 def process_main(spec, rank: int, world: int, device: str, init: str, inbox, outbox, cancel, log_path: str) -> None:
-    """A spawned worker process of the local pool: serve windows from `inbox` until told to stop."""
+    """A spawned worker process of the local pool: serve windows from `inbox` until told to stop (spec and jobs
+    arrive pickled, see transport.py)."""
     log_to_file(rank, log_path)
     try:
+        spec = loads(spec)
         server = WindowServer(spec, rank, world, device, init)
         outbox.put(("ready", rank, server.info))
         _serve(server, inbox, outbox, cancel)
@@ -136,7 +139,7 @@ def _serve(server: WindowServer, inbox, outbox, cancel) -> None:
             log.info("stopping")
             return
         on_step = (lambda i: outbox.put(("step", i))) if rank == 0 else None
-        result = server.run(message[1], on_step, cancel.is_set)
+        result = server.run(loads(message[1]), on_step, cancel.is_set)
         if result[0] == "stopped":
             outbox.put(("stopped", rank, result[1], result[2]))
         elif rank == 0:
