@@ -145,6 +145,7 @@ class WorkerPool:
         self.log_dir = tempfile.mkdtemp(prefix="wanvideo-workers-")
         self.windows = 0
         self.last_stop: dict[int, int] = {}  # rank -> steps it had finished when a Cancel stopped it
+        self.peak_memory: dict[int, int] = {}  # rank -> peak bytes (GPU memory, or RSS on the CPU), as last reported
 
     @property
     def alive(self) -> bool:
@@ -255,7 +256,9 @@ class WorkerPool:
             deadline = time.monotonic() + self.spec.timeout
             message = self._next(deadline, f"window {job.index + 1}", should_stop)
             kind = message[0]
-            if kind == "step" and on_step is not None:
+            if kind == "stats":
+                self.peak_memory[message[1]] = message[2]
+            elif kind == "step" and on_step is not None:
                 on_step(message[1])
             elif kind == "done":
                 return message[1], message[2]

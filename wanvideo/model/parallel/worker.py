@@ -85,6 +85,15 @@ class WindowServer:
         return ("done", latent.float().cpu(), note)
 
 
+def peak_memory(device: torch.device) -> int:
+    """This worker's peak so far: GPU memory allocated on its device, or the process's peak RSS on the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def load(spec, device: torch.device):
     import resource
 
@@ -140,6 +149,7 @@ def _serve(server: WindowServer, inbox, outbox, cancel) -> None:
             return
         on_step = (lambda i: outbox.put(("step", i))) if rank == 0 else None
         result = server.run(loads(message[1]), on_step, cancel.is_set)
+        outbox.put(("stats", rank, peak_memory(server.device)))
         if result[0] == "stopped":
             outbox.put(("stopped", rank, result[1], result[2]))
         elif rank == 0:
