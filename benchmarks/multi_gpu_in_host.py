@@ -37,7 +37,7 @@ def window_job(cfg: dict, latent, device, dtype, steps: int) -> WindowJob:
     passes = {name: dict(context=ctx if name in (COND, DROP_AUDIO) else ctx_null,
                          audio=audio if name in (COND, DROP_TEXT) else torch.zeros_like(audio), **common)
               for name in needed_passes(5.0, 4.0, True)}
-    settings = SamplerSettings(steps=steps, cfg=5.0, audio_cfg=4.0)
+    settings = SamplerSettings(steps=steps, cfg=5.0, audio_cfg=4.0, width=w * 8, height=h * 8).validated()
     noise = torch.randn(16, frames, h, w, generator=g).to(device)
     return WindowJob(0, noise, noise[:, :1].clone(), passes, settings, 5.0, 4.0, True, (h * 8, w * 8))
 

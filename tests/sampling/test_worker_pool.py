@@ -1,6 +1,7 @@
 """The sequence-parallel worker pool (2 spawned CPU workers, gloo) makes the single-process window latents: one and
-two speakers, three windows with a resume in the middle, WanAnimate, FSDP-sharded weights (each rank holding and
-reading about half); Cancel stops both ranks at the same step; a killed worker is a named error, not a hang."""
+two speakers, three windows with a resume in the middle, WanAnimate, FSDP-sharded fp8 weights (each rank holding and
+reading about half, the fp8 scales on every rank); Cancel stops both ranks at the same step; a killed worker is a
+named error, not a hang."""
 from __future__ import annotations
 
 import os
@@ -8,11 +9,13 @@ import signal
 import time
 
 import pytest
+import torch
 from parallel_runs import Recorder, driving_clip, max_dev, run_animate, run_talk
 from safetensors.torch import save_file
 
 from wanvideo.errors import InputError
-from wanvideo.model import build_model, tiny_config
+from wanvideo.model import build_model, load_model, tiny_config
+from wanvideo.model.fp8 import quantize_fp8
 from wanvideo.model.parallel.pool import ModelSource, SequenceParallelPool, WorkerExitedError
 from wanvideo.sampling.settings import GenerationInterrupted
 from wanvideo.tiny import tiny_animate_models, tiny_models
@@ -121,22 +124,40 @@ def test_animate_model_equals_one_process(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def fsdp_pool(source):
-    executor = SequenceParallelPool(source, "cpu,cpu", fsdp=True, **FAST_POOL)
+def fp8_model(tiny, tmp_path_factory):
+    """The tiny DiT with its blocks' linear weights stored as scaled fp8 (a file like the fp8 repacks), loaded
+    keeping them fp8, and the file."""
+    state = {}
+    for key, value in tiny.dit.state_dict().items():
+        if key.startswith("blocks.") and key.endswith(".weight") and value.dim() == 2:
+            state[key], state[key[:-len("weight")] + "weight_scale"] = quantize_fp8(value)
+        else:
+            state[key] = value
+    path = tmp_path_factory.mktemp("fp8") / "tiny_fp8.safetensors"
+    save_file(state, str(path))
+    return load_model(str(path), torch.float32, "cpu", config=tiny.dit.config, keep_fp8=True), path
+
+
+@pytest.fixture(scope="module")
+def fsdp_pool(fp8_model):
+    model, path = fp8_model
+    executor = SequenceParallelPool(ModelSource.of_loaded(model, [str(path)]), "cpu,cpu", fsdp=True, **FAST_POOL)
     yield executor
     executor.close()
 
 
-def test_fsdp_ranks_hold_and_read_half_the_weights_and_equal_one_process(tiny, source, fsdp_pool, tmp_path):
+def test_fsdp_ranks_hold_and_read_half_the_fp8_weights_and_equal_one_process(tiny, fp8_model, fsdp_pool, tmp_path):
+    model, path = fp8_model
     single, rec = Recorder(), Recorder(fsdp_pool)
-    run_talk(tiny.dit, tiny, single, tmp_path / "single", 2)
-    run_talk(tiny.dit, tiny, rec, tmp_path / "pool", 2)
+    run_talk(model, tiny, single, tmp_path / "single", 2)
+    run_talk(model, tiny, rec, tmp_path / "pool", 2)
     infos = [w.info for w in fsdp_pool.pool.workers]
     assert max_dev(rec.latents, single.latents) <= 1e-5
-    file_bytes = os.path.getsize(source.paths[0])
+    file_bytes = os.path.getsize(path)
     for info in infos:
         assert 0.4 <= info["param_bytes"] / info["total_param_bytes"] <= 0.55, info
         assert info["bytes_read"] <= 0.55 * file_bytes, info  # never the whole file
+        assert info["fp8_scales"] == 2 * 15  # every fp8 layer's scale on every rank (replicated, not sharded)
     assert sum(i["param_bytes"] for i in infos) == infos[0]["total_param_bytes"]  # together: every weight once
 
 

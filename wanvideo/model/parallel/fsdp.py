@@ -39,6 +39,7 @@ def load_sharded(config: dict, paths, dtype: torch.dtype, device) -> tuple[torch
     rank, world = dist.get_rank(), dist.get_world_size()
     reader = ShardReader(paths)
     model = build_model(config, dtype=dtype, device="meta")
+    scales = _keep_fp8_weights(model, reader)
     mesh = init_device_mesh(device.type, (world,))
     for block in model.blocks:
         fully_shard(block, mesh=mesh)
@@ -65,11 +66,31 @@ def load_sharded(config: dict, paths, dtype: torch.dtype, device) -> tuple[torch
                 local.copy_(reader.read(name))
             held += local.numel() * local.element_size()
             total += param.numel() * local.element_size()
-        for name, buffer in model.named_buffers():
-            if buffer is not None and name in reader.entries:
-                buffer.copy_(reader.read(name))
+        for module_name, key in scales:  # replicated: every rank reads every scale (a number per layer)
+            model.get_submodule(module_name).weight_scale.copy_(reader.read(key))
     info = dict(param_bytes=held, total_param_bytes=total, bytes_read=reader.bytes_read,
-                file_bytes=reader.total_bytes)
-    log.info("rank %d: FSDP holds %.1f%% of the weights, read %.1f%% of the file", rank,
+                file_bytes=reader.total_bytes, fp8_scales=len(scales))
+    log.info("FSDP holds %.1f%% of the weights, read %.1f%% of the file",
              100 * held / max(1, total), 100 * reader.bytes_read / max(1, reader.total_bytes))
     return model, info
+
+
+def _keep_fp8_weights(model, reader) -> list[tuple[str, str]]:
+    """Linear weights stored as fp8 in the file stay fp8 (still on the meta device), with their scale as a buffer
+    (FSDP shards parameters, never buffers: the scales are replicated). Returns (layer, scale key) pairs."""
+    from ..fp8 import is_fp8
+    from ..layers import Linear
+    from ..layouts import SCALE_SUFFIXES
+
+    scales = []
+    for name, module in model.named_modules():
+        key = f"{name}.weight"
+        if not isinstance(module, Linear) or key not in reader.entries or not is_fp8(reader.entries[key][2]):
+            continue
+        module._parameters["weight"] = torch.nn.Parameter(
+            torch.empty(module.weight.shape, dtype=reader.entries[key][2], device="meta"), requires_grad=False)
+        scale_key = next((name + s for s in SCALE_SUFFIXES if name + s in reader.entries), None)
+        if scale_key is not None:
+            module.weight_scale = torch.empty(reader.shape(scale_key), dtype=torch.float32, device="meta")
+            scales.append((name, scale_key))
+    return scales
