@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import InputError
-from .attention import attention
+from ...errors import InputError
+from ..attention import attention
 from .collectives import all_gather_cat, all_reduce, heads_to_seq, seq_to_heads
 from .ring_attention import ring_attention
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ModelFileError
-from ..torch_inputs import check_finite
+from ...errors import ModelFileError
+from ...torch_inputs import check_finite
 from .gguf_dequant import BLOCK_TYPES, block_scales
 from .quantized import PackedFormat
 

@@ -15,16 +15,16 @@ import logging
 import os
 import sys
 
-from .audio.settings import AudioSettings
-from .errors import WanVideoError
-from .model.settings import LoaderSettings, ParallelSettings, SpeedSettings
-from .options import add_argument, add_arguments
-from .outputs import is_user_fault, output_error
-from .sampling.animate_settings import AnimateSettings
-from .sampling.cache import CacheOptions
-from .sampling.guidance_settings import GuidanceOptions
-from .sampling.settings import SamplerSettings
-from .video.run_lock import RunLockSettings
+from ..audio.settings import AudioSettings
+from ..errors import WanVideoError
+from ..model.settings import LoaderSettings, ParallelSettings, SpeedSettings
+from ..options import add_argument, add_arguments
+from ..outputs import is_user_fault, output_error
+from ..sampling.animate_settings import AnimateSettings
+from ..sampling.cache import CacheOptions
+from ..sampling.guidance_settings import GuidanceOptions
+from ..sampling.settings import SamplerSettings
+from ..video.run_lock import RunLockSettings
 
 EPILOG = """\
 model files (real weights; any option not given is looked up in --models-dir):
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
                         format="%(message)s")
     try:
         if args.command == "write-tiny-models":
-            from .tiny_files import write_tiny_models
+            from ..tiny.files import write_tiny_models
 
             names = write_tiny_models(args.models_dir, clip_dim=args.clip_dim, text_dim=args.text_dim, gguf=args.gguf)
             print(json.dumps(names))

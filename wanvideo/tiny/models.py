@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .audio import tiny_wav2vec2
-from .model import build_model, preset, tiny_config
-from .sampling.vae import DiffusersWanVAE
+from ..audio import tiny_wav2vec2
+from ..model import build_model, preset, tiny_config
+from ..sampling.vae import DiffusersWanVAE
 
 # A small AutoencoderKLWan keeping the Wan2.1 VAE's data layout: 16 latent channels, three 2x spatial
 # downsamples (8x), two temporal ones (4x). Base width 4 instead of 96 and one residual block per decoder

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import os
 
-from .errors import InputError
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def process_count() -> int:
 
 def make_video_file_on_ranks(req):
     """`make_video_file(req)` with torchrun's ranks: its result on rank 0, None on the others."""
-    from . import distributed
+    from ..model.parallel import distributed
     from .pipeline import load_video_model, make_video_file
 
     if not req.sequence_parallel:

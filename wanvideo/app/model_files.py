@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from ..errors import InputError
 
 # Weight files the loaders read. GGUF (the GGUF loader pack's format) is read for the video models only:
 # Wan2.1 I2V, the InfiniteTalk adapter and WanAnimate (which come as Q8_0 ... Q3_K repacks), not for the encoders

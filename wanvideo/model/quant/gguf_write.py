@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ...errors import InputError
 from .gguf_dequant import BLOCK_SIZES
 from .gguf_file import ORIG_SHAPE_KEY
 

@@ -11,7 +11,7 @@ import json
 
 import torch
 
-from ..errors import ModelFileError
+from ...errors import ModelFileError
 
 FP8_DTYPES = {"fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
 

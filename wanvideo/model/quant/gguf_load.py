@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .layers import Linear
+from ..layers import Linear
 from .quantized import pack
 
 

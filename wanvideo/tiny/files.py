@@ -20,8 +20,8 @@ def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: in
     """
     from safetensors.torch import save_file
 
-    from .audio import tiny_wav2vec2
-    from .model import build_model, tiny_config
+    from ..audio import tiny_wav2vec2
+    from ..model import build_model, tiny_config
 
     overrides = {}
     if clip_dim:
@@ -52,7 +52,7 @@ def write_tiny_models(models_dir: str, clip_dim: int | None = None, text_dim: in
     save_file({k: v for k, v in sd.items() if not _is_adapter_key(k)}, os.path.join(dm, names["model_no_audio"]),
               metadata=meta(False))
     if gguf:
-        from .model.gguf_write import write_gguf
+        from ..model.quant.gguf_write import write_gguf
 
         names["gguf_model"] = f"wan2.1-i2v-tiny-random-{gguf}.gguf"
         names["gguf_infinitetalk"] = f"infinitetalk-single-tiny-random-{gguf}.gguf"
@@ -76,8 +76,8 @@ def _write_tiny_animate(path: str, overrides: dict) -> None:
     """The tiny WanAnimate DiT (the tiny-animate preset, same text/image widths as the tiny Wan model)."""
     from safetensors.torch import save_file
 
-    from .model import build_model
-    from .model.config import normalize_config, preset
+    from ..model import build_model
+    from ..model.config import normalize_config, preset
 
     config = preset("tiny-animate")
     config.update(overrides)

@@ -17,23 +17,23 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import InputError
-from .media import need_file, read_audio, read_image, read_video
-from .model.settings import LoaderSettings, SpeedSettings
-from .model_files import ModelPaths, resolve_models
-from .pipeline import (
+from ..errors import InputError
+from ..model.settings import LoaderSettings, SpeedSettings
+from ..sampling.animate_settings import AnimateSettings
+from ..sampling.vae import load_wan_vae
+from ..torch_inputs import parse_device
+from .jobs import (
     EMBEDDED_NOTICE,
     GenerateResult,
-    _free,
-    _ProgressBars,
+    ProgressBars,
+    free_memory,
     model_paths_from_args,
     plain_fields_from_args,
     settings_from_args,
     write_from_store,
 )
-from .sampling.animate_settings import AnimateSettings
-from .sampling.vae import load_wan_vae
-from .torch_inputs import parse_device
+from .media import need_file, read_audio, read_image, read_video
+from .model_files import ModelPaths, resolve_models
 
 log = logging.getLogger(__name__)
 
@@ -106,20 +106,20 @@ def _embedded_size(req: AnimateRequest, height: int, width: int) -> tuple[int, i
 
 def _load_real(req: AnimateRequest, files: dict, device, image):
     """Encoders first (and freed), then the WanAnimate model and the VAE."""
+    from ..model import load_model
     from .encoders import load_clip_vision, load_text_encoder
-    from .model import load_model
 
     text = load_text_encoder(files["text_encoder"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
                              device=device)
     context = text.encode(req.prompt if req.prompt is not None else DEFAULT_PROMPT)[None]
     context_null = text.encode(req.negative_prompt or "")[None] if req.sampler.cfg > 1 else None
     del text
-    _free(device)
+    free_memory(device)
     clip = load_clip_vision(files["clip_vision"], dtype=torch.float16 if device.type == "cuda" else torch.float32,
                             device=device)
     clip_fea = clip.encode(image)[None]  # the letterboxed character image, as the official loop encodes it
     del clip
-    _free(device)
+    free_memory(device)
     log.info("loading the video model: %s", os.path.basename(files["model"]))
     dit = load_model([files["model"]], device=device, loras=list(req.models.loras), **req.loader.load_kwargs())
     vae = load_wan_vae(files["vae"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32, device=device)
@@ -128,7 +128,7 @@ def _load_real(req: AnimateRequest, files: dict, device, image):
 
 def make_animate_file(req: AnimateRequest) -> GenerateResult:
     """Run the whole WanAnimate job; the MP4 is written to `req.output`."""
-    from .sampling.animate import generate_animate
+    from ..sampling.animate import generate_animate
 
     _check_files(req)
     # settings problems before any file is read or model loaded
@@ -145,7 +145,7 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
     sound, rate = _pose_sound(req.pose_video)
 
     if embedded:
-        from .tiny import tiny_animate_models
+        from ..tiny import tiny_animate_models
 
         print(EMBEDDED_NOTICE, file=sys.stderr)  # noqa: T201 - the CLI's user must see this even without logging
         tiny = tiny_animate_models(seed=0, device=device)
@@ -153,7 +153,7 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
         width, height = _embedded_size(req, pose.shape[1], pose.shape[2])
         steps = req.steps or 4
     else:
-        from .sampling.animate_inputs import DrivingVideo, letterbox, output_size
+        from ..sampling.animate_inputs import DrivingVideo, letterbox, output_size
 
         out_h, out_w = output_size(DrivingVideo(pose, "pose"), req.sampler.width, req.sampler.height)
         boxed = letterbox(image.permute(2, 0, 1), out_h, out_w).permute(1, 2, 0)
@@ -164,7 +164,7 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
     settings = dataclasses.replace(req.sampler, steps=steps, width=width, height=height, fps=fps)
     work = req.work_dir or (os.path.abspath(req.output) + ".parts")
     os.makedirs(work, exist_ok=True)
-    bars = _ProgressBars(req.quiet)
+    bars = ProgressBars(req.quiet)
     try:
         store = generate_animate(dit, vae, image, clip_fea, pose, face, background=background, mask=mask,
                                  context=context, context_null=context_null, settings=settings, store_root=work,

@@ -7,7 +7,7 @@ nodes call.
     frame store -> wanvideo.video.write_video              (Video Combine: one MP4, H.264 + AAC)
 
 Inside ComfyUI the host encodes the prompt (umt5) and the image (CLIP ViT-H) and runs the VAE; here
-`wanvideo.encoders` and diffusers' AutoencoderKLWan do. With no model files given, an embedded tiny
+`wanvideo.app.encoders` and diffusers' AutoencoderKLWan do. With no model files given, an embedded tiny
 random-weight set (`wanvideo.tiny`) runs instead: the picture is noise, the sound and timing are real.
 """
 from __future__ import annotations
@@ -15,30 +15,35 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 
-from .audio.settings import AudioSettings
+from ..audio.settings import AudioSettings
+from ..model.settings import LoaderSettings, SpeedSettings
+from ..sampling.conditioning import ReferenceFrames
+from ..sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
+from ..sampling.settings import SamplerSettings
+from ..sampling.sizes import resolve_size
+from ..sampling.vae import load_wan_vae
+from ..torch_inputs import parse_device
+from .jobs import (
+    EMBEDDED_NOTICE,
+    GenerateResult,
+    ProgressBars,
+    free_memory,
+    model_paths_from_args,
+    plain_fields_from_args,
+    settings_from_args,
+    write_from_store,
+)
 from .media import need_file, read_audio, read_image, read_video
-from .model.settings import LoaderSettings, LoraSettings, SpeedSettings
 from .model_files import ModelPaths, resolve_models
-from .options import options_of
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
-from .sampling.conditioning import ReferenceFrames
-from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
-from .sampling.settings import SamplerSettings
-from .sampling.sizes import resolve_size
-from .sampling.vae import load_wan_vae
-from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
-from .torch_inputs import parse_device
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_NOTICE = ("Using the embedded tiny random-weight model set (no model files given): the picture will be "
-                   "noise; the sound and the timing are real.")
 EMBEDDED_LONG_SIDE = 256  # the embedded set's automatic size: the image's aspect, this many pixels on the long side
 
 
@@ -85,47 +90,6 @@ class GenerateRequest:
                    audio_settings=settings_from_args(AudioSettings, args), **plain_fields_from_args(cls, args))
 
 
-@dataclass
-class GenerateResult:
-    path: str
-    frames: int
-    fps: float
-    embedded: bool
-    has_audio: bool = True  # read back from the written file
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.fps
-
-
-def settings_from_args(settings_cls, args, skip=()):
-    """A settings object from the parsed command line: the options it has arguments for, the defaults for the rest."""
-    return settings_cls(**{n: getattr(args, n) for n in options_of(settings_cls) if hasattr(args, n) and n not in skip})
-
-
-def model_paths_from_args(args, **files) -> ModelPaths:
-    """The model files both commands take (--model, --vae, ..., --lora), plus the mode's own `files`."""
-    return ModelPaths(models_dir=args.models_dir, model=args.model, vae=args.vae, clip_vision=args.clip_vision,
-                      text_encoder=args.text_encoder, loras=[_parse_lora(item) for item in (args.lora or [])], **files)
-
-
-def plain_fields_from_args(request_cls, args) -> dict:
-    """The request's own fields that are plain values (not settings objects) from the parsed command line."""
-    return {f.name: getattr(args, f.name) for f in fields(request_cls)
-            if f.default_factory is dataclasses.MISSING and hasattr(args, f.name)}
-
-
-def _parse_lora(item: str):
-    path, strength = item, LoraSettings().strength
-    head, sep, tail = item.rpartition(":")
-    if sep and head and not os.path.exists(item):
-        try:
-            path, strength = head, float(tail)
-        except ValueError:
-            pass
-    return path, strength
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -152,7 +116,7 @@ def _embedded_size(req: GenerateRequest, height: int, width: int) -> tuple[int, 
 
 
 def _load_embedded(need_audio: bool, device) -> _Models:
-    from .tiny import tiny_models
+    from ..tiny import tiny_models
 
     tiny = tiny_models(seed=0, device=device, audio_adapter=need_audio)
     return _Models(tiny.dit, tiny.vae, tiny.wav2vec, tiny.context, tiny.context_null, tiny.clip_fea, True)
@@ -171,7 +135,7 @@ def _encode_conditioning(req, files, device, frames, windows_starts, size):
     negative = req.negative_prompt or DEFAULT_NEGATIVE_PROMPT
     context_null = text.encode(negative)[None]
     del text
-    _free(device)
+    free_memory(device)
     log.info("encoding the image with %s", os.path.basename(files["clip_vision"]))
     clip = load_clip_vision(files["clip_vision"], dtype=dtype, device=device)
     # As the reference: CLIP sees the frame the model is conditioned on (resized to cover and centre-cropped to
@@ -191,17 +155,12 @@ def _encode_conditioning(req, files, device, frames, windows_starts, size):
             index = min(start, len(source) - 1)
             clip_fea[index] = encode(index)
     del clip, encode
-    _free(device)
+    free_memory(device)
     return context, context_null, clip_fea
 
 
-def _free(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
 def _load_dit(req, files, device):
-    from .model import load_model
+    from ..model import load_model
 
     log.info("loading the video model: %s%s", os.path.basename(files["model"]),
              f" + {os.path.basename(files['infinitetalk'])}" if files["infinitetalk"] else "")
@@ -232,33 +191,6 @@ def _load_real(req, files, device, frames, window_starts, size) -> _Models:
     return _Models(dit, vae, None, context, context_null, clip_fea, False)
 
 
-class _ProgressBars:
-    """tqdm bar per run: one tick per denoising step, the description says the window."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.bar = None
-
-    def __call__(self, p) -> None:
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=p.windows * p.steps, initial=p.resumed * p.steps, unit="step",
-                            desc="window", file=sys.stderr, dynamic_ncols=True)
-        self.bar.set_description(p.text)  # "window k/n", "clip k/n"
-        self.bar.n = (p.window - 1) * p.steps + p.step
-        stage = getattr(p, "stage", "denoise")
-        self.bar.set_postfix_str(f"step {p.step}/{p.steps}" if stage == "denoise" else f"{stage} {p.chunk}/{p.chunks}",
-                                 refresh=False)
-        self.bar.refresh()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
 def sampler_settings(req: GenerateRequest, embedded: bool, src_h: int, src_w: int) -> SamplerSettings:
     """The request's sampler settings with steps/cfg/audio_cfg decided when not given (AUTO_SAMPLING).
 
@@ -281,9 +213,9 @@ def sampler_settings(req: GenerateRequest, embedded: bool, src_h: int, src_w: in
 
 def make_video_file(req: GenerateRequest) -> GenerateResult:
     """Run the whole job; the MP4 is written to `req.output`."""
-    from .audio import build_audio_embeddings
-    from .sampling import generate as sample_video
-    from .sampling import plan_windows
+    from ..audio import build_audio_embeddings
+    from ..sampling import generate as sample_video
+    from ..sampling import plan_windows
 
     # Inputs first: every file problem is reported before any model is loaded.
     need_file(req.audio, "speech", "--audio")
@@ -323,7 +255,7 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         models = _load_embedded(True, device)
         _speed_up(models.dit, req)
     else:
-        from .audio import load_wav2vec
+        from ..audio import load_wav2vec
 
         models = None
         wav2vec = load_wav2vec(files["wav2vec"], dtype=torch.float32, device=device)
@@ -335,13 +267,13 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     total = embeds.num_frames
     if not embedded:
         del wav2vec
-        _free(device)
+        free_memory(device)
         starts = [w.start for w in plan_windows(total, settings.frame_window, settings.motion_frames)]
         size = resolve_size(settings.width, settings.height, src_h, src_w, settings.size_bucket)
         models = _load_real(req, files, device, frames, starts, size)
 
     os.makedirs(work, exist_ok=True)
-    bars = _ProgressBars(req.quiet)
+    bars = ProgressBars(req.quiet)
 
     def sample(dit):
         return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
@@ -349,8 +281,8 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
                             lock_wait=req.wait_for_lock)
 
     try:
-        if req.sequence_parallel:  # under torchrun: the other ranks run each DiT call with us (wanvideo.multi_gpu)
-            from .distributed import run_sequence_parallel
+        if req.sequence_parallel:  # under torchrun: the other ranks run each DiT call with us (wanvideo.app.multi_gpu)
+            from ..model.parallel.distributed import run_sequence_parallel
 
             store = run_sequence_parallel(models.dit, req.sequence_parallel, sample)
         else:
@@ -364,22 +296,3 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     else:
         audio, rate = wave_1, rate_1
     return write_from_store(store, output, audio, rate, req, work, embedded)
-
-
-def write_from_store(store, output: str, audio, rate, req, work: str, embedded: bool) -> GenerateResult:
-    """The MP4 from a finished frame store, what the file holds, then the store removed unless kept
-    (shared by `make_video_file` and the animate pipeline)."""
-    from .video import encode_video
-
-    log.info("writing %s", output)
-    # The store itself (not a one-shot iterator): if a writer fails, the next one can read the frames again.
-    video = encode_video(store, output, store.fps, audio=audio, sample_rate=rate)
-    result = GenerateResult(path=video.path, frames=video.frames, fps=video.fps, embedded=embedded,
-                            has_audio=video.has_audio)
-    if not req.keep_parts:
-        # The MP4 is written: the finished windows are no longer needed for a resume.
-        store.release()
-        shutil.rmtree(store.path, ignore_errors=True)
-        if req.work_dir is None and os.path.isdir(work) and not os.listdir(work):
-            os.rmdir(work)
-    return result

@@ -18,8 +18,8 @@ import os
 
 import torch
 
-from .errors import ModelFileError
-from .torch_inputs import check_finite
+from ..errors import ModelFileError
+from ..torch_inputs import check_finite
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -26,7 +26,7 @@ def need_file(path: str | None, what: str, option: str) -> str:
 
 def read_image(path: str) -> torch.Tensor:
     """[H, W, 3] float32 in 0..1 (EXIF rotation applied, any PIL mode converted, alpha dropped)."""
-    from .images import read_image_file
+    from ..images import read_image_file
 
     rgb = read_image_file(path, f"--image {path}")
     return torch.from_numpy(rgb.astype(np.float32) / 255.0)

@@ -9,9 +9,9 @@ import math
 import os
 from pathlib import Path
 
-from . import outputs
-from .errors import InputError, ModelFileError
-from .video.run_lock import MAX_WAIT_S
+from .. import outputs
+from ..errors import InputError, ModelFileError
+from ..video.run_lock import MAX_WAIT_S
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm")
 MAX_SIDE = 2048  # pixels per side: 720p is 1280; beyond this a 14B video model does not fit any GPU
@@ -68,7 +68,7 @@ def check_numbers(req) -> None:
 
 
 def _check_weights_file(path: Path, option: str) -> None:
-    from .model.weight_files import read_safetensors_header
+    from ..model.weight_files import read_safetensors_header
 
     try:
         if path.suffix.lower() in (".safetensors", ".sft"):

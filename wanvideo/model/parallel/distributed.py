@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import InputError, WanVideoError
+from ...errors import InputError, WanVideoError
 
 log = logging.getLogger(__name__)
 
