@@ -1,8 +1,8 @@
 """Check every API example with ComfyUI's own prompt validator, the pack loaded as a custom node.
 
-    /path/to/comfy-venv/bin/python scripts/comfyui_validate_examples.py /path/to/ComfyUI
+    /path/to/comfy-venv/bin/python scripts/comfyui/comfyui_validate_examples.py /path/to/ComfyUI
 
-Runs by hand next to `scripts/comfyui_e2e.py` (CI has no ComfyUI). In a temporary base directory it
+Runs by hand next to `scripts/comfyui/comfyui_e2e.py` (CI has no ComfyUI). In a temporary base directory it
 links the pack into `custom_nodes/`, creates empty placeholder files under the example's model file
 names (models/<folder>/...) and input file names (input/...), loads ComfyUI's nodes and the pack the
 way `main.py` does, and calls `execution.validate_prompt` on each `examples/api/*_api.json`: node classes,
@@ -19,13 +19,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MEDIA = REPO.parent / "shared" / "media"
-sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "scripts" / "examples"))
 
 
 def placeholders(base: Path, models: Path) -> None:
-    from build_examples import MODELS
+    from example_models import MODELS
 
     for name, (folder, _url) in MODELS.items():
         path = models / folder / name
@@ -83,5 +83,5 @@ def main(comfy_root: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python scripts/comfyui_validate_examples.py /path/to/ComfyUI")
+        sys.exit("usage: python scripts/comfyui/comfyui_validate_examples.py /path/to/ComfyUI")
     sys.exit(main(os.path.abspath(sys.argv[1])))

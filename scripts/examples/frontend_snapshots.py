@@ -1,8 +1,8 @@
 """Measure node sizes in the real ComfyUI front end, and take the templates' thumbnails.
 
-    .venv/bin/python scripts/frontend_snapshots.py sizes        # -> scripts/frontend_node_sizes.json
-    .venv/bin/python scripts/build_examples.py                   # lays the examples out with those sizes
-    .venv/bin/python scripts/frontend_snapshots.py thumbnails   # -> example_workflows/<name>.jpg
+    .venv/bin/python scripts/examples/frontend_snapshots.py sizes        # -> scripts/examples/frontend_node_sizes.json
+    .venv/bin/python scripts/examples/build_examples.py                   # lays the examples out with those sizes
+    .venv/bin/python scripts/examples/frontend_snapshots.py thumbnails   # -> example_workflows/<name>.jpg
 
 Both boot the front-end versions of the browser tests (`tests/testlib/frontend_wheels.py`) in Debian's
 Chromium against the tests' stand-in server, load every example workflow and read what the front end
@@ -18,14 +18,14 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 from testlib.frontend_session import CHROMIUM_ARGS, boot, chromium_path
 from testlib.frontend_wheels import PINNED_BY_COMFYUI, VERSIONS
 
 TEMPLATES = REPO / "example_workflows"
-SIZES = REPO / "scripts" / "frontend_node_sizes.json"
+SIZES = REPO / "scripts" / "examples" / "frontend_node_sizes.json"
 
 # What the front end draws after loading: the node's size (it grows nodes saved smaller than their
 # content, e.g. Load Video to its preview) and at least the height its widgets need.

@@ -1,12 +1,12 @@
 """The speed options that only a GPU can check: SageAttention / FlashAttention, fp8 matmuls (torch._scaled_mm) and
 torch.compile of the blocks. Each against the plain path in the same run: same output (relative difference), and the
-forward time ratio. Run by scripts/gpu_checks.sh on a lent GPU; on a CPU each check says why it cannot run.
+forward time ratio. Run by scripts/gpu/gpu_checks.sh on a lent GPU; on a CPU each check says why it cannot run.
 
 Model: 4 blocks of the real 14B width (5120, ffn 13824, 40 heads) with random bf16 weights, InfiniteTalk audio on,
 480x832x81 (latent 21x60x104, 32,760 tokens): the per-block work of the real model, a tenth of its weights.
 
-    python scripts/gpu_option_checks.py attention|fp8|compile [--repeats 3]
-    python scripts/gpu_option_checks.py compile --cpu-dry-run     # the same code on the CPU, tiny config (no figures)
+    python scripts/gpu/gpu_option_checks.py attention|fp8|compile [--repeats 3]
+    python scripts/gpu/gpu_option_checks.py compile --cpu-dry-run     # the same code on the CPU, tiny config (no figures)
 
 RESULT lines: <backend>_available, <backend>_rel_diff, <backend>_forward_ratio (vs sdpa) for sage and flash;
 fp8_scaled_mm_layers, fp8_matmul_rel_diff (vs the dequantise-per-layer path), fp8_matmul_forward_ratio (scaled_mm /
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from dit_forward import inputs  # noqa: E402
@@ -30,8 +30,8 @@ from dit_forward import inputs  # noqa: E402
 from wanvideo.errors import WanVideoError  # noqa: E402
 from wanvideo.model import build_model, preset, tiny_config  # noqa: E402
 from wanvideo.model.attention import backend_available  # noqa: E402
-from wanvideo.model.fp8 import fp8_matmul_unavailable_reason, quantize_fp8  # noqa: E402
 from wanvideo.model.layers import Linear  # noqa: E402
+from wanvideo.model.quant.fp8 import fp8_matmul_unavailable_reason, quantize_fp8  # noqa: E402
 
 LATENT = (21, 60, 104)
 RUN = {"device": "cuda", "config": dict(preset("wan2.1-i2v-14b"), num_layers=4), "latent": LATENT,

@@ -1,11 +1,11 @@
 """Side by side with the wrapper most people use (kijai/ComfyUI-WanVideoWrapper): the same InfiniteTalk model, the
 same weights, the same inputs, the same settings, on the same device. First proves the outputs agree, then times them.
 
-    python scripts/wrapper_side_by_side.py --wrapper ../ComfyUI-WanVideoWrapper --comfyui ../ComfyUI         # CPU, small
-    python scripts/wrapper_side_by_side.py --wrapper W --comfyui C --device cuda --config 14b               # one GPU
+    python scripts/compare_wrapper/wrapper_side_by_side.py --wrapper ../ComfyUI-WanVideoWrapper --comfyui ../ComfyUI         # CPU, small
+    python scripts/compare_wrapper/wrapper_side_by_side.py --wrapper W --comfyui C --device cuda --config 14b               # one GPU
 
 `--wrapper`/`--comfyui` name existing checkouts (outside this repository; nothing of theirs is kept here); one that is
-not given or does not exist is cloned into --workdir (needs network). See scripts/wrapper_model.py for how the
+not given or does not exist is cloned into --workdir (needs network). See scripts/compare_wrapper/wrapper_model.py for how the
 wrapper's real WanModel and InfiniteTalk modules are imported and given our weights (key mapping, placeholders).
 
 Configs: `small` (CPU in seconds: 2 blocks of width 128, the real audio adapter input sizes, 5x16x16 latents) and
@@ -46,8 +46,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "scripts" / "compare_wrapper")]
 
 import wrapper_model  # noqa: E402
 

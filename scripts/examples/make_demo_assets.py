@@ -1,6 +1,6 @@
 """Make the demo's sample inputs: a drawn portrait (PIL) and a synthesised voice (espeak-ng).
 
-    python scripts/make_demo_assets.py            # writes assets/demo_portrait.png and assets/demo_speech.wav
+    python scripts/examples/make_demo_assets.py            # writes assets/demo_portrait.png and assets/demo_speech.wav
 
 Both are the project's own (no photo, no recording of a person), small enough to ship in the pack. The
 committed files were made with this script; rerun it only to change them (needs `espeak-ng` on PATH:
@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "assets")
 TEXT = "Hello! I am a drawn portrait with a synthetic voice."
 SIZE = (480, 832)  # width x height: the 480p model's portrait shape
 RATE = 16000  # what wav2vec2 reads; the sound track is resampled for the MP4 anyway

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Every GPU figure issue 13 asks for, in ONE run on a lent GPU machine (one H200; no network; 10 minutes a command).
+# Every GPU figure of the speed options, in ONE run on a lent GPU machine (one H200; no network; 10 minutes a command).
 #
-#   1. here, with PyPI:  bash scripts/gpu_checks_prepare.sh /path/to/ComfyUI-WanVideoWrapper /path/to/ComfyUI
-#   2. device tool:      run(command="bash scripts/gpu_checks.sh", carry=[".gpu"], timeout_s=600)
-#      (a subset:        GPU_CHECKS_ONLY="compile gguf_forward" bash scripts/gpu_checks.sh)
+#   1. here, with PyPI:  bash scripts/gpu/gpu_checks_prepare.sh /path/to/ComfyUI-WanVideoWrapper /path/to/ComfyUI
+#   2. device tool:      run(command="bash scripts/gpu/gpu_checks.sh", carry=[".gpu"], timeout_s=600)
+#      (a subset:        GPU_CHECKS_ONLY="compile gguf_forward" bash scripts/gpu/gpu_checks.sh)
 #   All checks take more than one command's 10 minutes: those the budget skipped say so (RESULT check_X_skipped=1);
 #   run them in a second call AT ONCE, while the machine is still warm (it goes back 30 s after a call).
 #
 # Checks, most wanted first, each with its own time limit inside an overall budget (GPU_CHECKS_BUDGET seconds,
 # default 540) so that the whole run ends inside one command; a failing or timed-out check does not stop the next:
 #   env           nvidia-smi, torch and CUDA versions, GPU count
-#   side_by_side  scripts/wrapper_side_by_side.py --config 14b: the wrapper vs ours, same weights and inputs
+#   side_by_side  scripts/compare_wrapper/wrapper_side_by_side.py --config 14b: the wrapper vs ours, same weights and inputs
 #                 (forward_ratio, step_ratio; needs .gpu/ComfyUI and .gpu/ComfyUI-WanVideoWrapper)
 #   window_speed  benchmarks/window_speed.py --device cuda at GPU_CHECKS_STEPS steps (default 2, to fit the lease: it
 #                 runs three windows): seconds_per_window there; at 40 steps it is that + 38 x ours_step_seconds
@@ -22,7 +22,7 @@
 # Every check prints RESULT name=value lines, plus RESULT check_<name>_rc= and check_<name>_seconds=.
 # The whole log and the RESULT lines are also written to $OUT (the device tool brings them back).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python3}"
 LOGDIR="${OUT:-/tmp/gpu_checks}"
 mkdir -p "$LOGDIR"
@@ -37,7 +37,7 @@ if ls .gpu/wheels/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu_checks_site \
     .gpu/wheels/*.whl >>"$LOG" 2>&1 && export PYTHONPATH="/tmp/gpu_checks_site${PYTHONPATH:+:$PYTHONPATH}"
 else
-  echo "note: no .gpu/wheels (run scripts/gpu_checks_prepare.sh first): checks needing av/diffusers/gguf may fail" | tee -a "$LOG"
+  echo "note: no .gpu/wheels (run scripts/gpu/gpu_checks_prepare.sh first): checks needing av/diffusers/gguf may fail" | tee -a "$LOG"
 fi
 
 check() {  # check NAME LIMIT_SECONDS COMMAND...
@@ -62,12 +62,12 @@ check() {  # check NAME LIMIT_SECONDS COMMAND...
 }
 
 check env 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; $PY -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"gpus\", torch.cuda.device_count())'"
-check side_by_side 200 "$PY" scripts/wrapper_side_by_side.py --wrapper .gpu/ComfyUI-WanVideoWrapper \
+check side_by_side 200 "$PY" scripts/compare_wrapper/wrapper_side_by_side.py --wrapper .gpu/ComfyUI-WanVideoWrapper \
   --comfyui .gpu/ComfyUI --device cuda --config 14b --repeat 2 --time-anyway
 check window_speed 240 "$PY" benchmarks/window_speed.py --device cuda --steps "$STEPS"
-check fp8 60 "$PY" scripts/gpu_option_checks.py fp8
-check attention 90 "$PY" scripts/gpu_option_checks.py attention
-check compile 150 "$PY" scripts/gpu_option_checks.py compile
+check fp8 60 "$PY" scripts/gpu/gpu_option_checks.py fp8
+check attention 90 "$PY" scripts/gpu/gpu_option_checks.py attention
+check compile 150 "$PY" scripts/gpu/gpu_option_checks.py compile
 check gguf_forward 150 "$PY" benchmarks/gguf_forward.py --skip-cpu --repeats 2
 GPUS=$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
 if [ "${GPUS:-0}" -gt 1 ]; then

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One command on a fresh machine: sets itself up, then makes a talking video with sound.
 #
-#   bash scripts/demo.sh                                   # the pack's own sample portrait and speech
-#   bash scripts/demo.sh [options]                         # the same, with `python -m wanvideo generate` options
-#   bash scripts/demo.sh PORTRAIT SPEECH OUT.mp4 [options] # your own portrait and speech
+#   bash scripts/examples/demo.sh                                   # the pack's own sample portrait and speech
+#   bash scripts/examples/demo.sh [options]                         # the same, with `python -m wanvideo generate` options
+#   bash scripts/examples/demo.sh PORTRAIT SPEECH OUT.mp4 [options] # your own portrait and speech
 #
 # The sample (assets/demo_portrait.png, a drawn face; assets/demo_speech.wav, a synthesised voice, made by
-# scripts/make_demo_assets.py) goes to output/infinitetalk_demo.mp4 unless --output says otherwise.
+# scripts/examples/make_demo_assets.py) goes to output/infinitetalk_demo.mp4 unless --output says otherwise.
 #
 # Without model options it runs the embedded tiny random-weight model set on the CPU: the picture is
 # noise, the sound and the timing are real (a few minutes for a few seconds of speech). Add
@@ -16,13 +16,13 @@
 # requirements), else the pack's .venv, created on first use with the pinned CPU build of torch
 # (requirements-test.txt, the same environment as scripts/run_tests.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
   # No inputs named: the shipped sample; any arguments are generate options (a later --output wins).
   mkdir -p output
   image="$PWD/assets/demo_portrait.png"; audio="$PWD/assets/demo_speech.wav"; output="$PWD/output/infinitetalk_demo.mp4"
 elif [ "$#" -lt 3 ]; then
-  echo "usage: bash scripts/demo.sh [PORTRAIT SPEECH OUT.mp4] [options of: python -m wanvideo generate --help]" >&2
+  echo "usage: bash scripts/examples/demo.sh [PORTRAIT SPEECH OUT.mp4] [options of: python -m wanvideo generate --help]" >&2
   exit 2
 else
   image="$1"; audio="$2"; output="$3"; shift 3

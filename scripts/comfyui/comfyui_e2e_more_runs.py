@@ -1,6 +1,6 @@
 """The e2e script's further runs in the real ComfyUI: a WanAnimate generation, and Cancel then resume.
 
-Used by `scripts/comfyui_e2e.py` (run by hand, not in CI) once its InfiniteTalk run has passed, on the
+Used by `scripts/comfyui/comfyui_e2e.py` (run by hand, not in CI) once its InfiniteTalk run has passed, on the
 same server:
 
 - `animate_run`: `examples/api/wananimate_animation_api.json` with the tiny WanAnimate DiT (our loader),
@@ -24,7 +24,7 @@ import re
 import shutil
 from pathlib import Path
 
-from comfyui_e2e import MEDIA, REPO, adapt_workflow, check_mp4, find_video, log, run_prompt
+from e2e_common import MEDIA, REPO, adapt_workflow, check_mp4, find_video, log, run_prompt
 
 ANIMATE_EXAMPLE = REPO / "examples" / "api" / "wananimate_animation_api.json"
 # Two clips of the tiny WanAnimate model: 13 frames, then 12 more after the one carried over.
@@ -119,7 +119,7 @@ def cancel_and_resume(base_url: str, base: Path, prompt: dict, reference_video: 
     return problems
 
 
-# The other examples' input files (what scripts/comfyui_validate_examples.py lays out), from ../shared/media.
+# The other examples' input files (what scripts/comfyui/comfyui_validate_examples.py lays out), from ../shared/media.
 EXAMPLE_INPUTS = {"two_people.png": "two_people_832x480.jpg", "source_clip.mp4": "source_talk_4s.mp4",
                   "background.mp4": "animate_background_3s.mp4", "mask.mp4": "animate_mask_3s.mp4", **ANIMATE_INPUTS}
 OTHER_EXAMPLES = ("infinitetalk_two_speakers", "infinitetalk_video_dubbing", "wan_i2v_no_audio", "wananimate_replacement")

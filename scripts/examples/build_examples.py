@@ -1,13 +1,13 @@
 """Write the example workflows: UI format in `example_workflows/` (the folder ComfyUI lists as templates,
 Templates → Custom Nodes; drag-and-drop), API format in `examples/api/` (for scripts, `POST /prompt`).
 
-    .venv/bin/python scripts/build_examples.py
+    .venv/bin/python scripts/examples/build_examples.py
 
 Each graph is described once (`example_graphs.py`); widget order, default values, sockets and links are
 taken from the nodes' own declarations (ours from the pack, core ones from `tests/testlib/core_nodes.py`),
 so the files stay in step with the nodes. Nodes are laid out in columns: a node placed at `(x, None)`
 goes below the previous node of column x, with the size the real front end draws for its type
-(`frontend_node_sizes.json`, measured by `scripts/frontend_snapshots.py sizes` for the sizes asked here:
+(`frontend_node_sizes.json`, measured by `scripts/examples/frontend_snapshots.py sizes` for the sizes asked here:
 measure again after changing a node or a size), so nothing overlaps.
 `tests/test_examples.py` and the browser test (`tests/js/`) check the result.
 """
@@ -18,52 +18,21 @@ import sys
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
+from example_models import MODELS
 from testlib import load_pack
 from testlib.workflows import all_specs, ui_to_api
-
-sys.path.insert(0, str(REPO))
-from wanvideo.sampling.prompts import DEFAULT_NEGATIVE_PROMPT
 
 TEMPLATES = REPO / "example_workflows"  # ComfyUI lists every *.json here as a template
 API_EXAMPLES = REPO / "examples" / "api"  # never a template: ComfyUI reads only top-level *.json of examples/
 
-HF_COMFY = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
-HF_KIJAI_FP8 = "https://huggingface.co/Kijai/WanVideo_comfy_fp8_scaled/resolve/main"
-HF_KIJAI = "https://huggingface.co/Kijai/WanVideo_comfy/resolve/main"
-
-# Model files as users have them from the common repacks: name -> (folder, url).
-MODELS = {
-    "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors":
-        ("diffusion_models", f"{HF_COMFY}/diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"),
-    "Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors":
-        ("diffusion_models", f"{HF_KIJAI_FP8}/InfiniteTalk/Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors"),
-    "Wan2_1-InfiniteTalk-Multi_fp8_e4m3fn_scaled_KJ.safetensors":
-        ("diffusion_models", f"{HF_KIJAI_FP8}/InfiniteTalk/Wan2_1-InfiniteTalk-Multi_fp8_e4m3fn_scaled_KJ.safetensors"),
-    "umt5_xxl_fp8_e4m3fn_scaled.safetensors":
-        ("text_encoders", f"{HF_COMFY}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
-    "clip_vision_h.safetensors": ("clip_vision", f"{HF_COMFY}/clip_vision/clip_vision_h.safetensors"),
-    "wan_2.1_vae.safetensors": ("vae", f"{HF_COMFY}/vae/wan_2.1_vae.safetensors"),
-    "wav2vec2-chinese-base_fp16.safetensors":
-        ("wav2vec2", "https://huggingface.co/Kijai/wav2vec2_safetensors/resolve/main/wav2vec2-chinese-base_fp16.safetensors"),
-    "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors":
-        ("loras", f"{HF_KIJAI}/Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors"),
-    "Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors":
-        ("diffusion_models", f"{HF_KIJAI_FP8}/Wan22Animate/Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors"),
-    "WanAnimate_relight_lora_fp16.safetensors":
-        ("loras", f"{HF_KIJAI}/LoRAs/Wan22_relight/WanAnimate_relight_lora_fp16.safetensors"),
-}
-
 # Body sizes (title excluded) the real front end gives each node type, previews included.
-FRONTEND_SIZES_FILE = REPO / "scripts" / "frontend_node_sizes.json"
+FRONTEND_SIZES_FILE = REPO / "scripts" / "examples" / "frontend_node_sizes.json"
 FRONTEND_SIZES = json.loads(FRONTEND_SIZES_FILE.read_text()) if FRONTEND_SIZES_FILE.is_file() else {}
 TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: drawn above a node's pos
 GAP = 30  # between a node's bottom and the next node's title in a column
-
-NEGATIVE_PROMPT = DEFAULT_NEGATIVE_PROMPT  # the reference's (wanvideo/sampling/prompts.py)
-
 
 class Graph:
     """A workflow under construction; nodes are added with named widget values and linked by name."""
@@ -190,18 +159,6 @@ class Graph:
             "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}, "frontendVersion": "1.27.10"},
             "version": 0.4,
         }
-
-
-def models_note(files, extra=""):
-    lines = ["## Model files for this workflow", "",
-             "Download each file and put it in the ComfyUI folder shown (then press **R** in the UI to refresh "
-             "the lists). The full table, with other precisions, is in the pack's README.", ""]
-    for name in files:
-        folder, url = MODELS[name]
-        lines.append(f"- `models/{folder}/` ← [{name}]({url})")
-    if extra:
-        lines += ["", extra]
-    return "\n".join(lines)
 
 
 def write(name, graph):

@@ -1,6 +1,6 @@
 """Check our model patcher against a real ComfyUI's model management, on the CPU. Run by hand, not in CI.
 
-    python scripts/comfyui_memory_check.py /path/to/ComfyUI
+    python scripts/comfyui/comfyui_memory_check.py /path/to/ComfyUI
 
 Needs a Python with torch and this pack's requirements, plus what `comfy.model_patcher` imports
 (`einops`; the rest of ComfyUI's requirements are not needed). ComfyUI runs as with `--cpu`, where its
@@ -27,7 +27,7 @@ import logging
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_pack():

@@ -2,7 +2,7 @@
 
 Run it with ComfyUI's own Python, giving the ComfyUI checkout:
 
-    /path/to/comfy-venv/bin/python scripts/dump_core_node_specs.py /path/to/ComfyUI > specs.json
+    /path/to/comfy-venv/bin/python scripts/comfyui/dump_core_node_specs.py /path/to/ComfyUI > specs.json
 
 The example checks (`tests/testlib/core_nodes.py`) hold this data as a literal,
 taken from ComfyUI v0.3.64, so CI needs no ComfyUI. Re-run this after a ComfyUI
@@ -86,5 +86,5 @@ def main(comfy_root):
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python scripts/dump_core_node_specs.py /path/to/ComfyUI")
+        sys.exit("usage: python scripts/comfyui/dump_core_node_specs.py /path/to/ComfyUI")
     main(os.path.abspath(sys.argv[1]))

@@ -1,6 +1,6 @@
 """The wrapper's real WanModel (kijai/ComfyUI-WanVideoWrapper, an outside checkout) built with OUR model's weights.
 
-Used by scripts/wrapper_side_by_side.py. Nothing of the wrapper or ComfyUI is kept in this repository: both are
+Used by scripts/compare_wrapper/wrapper_side_by_side.py. Nothing of the wrapper or ComfyUI is kept in this repository: both are
 imported from checkouts given on the command line.
 
 How the wrapper is imported:

@@ -1,9 +1,9 @@
-"""The example graphs written by `scripts/build_examples.py` (see there).
+"""The example graphs written by `scripts/examples/build_examples.py` (see there).
 
 Model file names are those of the common repacks (Comfy-Org, Kijai); the recommended settings are the
 step-distillation LoRA ones (6 steps, cfg 1, audio_cfg 3): see the README's "Recommended settings".
 """
-from build_examples import MODELS, NEGATIVE_PROMPT, models_note
+from example_models import MODELS, NEGATIVE_PROMPT, models_note
 
 WAN = "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"
 IT_SINGLE = "Wan2_1-InfiniteTalk-Single_fp8_e4m3fn_scaled_KJ.safetensors"

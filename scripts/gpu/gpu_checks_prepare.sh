@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares .gpu/ (git-ignored) for scripts/gpu_checks.sh, on a machine WITH access to PyPI, before a GPU machine
+# Prepares .gpu/ (git-ignored) for scripts/gpu/gpu_checks.sh, on a machine WITH access to PyPI, before a GPU machine
 # without network runs the checks. The device tool sends the working tree plus the ignored paths named in `carry`
 # (64 MiB in all): this folder is about 55 MiB.
 #   .gpu/wheels/                   packages the GPU image lacks (Python 3.12 x86-64 wheels, no dependencies):
@@ -8,9 +8,9 @@
 #   .gpu/ComfyUI/, .gpu/ComfyUI-WanVideoWrapper/
 #                                  the checkouts the side-by-side imports, Python sources only (tokenizers, example
 #                                  media and model data left out: no forward reads them), with their commit recorded
-# Usage: bash scripts/gpu_checks_prepare.sh WRAPPER_CHECKOUT COMFYUI_CHECKOUT
+# Usage: bash scripts/gpu/gpu_checks_prepare.sh WRAPPER_CHECKOUT COMFYUI_CHECKOUT
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 if [ $# -ne 2 ]; then
   echo "usage: $0 WRAPPER_CHECKOUT COMFYUI_CHECKOUT (a kijai/ComfyUI-WanVideoWrapper and a ComfyUI v0.3.64 checkout)" >&2
   exit 2
@@ -39,4 +39,4 @@ copy_sources "$2" .gpu/ComfyUI
   --platform manylinux2014_x86_64 -d .gpu/wheels \
   av==18.1.0 diffusers==0.42.1 gguf==0.19.0 sageattention==1.0.6
 du -sh .gpu .gpu/* | sed 's/^/prepared: /'
-echo "next, with the device tool: run(command=\"bash scripts/gpu_checks.sh\", carry=[\".gpu\"], timeout_s=600)"
+echo "next, with the device tool: run(command=\"bash scripts/gpu/gpu_checks.sh\", carry=[\".gpu\"], timeout_s=600)"
