@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _harness import result
+
 from wanvideo.model import build_model, preset
 
 SMALL = dict(preset("tiny"), dim=256, ffn_dim=768, num_heads=8, num_layers=4, freq_dim=64, text_dim=64,
@@ -58,7 +60,7 @@ def _inputs(cfg, latent, device, dtype):
 
 def worker(size: str, mode: str, repeats: int) -> None:
     """One rank of a timed run (started by torchrun); rank 0 prints SECONDS <best forward>."""
-    from wanvideo import distributed
+    from wanvideo.model.parallel import distributed
 
     cuda = size != "small"
     info = distributed.init_from_env("cuda" if cuda else "cpu")
@@ -128,7 +130,7 @@ def main() -> None:
     if args.part in ("all", "torchrun"):
         results.update(torchrun_speedups(args, gpus))
     for name, value in results.items():
-        print(f"RESULT {name}={value:.6g}" if "dev" in name else f"RESULT {name}={value:.3f}")
+        result(name, value, ".3g" if "dev" in name else ".3f")
 
 
 def in_host(gpus: int) -> dict:

@@ -13,7 +13,7 @@ import soundfile as sf
 from testlib import MEDIA, REPO_ROOT
 from testlib.ranks import free_port
 
-from wanvideo import cli
+from wanvideo.app import cli
 from wanvideo.video.frame_store import FrameStore
 
 SMALL = ["--width", "64", "--height", "64", "--steps", "2", "--frame-window", "17", "--motion-frames", "5"]

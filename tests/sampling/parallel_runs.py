@@ -50,7 +50,7 @@ def driving_clip(frames: int = 25):
     """Short slices of the shared driving videos (pose and face), as numpy frames."""
     from testlib import MEDIA
 
-    from wanvideo.pipeline import read_image, read_video
+    from wanvideo.app.media import read_image, read_video
 
     image = read_image(str(MEDIA / "portrait_480x832.png"))
     pose, _ = read_video(str(MEDIA / "animate_pose_3s.mp4"))

@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 
 from wanvideo.errors import InputError
 from wanvideo.model import build_model, load_model, tiny_config
-from wanvideo.model.fp8 import quantize_fp8
 from wanvideo.model.parallel.pool import ModelSource, SequenceParallelPool, WorkerExitedError
+from wanvideo.model.quant.fp8 import quantize_fp8
 from wanvideo.sampling.settings import GenerationInterrupted
 from wanvideo.tiny import tiny_animate_models, tiny_models
 

@@ -33,7 +33,7 @@ def load_sharded(config: dict, paths, dtype: torch.dtype, device) -> tuple[torch
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor
 
-    from ..dit import build_model
+    from ..build import build_model
 
     device = torch.device(device)
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -78,9 +78,9 @@ def load_sharded(config: dict, paths, dtype: torch.dtype, device) -> tuple[torch
 def _keep_fp8_weights(model, reader) -> list[tuple[str, str]]:
     """Linear weights stored as fp8 in the file stay fp8 (still on the meta device), with their scale as a buffer
     (FSDP shards parameters, never buffers: the scales are replicated). Returns (layer, scale key) pairs."""
-    from ..fp8 import is_fp8
     from ..layers import Linear
     from ..layouts import SCALE_SUFFIXES
+    from ..quant.fp8 import is_fp8
 
     scales = []
     for name, module in model.named_modules():

@@ -359,7 +359,7 @@ class SequenceParallelPool:
     def __init__(self, source: ModelSource, devices, *, mode: str = "ulysses", fsdp: bool = False, threads: int = 1,
                  timeout: float = STEP_SECONDS, idle_seconds: float = IDLE_SECONDS,
                  start_timeout: float = START_SECONDS, backend: str = "local", ray_address: str | None = None):
-        from ..sequence_parallel import MODES
+        from .sequence_parallel import MODES
 
         if mode not in MODES:
             raise InputError(f"unknown sequence-parallel mode {mode!r}; choose one of {', '.join(MODES)}")
