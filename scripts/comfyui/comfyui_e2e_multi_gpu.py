@@ -1,0 +1,52 @@
+"""The e2e script's multi-GPU runs in the real ComfyUI (`--multi-gpu`): the InfiniteTalk run again with an
+InfiniteTalk Multi-GPU node on the sampler's `parallel` input, on two CPU devices (ComfyUI runs with --cpu):
+
+- `guidance_split` on `cpu,cpu`: the passes of each step in two threads of the ComfyUI process;
+- `sequence_parallel` on `cpu,cpu`: two worker processes started from inside ComfyUI (they import only the engine,
+  under its top-level name), each window sent to them and its latent sent back.
+
+Each must write an MP4 whose frames equal the one-device run's (within the 8-bit rounding of decoded frames).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+from comfyui_e2e_more_runs import frames_of
+from e2e_common import find_video, log, run_prompt
+
+NODE_ID = "9001"
+WIDGETS = {"devices": "cpu,cpu", "fsdp": False, "sequence_split": "ulysses", "worker_backend": "local",
+           "ray_address": "", "idle_timeout": 600, "worker_timeout": 900}
+
+
+def multi_gpu_runs(base_url: str, base: Path, prompt: dict, reference_video: Path, timeout: float) -> list[str]:
+    problems = []
+    reference = frames_of(reference_video)
+    for mode in ("guidance_split", "sequence_parallel"):
+        run = json.loads(json.dumps(prompt))
+        run[NODE_ID] = {"class_type": "InfiniteTalkMultiGPU", "inputs": {"parallel": mode, **WIDGETS}}
+        for node in run.values():
+            if node["class_type"] == "InfiniteTalkSampler":
+                node["inputs"]["parallel"] = [NODE_ID, 0]
+                node["inputs"]["frames_folder"] = "output"  # a store of its own, so the sampler really runs
+            if node["class_type"] == "InfiniteTalkVideoCombine":
+                node["inputs"]["filename_prefix"] = f"infinitetalk_e2e/{mode}"
+        shutil.rmtree(base / "output" / "infinitetalk_frames", ignore_errors=True)
+        log(f"Multi-GPU: the InfiniteTalk run with {mode} on cpu,cpu")
+        entry, texts, events = asyncio.run(run_prompt(base_url, run, timeout))
+        video = find_video(entry, base / "output")
+        if "execution_error" in events or video is None or not video.exists() or mode not in video.name:
+            problems.append(f"Multi-GPU {mode}: no MP4 (events {events[-3:]}, texts {[t for _, t in texts][-3:]})")
+            continue
+        ours = frames_of(video)
+        worst = max((int(abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(ours, reference, strict=False)),
+                    default=-1)
+        log(f"Multi-GPU {mode}: {video.name}: {len(ours)} frames, largest pixel difference from the one-device run "
+            f"{worst}")
+        if len(ours) != len(reference) or worst > 2:
+            problems.append(f"Multi-GPU {mode}: {len(ours)} frames, largest difference {worst} from the one-device "
+                            f"run's {len(reference)} frames")
+    return problems
