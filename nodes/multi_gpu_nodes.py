@@ -3,8 +3,9 @@ the options are the engine's (wanvideo.model.parallel.settings.MultiGPUSettings)
 from __future__ import annotations
 
 from ..wanvideo.errors import InputError
-from ..wanvideo.model.parallel.settings import MultiGPUSettings, make_executor
+from ..wanvideo.model.parallel.settings import MultiGPUSettings, make_executor, release_executors
 from ..wanvideo.options import node_inputs, option_values
+from . import host
 
 VRAM_NOTE = ("ComfyUI's model management cannot see the memory these modes use on the other GPUs (the model copies, "
              "the blocks placed there, the worker processes): keep those cards for this node.")
@@ -47,6 +48,7 @@ def parallel_executor(parallel, model):
     engine_model = getattr(model, "model", model)
     source = getattr(engine_model, "wanvideo_source", None)
     executor = make_executor(settings, source=source if settings.parallel == "sequence_parallel" else None)
+    host.on_unload_all_models(release_executors)  # the host's Free button releases the workers and copies too
     return executor, settings.parallel == "guidance_split"
 
 

@@ -70,3 +70,20 @@ def test_guidance_split_and_the_worker_pool_make_the_one_device_frames(tiny, com
         del models.dit.wanvideo_source
         release_executors()
     assert np.abs(one.astype(int) - pooled.astype(int)).max() <= 1
+
+
+def test_the_hosts_free_button_releases_the_multi_gpu_executors(monkeypatch):
+    from testlib import model_management_double
+    from wanvideo_infinitetalk_pack.nodes import multi_gpu_nodes
+    from wanvideo_infinitetalk_pack.wanvideo.model.parallel import settings
+
+    mm = model_management_double.install(monkeypatch, 8 << 30)
+    released = []
+    monkeypatch.setattr(settings, "_EXECUTORS", {})
+    executor, host_loads = multi_gpu_nodes.parallel_executor(_options(parallel="guidance_split", devices="cpu,cpu"),
+                                                             tiny_models(seed=0).dit)
+    assert host_loads and settings._EXECUTORS  # warm between runs
+    monkeypatch.setattr(executor, "close", lambda: released.append("guidance_split"))
+    multi_gpu_nodes.parallel_executor(_options(parallel="guidance_split", devices="cpu,cpu"), tiny_models(seed=0).dit)
+    mm.unload_all_models()  # what ComfyUI's "Free model and node cache" calls
+    assert released == ["guidance_split"] and not settings._EXECUTORS
