@@ -368,7 +368,7 @@ def further_runs(args, base_url, base, names, inputs, prompt, video) -> list[str
     if args.multi_gpu:
         from comfyui_e2e_multi_gpu import multi_gpu_runs
 
-        problems += multi_gpu_runs(base_url, base, prompt, video, args.timeout)
+        problems += multi_gpu_runs(base_url, base, prompt, args.timeout)
     return problems
 
 
