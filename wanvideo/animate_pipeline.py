@@ -34,6 +34,7 @@ from .pipeline import (
 from .sampling.animate_settings import AnimateSettings
 from .sampling.vae import load_wan_vae
 from .torch_inputs import parse_device
+from .validation import check_request
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
 
     _check_files(req)
     # settings problems before any file is read or model loaded
+    check_request(req)
     dataclasses.replace(req.sampler, steps=req.steps or 1).validated()
     req.loader.load_kwargs()
     device = parse_device(req.device, "--device")

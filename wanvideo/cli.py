@@ -24,6 +24,7 @@ from .sampling.animate_settings import AnimateSettings
 from .sampling.cache import CacheOptions
 from .sampling.guidance_settings import GuidanceOptions
 from .sampling.settings import SamplerSettings
+from .validation import check_command_line
 from .video.run_lock import RunLockSettings
 
 EPILOG = """\
@@ -178,10 +179,12 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(message)s")
     try:
+        check_command_line(args, parser)  # every option, before any file is read or model loaded
         if args.command == "write-tiny-models":
             from .tiny_files import write_tiny_models
 
