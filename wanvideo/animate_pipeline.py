@@ -31,10 +31,12 @@ from .pipeline import (
     settings_from_args,
     write_from_store,
 )
+from .run_checks import checked_work_folder
 from .sampling.animate_settings import AnimateSettings
 from .sampling.vae import load_wan_vae
 from .torch_inputs import parse_device
 from .validation import check_request
+from .video.work_folder import holding_work_folder
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +130,15 @@ def _load_real(req: AnimateRequest, files: dict, device, image):
 
 
 def make_animate_file(req: AnimateRequest) -> GenerateResult:
-    """Run the whole WanAnimate job; the MP4 is written to `req.output`."""
+    """Run the whole WanAnimate job; the MP4 is written to `req.output` (the work folder held throughout, as
+    `make_video_file` does)."""
+    _check_files(req)
+    work = checked_work_folder(req)
+    with holding_work_folder(work, req.wait_for_lock, remove_when_empty=req.work_dir is None):
+        return _make_animate_file(req)
+
+
+def _make_animate_file(req: AnimateRequest) -> GenerateResult:
     from .sampling.animate import generate_animate
 
     _check_files(req)

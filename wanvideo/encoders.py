@@ -33,6 +33,9 @@ def _open_safetensors(path: str) -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from .model.file_sniff import check_weights_file
+
+    check_weights_file(path)  # an LFS pointer, a web page, a cut download: the words every loader uses
     try:
         sd = load_file(path)
     except (SafetensorError, OSError) as exc:

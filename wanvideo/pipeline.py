@@ -26,7 +26,7 @@ from .media import need_file, read_audio, read_image, read_video
 from .model.settings import LoaderSettings, LoraSettings, SpeedSettings
 from .model_files import ModelPaths, resolve_models
 from .options import options_of
-from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
+from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir, checked_work_folder
 from .sampling.conditioning import ReferenceFrames
 from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from .sampling.settings import SamplerSettings
@@ -34,6 +34,7 @@ from .sampling.sizes import resolve_size
 from .sampling.vae import load_wan_vae
 from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
 from .torch_inputs import parse_device
+from .video.work_folder import holding_work_folder
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,14 @@ def sampler_settings(req: GenerateRequest, embedded: bool, src_h: int, src_w: in
 
 
 def make_video_file(req: GenerateRequest) -> GenerateResult:
-    """Run the whole job; the MP4 is written to `req.output`."""
+    """Run the whole job; the MP4 is written to `req.output`. The work folder is held from the first check to the
+    last file removed (another run of the same command waits, `--wait-for-lock`)."""
+    work = checked_work_folder(req)
+    with holding_work_folder(work, req.wait_for_lock, remove_when_empty=req.work_dir is None):
+        return _make_video_file(req)
+
+
+def _make_video_file(req: GenerateRequest) -> GenerateResult:
     from .audio import build_audio_embeddings
     from .sampling import generate as sample_video
     from .sampling import plan_windows

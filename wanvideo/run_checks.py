@@ -80,3 +80,13 @@ def check_model_headers(files: dict, loras=()) -> None:
             _check_weights_file(path, option)
     for lora, _strength in loras:
         _check_weights_file(Path(lora), "--lora")
+
+
+def checked_work_folder(req) -> str:
+    """The request's work folder (default `<output>.parts`), after the checks that need no file read: the output
+    path, the work folder, every option. Nothing is created when one fails."""
+    output = check_output(req.output)
+    work = req.work_dir or (output + ".parts")
+    check_work_dir(work, "--work-dir" if req.work_dir else "the work folder (--work-dir)")
+    check_numbers(req)
+    return work

@@ -26,6 +26,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..torch_inputs import check_finite
+from .file_sniff import check_start, truncated
 from .gguf_dequant import BLOCK_TYPES, block_scales
 from .quantized import PackedFormat
 
@@ -47,14 +48,9 @@ def _check_magic(path: Path) -> None:
         start = f.read(64)
     if start.startswith(b"GGUF"):
         if len(start) < 24:
-            raise ModelFileError(f"truncated GGUF file: {_name(path)} ends inside its header ({len(start)} bytes): "
-                                 "re-download it")
+            raise truncated(path, len(start), "it ends inside its GGUF header")
         return
-    if start.startswith(b"version https://git-lfs"):
-        raise ModelFileError(f"{_name(path)} is a Git LFS pointer, not the weights: download the real file "
-                             "(git lfs pull, or the download button on the model page)")
-    if start.lstrip().lower().startswith((b"<!doct", b"<html", b"<?xml")):
-        raise ModelFileError(f"{_name(path)} is a web page, not weights: the download failed; download the file again")
+    check_start(path, start, path.stat().st_size)
     raise ModelFileError(f"{_name(path)} has a .gguf name but is not a GGUF file (no GGUF signature): re-download it")
 
 

@@ -99,6 +99,9 @@ def load_wan_vae(path: str, dtype=torch.float32, device="cpu"):
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
     from safetensors.torch import load_file
 
+    from ..model.file_sniff import check_weights_file
+
+    check_weights_file(path)  # an LFS pointer, a web page, a cut download: the words every loader uses
     try:
         sd = load_file(path) if path.endswith((".safetensors", ".sft")) else load_torch_state_dict(path, "a VAE")
     except Exception as exc:  # noqa: BLE001 - any read failure: name the file
