@@ -32,6 +32,8 @@ from .pipeline import (
     write_from_store,
 )
 from .run_checks import checked_work_folder
+from .sampling.animate_checks import check_driving_inputs, resample_to_rate
+from .sampling.animate_inputs import DrivingVideo
 from .sampling.animate_settings import AnimateSettings
 from .sampling.vae import load_wan_vae
 from .torch_inputs import parse_device
@@ -88,6 +90,12 @@ def _check_files(req: AnimateRequest) -> None:
         raise InputError(f"--output {req.output}: give a video file name ending in .mp4")
     if not os.path.isdir(out_dir):
         raise InputError(f"--output {req.output}: the folder {out_dir} does not exist")
+
+
+def _at_pose_rate(path: str, pose_fps: float, name: str):
+    """A driving video's frames, resampled to the pose video's frame rate when its own differs."""
+    frames, fps = read_video(path, f"--{name}-video")
+    return resample_to_rate(frames, fps, pose_fps, name)
 
 
 def _pose_sound(path: str):
@@ -150,10 +158,12 @@ def _make_animate_file(req: AnimateRequest) -> GenerateResult:
     embedded = req.models.embedded
     files = {} if embedded else resolve_models(req.models, two_speakers=False, need_audio=False, model_kind="animate")
     image = read_image(req.image)
-    pose, fps = read_video(req.pose_video)
-    face, _ = read_video(req.face_video)
-    background = read_video(req.background_video)[0] if req.background_video else None
-    mask = read_video(req.mask_video)[0] if req.mask_video else None
+    pose, fps = read_video(req.pose_video, "--pose-video")
+    face = _at_pose_rate(req.face_video, fps, "face")
+    background = _at_pose_rate(req.background_video, fps, "background") if req.background_video else None
+    mask = _at_pose_rate(req.mask_video, fps, "mask") if req.mask_video else None
+    check_driving_inputs(image, {name: DrivingVideo(v, name) if v is not None else None for name, v in
+                                 (("pose", pose), ("face", face), ("background", background), ("mask", mask))})
     sound, rate = _pose_sound(req.pose_video)
 
     if embedded:

@@ -43,6 +43,9 @@ def to_mono(waveform, name: str = "audio") -> np.ndarray:
     if arr.ndim == 1:
         mono = arr.astype(np.float32, copy=False)
     elif arr.ndim == 2:
+        if 0 in arr.shape:
+            raise InputError(f"{name} is empty: its waveform of shape {tuple(arr.shape)} has no channels or no "
+                             "samples; connect a clip with sound")
         if arr.shape[1] <= 8 < arr.shape[0]:  # clearly [samples, channels] (soundfile's layout)
             log.info("%s: reading shape %s as [samples, channels]", name, arr.shape)
             arr = arr.T
