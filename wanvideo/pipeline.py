@@ -26,6 +26,7 @@ from .media import need_file, read_audio, read_image, read_video
 from .model.settings import LoaderSettings, LoraSettings, SpeedSettings
 from .model_files import ModelPaths, resolve_models
 from .options import options_of
+from .progress_log import logged_progress
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir, checked_work_folder
 from .sampling.conditioning import ReferenceFrames
 from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
@@ -339,7 +340,7 @@ def _make_video_file(req: GenerateRequest) -> GenerateResult:
     log.info("embedding the speech")
     embeds = build_audio_embeddings(encoder, wave_1, rate_1, wave_2, rate_2, mode=req.audio_settings.speaker_mode,
                                     fps=settings.fps, normalize_loudness=req.audio_settings.normalize_loudness,
-                                    frame_limit=settings.max_frames)
+                                    frame_limit=settings.max_frames, callback=logged_progress("embedding the speech"))
     total = embeds.num_frames
     if not embedded:
         del wav2vec

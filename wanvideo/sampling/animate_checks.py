@@ -97,11 +97,13 @@ def check_driving_inputs(image, videos: dict) -> None:
 
 
 def resample_to_rate(frames, fps: float, target_fps: float, name: str):
-    """`frames` at `fps` shown at `target_fps`: each output frame is the input frame at that time (nearest)."""
+    """`frames` at `fps` shown at `target_fps`: each output frame is the input frame on screen at its time."""
     if fps <= 0 or target_fps <= 0 or abs(fps - target_fps) < 1e-3:
         return frames
     count = max(1, int(round(len(frames) * target_fps / fps)))
-    index = torch.clamp(torch.round(torch.arange(count) * (fps / target_fps)).long(), max=len(frames) - 1)
+    # the frame on screen at each output frame's time (as a player shows it)
+    index = torch.clamp(torch.floor(torch.arange(count, dtype=torch.float64) * (fps / target_fps) + 1e-6).long(),
+                        max=len(frames) - 1)
     log.warning("WanAnimate: the %s video is at %g fps, the pose video at %g fps: resampled to %g fps (%d -> %d "
                 "frames) so it keeps time with the pose", name, fps, target_fps, target_fps, len(frames), count)
     return frames[index]
