@@ -97,3 +97,15 @@ def test_an_empty_file_is_named_as_a_cut_download(tmp_path, loader):
     path.write_bytes(b"")
     with pytest.raises(ModelFileError, match="is truncated: the download stopped early"):
         load(path)
+
+
+@pytest.mark.parametrize("loader", ["video", "wav2vec2", "umt5", "clip-vision", "lora", "vae"])
+def test_every_loader_names_another_model_the_same_way(tmp_path, loader):
+    import torch
+    from safetensors.torch import save_file
+
+    load, _ = LOADERS[loader]
+    path = tmp_path / "something_else.safetensors"
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4)}, str(path))
+    with pytest.raises(ModelFileError, match=r"^something_else.safetensors is another model, not "):
+        load(path)

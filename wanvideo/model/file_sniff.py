@@ -31,15 +31,19 @@ def web_page(path) -> ModelFileError:
 
 
 def truncated(path, size: int, detail: str = "") -> ModelFileError:
-    more = f" ({detail})" if detail else ""
-    return ModelFileError(f"{_name(path)} is truncated: the download stopped early ({size:,} bytes){more}; "
-                          "download the file again")
+    more = f", {detail}" if detail else ""
+    return ModelFileError(f"{_name(path)} is truncated: the download stopped early ({size:,} bytes{more}): "
+                          "re-download it")
 
 
-def wrong_model(path, expected: str, found: str = "") -> ModelFileError:
-    """The file is readable but holds another model than the one this loader takes."""
-    what = f"a {found} model" if found else "another model"
-    return ModelFileError(f"{_name(path)} is {what}, not {expected}: choose the {expected} file")
+WAN_I2V = "Wan2.1 I2V 14B"
+
+
+def wrong_model(where, expected: str, detail: str) -> ModelFileError:
+    """The file is readable but holds another model than the one this loader takes: '<file> is another model, not
+    <expected>: <what it is and where it belongs>'. `where`: a path, or the names of several files."""
+    name = where if isinstance(where, str) and os.sep not in where else _name(where)
+    return ModelFileError(f"{name} is another model, not {expected}: {detail}")
 
 
 def check_start(path, start: bytes, size: int) -> None:
