@@ -175,7 +175,7 @@ def _make_animate_file(req: AnimateRequest) -> GenerateResult:
         width, height = _embedded_size(req, pose.shape[1], pose.shape[2])
         steps = req.steps or 4
     else:
-        from .sampling.animate_inputs import DrivingVideo, letterbox, output_size
+        from .sampling.animate_inputs import letterbox, output_size
 
         out_h, out_w = output_size(DrivingVideo(pose, "pose"), req.sampler.width, req.sampler.height)
         boxed = letterbox(image.permute(2, 0, 1), out_h, out_w).permute(1, 2, 0)

@@ -125,7 +125,7 @@ def test_loader_errors_reach_the_user(tmp_path):
         InfiniteTalkWav2VecLoader().load(str(empty))
     other = tmp_path / "clip_vision_h.safetensors"
     save_file({"vision_model.encoder.layers.0.mlp.fc1.weight": torch.zeros(2, 2)}, str(other))
-    with pytest.raises(ModelFileError, match="clip_vision_h.safetensors is another model, not wav2vec2"):
+    with pytest.raises(ModelFileError, match="clip_vision_h.safetensors is another model, not a wav2vec2 model"):
         InfiniteTalkWav2VecLoader().load(str(other))
 
 

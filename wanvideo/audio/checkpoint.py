@@ -81,7 +81,7 @@ def find_prefix(keys, source: str) -> str:
         keys = list(keys)
         sample = ", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
         raise wrong_model(
-            source, "wav2vec2", f"it looks like {_guess_other_model(keys)}: expected Hugging Face "
+            source, "a wav2vec2 model", f"it looks like {_guess_other_model(keys)}: expected Hugging Face "
             f"wav2vec2 weights such as '{ANCHOR}' (optionally prefixed 'wav2vec2.'), found {len(keys)} tensors "
             f"like {sample}. Pick a wav2vec2 file, e.g. TencentGameMate/chinese-wav2vec2-base "
             f"(or its fp16 .safetensors repack), placed in models/wav2vec2."

@@ -42,8 +42,7 @@ WAN_I2V = "Wan2.1 I2V 14B"
 def wrong_model(where, expected: str, detail: str) -> ModelFileError:
     """The file is readable but holds another model than the one this loader takes: '<file> is another model, not
     <expected>: <what it is and where it belongs>'. `where`: a path, or the names of several files."""
-    name = where if isinstance(where, str) and os.sep not in where else _name(where)
-    return ModelFileError(f"{name} is another model, not {expected}: {detail}")
+    return ModelFileError(f"{where} is another model, not {expected}: {detail}")
 
 
 def check_start(path, start: bytes, size: int) -> None:

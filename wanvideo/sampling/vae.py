@@ -107,7 +107,7 @@ def load_wan_vae(path: str, dtype=torch.float32, device="cpu"):
     except Exception as exc:  # noqa: BLE001 - any read failure: name the file
         raise ModelFileError(f"cannot read the VAE {path}: {exc}; re-download it") from None
     if "decoder.middle.0.residual.0.gamma" not in sd and "decoder.mid_block.resnets.0.norm1.gamma" not in sd:
-        raise wrong_model(path, "the Wan 2.1 VAE", "use wan_2.1_vae.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, "
+        raise wrong_model(path, "a Wan 2.1 VAE", "use wan_2.1_vae.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, "
                           "split_files/vae)")
     for key, tensor in sd.items():
         check_finite(tensor, key, path)
