@@ -37,13 +37,13 @@ def _wav2vec(path):
 
 
 def _umt5(path):
-    from wanvideo.encoders import load_text_encoder
+    from wanvideo.app.encoders import load_text_encoder
 
     load_text_encoder(str(path))
 
 
 def _clip_vision(path):
-    from wanvideo.encoders import load_clip_vision
+    from wanvideo.app.encoders import load_clip_vision
 
     load_clip_vision(str(path))
 

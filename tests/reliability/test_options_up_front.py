@@ -19,7 +19,7 @@ from wanvideo_infinitetalk_pack.wanvideo.options import settings_from_inputs as 
 from wanvideo_infinitetalk_pack.wanvideo.sampling.animate_settings import AnimateSettings as PackAnimateSettings
 from wanvideo_infinitetalk_pack.wanvideo.sampling.settings import SamplerSettings as PackSamplerSettings
 
-from wanvideo import cli
+from wanvideo.app import cli
 from wanvideo.errors import InputError
 from wanvideo.options import options_of
 from wanvideo.sampling.animate_settings import AnimateSettings
@@ -132,7 +132,7 @@ def test_other_flags_are_the_parsers_own():
 def test_command_line_names_the_flag_before_reading_anything(tmp_path, capsys, monkeypatch, argv, words):
     import re
 
-    monkeypatch.setattr("wanvideo.pipeline.read_audio", lambda *a: pytest.fail("the speech was read first"))
+    monkeypatch.setattr("wanvideo.app.pipeline.read_audio", lambda *a: pytest.fail("the speech was read first"))
     code = cli.main(["generate", "--image", str(MEDIA / "portrait_480x832.png"), "--audio",
                      str(MEDIA / "speech_en_mono16k.wav"), "--output", str(tmp_path / "o.mp4"), "--quiet", *argv])
     err = capsys.readouterr().err

@@ -6,7 +6,7 @@ import logging
 
 from testlib import MEDIA
 
-from wanvideo import cli
+from wanvideo.app import cli
 from wanvideo.progress_log import PROGRESS_EVERY_S, logged_progress
 
 
