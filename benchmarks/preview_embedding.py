@@ -19,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 SPEECH = REPO.parent / "shared" / "media" / "speech_long.flac"
 
 
@@ -55,12 +56,14 @@ def main() -> None:
     start = time.perf_counter()
     build_audio_embeddings(enc, *clips[short])  # the whole recording, as a preview used to embed it
     whole = time.perf_counter() - start
+    from _harness import result
+
     medians = {m: statistics.median(t) for m, t in times.items()}
     for m, t in medians.items():
-        print(f"RESULT preview_seconds_{m:g}min={t:.3f}")
-    print(f"RESULT whole_recording_seconds_{short:g}min={whole:.3f}")
-    print(f"RESULT preview_time_ratio={medians[max(args.minutes)] / medians[short]:.3f}")
-    print(f"RESULT preview_vs_whole_ratio_{short:g}min={medians[short] / whole:.3f}")
+        result(f"preview_seconds_{m:g}min", t, ".3f")
+    result(f"whole_recording_seconds_{short:g}min", whole, ".3f")
+    result("preview_time_ratio", medians[max(args.minutes)] / medians[short], ".3f")
+    result(f"preview_vs_whole_ratio_{short:g}min", medians[short] / whole, ".3f")
 
 
 if __name__ == "__main__":
