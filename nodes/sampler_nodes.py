@@ -121,6 +121,7 @@ class InfiniteTalkSampler:
                                "restarts). output: output/infinitetalk_frames, survives a ComfyUI crash or restart "
                                "so very long runs can resume (delete old runs there yourself)."}),
                 "vae_precision": node_input(SamplerSettings, "vae_precision"),
+                "audio_scale": node_input(SamplerSettings, "audio_scale"),
                 "clip_vision": ("CLIP_VISION", {
                     "tooltip": "Optional: the CLIP vision model (Load CLIP Vision, clip_vision_h). Connected, every "
                                "window's CLIP features are encoded from its conditioning frame as the model sees it "

@@ -74,7 +74,7 @@ def _add_generate(sub):
     add_arguments(s, SamplerSettings, "shift", "scheduler", "seed", "width", "height")
     add_argument(s, SamplerSettings, "size_bucket", flag="--size")
     add_arguments(s, SamplerSettings, "frame_window", "motion_frames", "max_frames", "fps", "color_correction",
-                  "vae_precision")
+                  "vae_precision", "audio_scale")
 
     m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
     m.add_argument("--model", help="Wan2.1 I2V 14B weights (diffusion_models)")

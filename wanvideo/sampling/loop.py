@@ -365,6 +365,8 @@ class _WindowRunner:
             passes[name] = dict(context=self.ctx_d if name in (COND, DROP_AUDIO) else self.ctx_null_d,
                                 audio=audio_in if name in (COND, DROP_TEXT) else audio_null,
                                 clip_fea=clip_row, y=y, ref_target_masks=self.masks_d)
+            if audio_in is not None and self.s.audio_scale != 1.0:  # only then: models without the option still run
+                passes[name]["audio_scale"] = self.s.audio_scale
         return passes
 
     def run(self, window: Window, motion_latent):
