@@ -60,7 +60,9 @@ def _add_generate(sub):
     src.add_argument("--audio-2", help="speech of a second person (two people in the picture)")
     add_argument(src, AudioSettings, "speaker_mode")
     src.add_argument("--output", required=True, help="the MP4 to write (H.264 + AAC)")
-    src.add_argument("--prompt", default=None, help="what the video shows (default: a neutral talking-person prompt)")
+    src.add_argument("--prompt", default=None, help="what the video shows (default: a neutral talking-person "
+                     "prompt); several prompts separated by '|' (\"a | b | c\"): prompt k for window k, the last for "
+                     "the windows after it")
     src.add_argument("--negative-prompt", default=None, help="what to avoid (default: the reference's list)")
 
     s = p.add_argument_group("sampling (defaults: the reference's, from wanvideo.sampling.SamplerSettings)")

@@ -32,6 +32,7 @@ from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from .sampling.settings import SamplerSettings
 from .sampling.sizes import resolve_size
 from .sampling.vae import load_wan_vae
+from .sampling.window_prompts import split_prompts, stand_in_context
 from .tiny_files import write_tiny_models  # noqa: F401 - kept importable here for code written before the split
 from .torch_inputs import parse_device
 
@@ -166,7 +167,9 @@ def _encode_conditioning(req, files, device, frames, windows_starts, size):
     log.info("encoding the prompt with %s", os.path.basename(files["text_encoder"]))
     text = load_text_encoder(files["text_encoder"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
                              device=device)
-    context = text.encode(req.prompt if req.prompt is not None else DEFAULT_PROMPT)[None]
+    # "a | b | c": one prompt per window (sampling/window_prompts.py)
+    prompts = split_prompts(req.prompt) or [DEFAULT_PROMPT]
+    context = [text.encode(p)[None] for p in prompts] if len(prompts) > 1 else text.encode(prompts[0])[None]
     # As the reference: an empty negative prompt means the InfiniteTalk config's default one.
     negative = req.negative_prompt or DEFAULT_NEGATIVE_PROMPT
     context_null = text.encode(negative)[None]
@@ -297,6 +300,7 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     work = req.work_dir or (output + ".parts")
     check_work_dir(work, "--work-dir" if req.work_dir else "the work folder (--work-dir)")
     check_numbers(req)
+    prompts = split_prompts(req.prompt)  # an empty prompt between '|' is named before any work
     device = parse_device(req.device, "--device")
     two = req.audio_2 is not None
     embedded = req.models.embedded
@@ -340,6 +344,10 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         size = resolve_size(settings.width, settings.height, src_h, src_w, settings.size_bucket)
         models = _load_real(req, files, device, frames, starts, size)
 
+    if embedded and prompts and len(prompts) > 1:
+        # the tiny set has no text encoder: the first prompt keeps its stand-in, the others get one from their text
+        models.context = [models.context if p == prompts[0] else stand_in_context(p, models.context)
+                          for p in prompts]
     os.makedirs(work, exist_ok=True)
     bars = _ProgressBars(req.quiet)
 

@@ -36,7 +36,7 @@ from ..video.frame_store import FrameStore
 from .apg import window_guide
 from .cache import StepCache
 from .color import match_and_blend_colors
-from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context, same_context
+from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context
 from .fingerprint import Digest, module_fingerprint
 from .guidance import COND, DROP_AUDIO, DROP_TEXT, combine, needed_passes
 from .masks import ref_target_masks
@@ -46,6 +46,7 @@ from .settings import GenerationInterrupted, Progress, SamplerSettings, key_sett
 from .sizes import resolve_size
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
 from .vae_progress import DECODE, ENCODE, chunk_count, vae_chunks
+from .window_prompts import WindowPrompts, reuse_matching_windows
 from .windows import Window, gather_audio, plan_windows
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,7 @@ class RunPlan:
     audio_window: int
     clip_dim: int = 1280
     clip_encoder: Callable | None = None
+    prompts: WindowPrompts | None = None  # the positive prompt(s): one, or one per window
 
     @property
     def lat_h(self) -> int:
@@ -254,15 +256,16 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
     lat_h, lat_w = height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
     windows = plan_windows(total, s.frame_window, s.motion_frames, TEMPORAL_STRIDE)
 
-    ctx = prepare_context(context, text_dim, text_len, "positive")
+    prompts = WindowPrompts.prepare(context, text_dim, text_len)
+    ctx = prompts.first
     ctx_null = prepare_context(context_null, text_dim, text_len, "negative")
     clip_all = None if clip_encoder is not None else prepare_clip(clip_fea, clip_dim, len(source))
     num_speakers = audio.num_speakers if has_audio else 1
     masks = ref_target_masks(num_speakers, source.height, source.width, height, width, lat_h, lat_w,
                              speaker_masks) if has_audio else None
-    pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, same_context(ctx, ctx_null))
+    pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, prompts.all_same_as(ctx_null))
     return RunPlan(source, has_audio, fps, total, height, width, windows, ctx, ctx_null, clip_all, masks,
-                   pass_names, num_speakers, audio_window, clip_dim, clip_encoder)
+                   pass_names, num_speakers, audio_window, clip_dim, clip_encoder, prompts)
 
 
 def check_speed_options(model, s: SamplerSettings) -> None:
@@ -277,7 +280,7 @@ def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSet
                 lock_wait: float = 0.0) -> FrameStore:
     """The run's frame store: a new one, or the unfinished one of an identical earlier run (logged)."""
     clip = plan.clip_all if plan.clip_encoder is None else _encoder_id(plan.clip_encoder)
-    key = _run_key(model, vae, plan.source, audio, plan.ctx, plan.ctx_null, clip, plan.masks, s,
+    key = _run_key(model, vae, plan.source, audio, plan.prompts.run_key_context(), plan.ctx_null, clip, plan.masks, s,
                    plan.total, (plan.height, plan.width))
     store = FrameStore.open_for_run(
         store_root, key, width=plan.width, height=plan.height, fps=plan.fps, total_frames=plan.total,
@@ -285,6 +288,10 @@ def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSet
         info=dict(settings=vars(s), passes=plan.pass_names, speakers=plan.num_speakers, dubbing=plan.source.is_video),
         lock_wait=lock_wait,
     )
+    changed = reuse_matching_windows(store, plan.prompts.window_keys(len(plan.windows)))
+    if changed is not None:
+        log.info("WanVideo InfiniteTalk: the prompt of window %d changed: windows 1-%d are reused, %d-%d made again",
+                 changed + 1, changed, changed + 1, len(plan.windows))
     if store.complete:
         return store
     resumed = store.finished_windows
@@ -312,7 +319,8 @@ class _WindowRunner:
         source = plan.source
         self.color_ref = source.conditioning(0, plan.height, plan.width)[:, 0] if s.color_correction > 0 else None
         self.cache = {}  # (frame index, window length) -> (y, clip): an image conditions every window the same way
-        self.ctx_d, self.ctx_null_d = plan.ctx.to(device), plan.ctx_null.to(device)
+        self.ctx_null_d = plan.ctx_null.to(device)
+        self.ctx_d = {}  # prompt index -> its embedding on the device
         self.masks_d = plan.masks.to(device) if plan.masks is not None else None
 
     def report(self, window: Window, step: int, stage: str = "denoise", chunk: int = 0, chunks: int = 0) -> None:
@@ -362,12 +370,19 @@ class _WindowRunner:
             audio_null = torch.zeros_like(audio_in[:1])
         passes = {}
         for name in self.plan.pass_names:
-            passes[name] = dict(context=self.ctx_d if name in (COND, DROP_AUDIO) else self.ctx_null_d,
+            passes[name] = dict(context=self.context(window) if name in (COND, DROP_AUDIO) else self.ctx_null_d,
                                 audio=audio_in if name in (COND, DROP_TEXT) else audio_null,
                                 clip_fea=clip_row, y=y, ref_target_masks=self.masks_d)
             if audio_in is not None and self.s.audio_scale != 1.0:  # only then: models without the option still run
                 passes[name]["audio_scale"] = self.s.audio_scale
         return passes
+
+    def context(self, window: Window) -> torch.Tensor:
+        """The positive prompt's embedding for this window (prompt k for window k, the last for the rest)."""
+        index = self.plan.prompts.index_for(window.index)
+        if index not in self.ctx_d:
+            self.ctx_d[index] = self.plan.prompts.contexts[index].to(self.device)
+        return self.ctx_d[index]
 
     def run(self, window: Window, motion_latent):
         """Sample, decode and store one window; returns the next window's motion latent."""
