@@ -37,6 +37,7 @@ from .apg import window_guide
 from .cache import StepCache
 from .color import match_and_blend_colors
 from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context
+from .edit_mask import EditRegion, prepare_edit_region
 from .fingerprint import Digest, module_fingerprint
 from .guidance import COND, DROP_AUDIO, DROP_TEXT, combine, needed_passes
 from .masks import ref_target_masks
@@ -99,12 +100,15 @@ def denoise_window(
     *,
     predict: Callable | None = None,
     guide: Callable | None = None,
+    blend: Callable | None = None,
 ) -> torch.Tensor:
     """Denoise one window's latent [16, T, h, w]; `passes` maps pass name -> model keyword arguments.
 
     The motion latent (its first frames) is written into the latent before every model call and after
     every step, so those frames stay clean, as in the reference. `predict(x, t, step)` runs a step's passes
     (default: one model call per pass; see passes.PassRunner), `guide(preds)` combines them (default: CFG).
+    `blend(latent, i)`: face-only dubbing's source blend at step i's noise level (i = steps: the clean end; see
+    edit_mask.py), before every model call and after the last step.
     """
     predict = predict or PassRunner(model, passes, should_stop=should_stop)
     guide = guide or (lambda preds: combine(preds, cfg, audio_cfg, has_audio))
@@ -113,6 +117,8 @@ def denoise_window(
     for i in range(solver.num_steps):
         if should_stop is not None and should_stop():
             raise GenerationInterrupted(f"stopped before step {i + 1}/{solver.num_steps}")
+        if blend is not None:
+            latent = blend(latent, i)
         latent[:, :n_motion] = motion_latent
         t = solver.timesteps[i:i + 1].to(latent.device)
         preds = predict(latent[None], t, i)
@@ -126,6 +132,9 @@ def denoise_window(
         latent[:, :n_motion] = motion_latent
         if on_step is not None:
             on_step(i + 1)
+    if blend is not None:
+        latent = blend(latent, solver.num_steps)
+        latent[:, :n_motion] = motion_latent
     return latent
 
 
@@ -147,6 +156,7 @@ def generate(
     prepare_model: Callable[[tuple], None] | None = None,
     clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
     lock_wait: float = 0.0,
+    edit_mask=None,
 ) -> FrameStore:
     """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
 
@@ -163,10 +173,12 @@ def generate(
         `clip_fea` is not used. An encoder may carry `fingerprint()` (identifies its weights, for resuming).
     lock_wait: seconds to wait while another process runs the same job in the same folder (then a
         RunInProgressError naming that process; see video/run_lock.py).
+    edit_mask: dubbing only, where the picture may change ([H, W] or one per source frame, 1 = change); the rest
+        stays the source's pixels (edit_mask.py). `settings.face_only` builds it from the face box instead.
     """
     s = (settings or SamplerSettings()).validated()
     plan = plan_run(model, frames, None if clip_encoder is not None else clip_fea, audio, context, context_null,
-                    speaker_masks, s, clip_encoder=clip_encoder)
+                    speaker_masks, s, clip_encoder=clip_encoder, edit_mask=edit_mask)
     check_speed_options(model, s)
     store = _open_store(store_root, model, vae, plan, audio, s, lock_wait)
     if store.complete:
@@ -216,6 +228,7 @@ class RunPlan:
     clip_dim: int = 1280
     clip_encoder: Callable | None = None
     prompts: WindowPrompts | None = None  # the positive prompt(s): one, or one per window
+    edit: EditRegion | None = None  # face-only dubbing: where the picture may change (None: everywhere)
 
     @property
     def lat_h(self) -> int:
@@ -239,7 +252,7 @@ def _frame_count(audio, source: ReferenceFrames, s: SamplerSettings) -> tuple[fl
 
 
 def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s: SamplerSettings,
-             clip_encoder=None) -> RunPlan:
+             clip_encoder=None, edit_mask=None) -> RunPlan:
     """Check the inputs against the model and decide sizes, windows and guidance passes."""
     config = dict(getattr(model, "config", {}) or {})
     if config.get("model_type") == "animate":
@@ -256,6 +269,7 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
     lat_h, lat_w = height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
     windows = plan_windows(total, s.frame_window, s.motion_frames, TEMPORAL_STRIDE)
 
+    edit = prepare_edit_region(edit_mask, s, source, height, width)
     prompts = WindowPrompts.prepare(context, text_dim, text_len)
     ctx = prompts.first
     ctx_null = prepare_context(context_null, text_dim, text_len, "negative")
@@ -265,7 +279,7 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
                              speaker_masks) if has_audio else None
     pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, prompts.all_same_as(ctx_null))
     return RunPlan(source, has_audio, fps, total, height, width, windows, ctx, ctx_null, clip_all, masks,
-                   pass_names, num_speakers, audio_window, clip_dim, clip_encoder, prompts)
+                   pass_names, num_speakers, audio_window, clip_dim, clip_encoder, prompts, edit)
 
 
 def check_speed_options(model, s: SamplerSettings) -> None:
@@ -281,7 +295,7 @@ def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSet
     """The run's frame store: a new one, or the unfinished one of an identical earlier run (logged)."""
     clip = plan.clip_all if plan.clip_encoder is None else _encoder_id(plan.clip_encoder)
     key = _run_key(model, vae, plan.source, audio, plan.prompts.run_key_context(), plan.ctx_null, clip, plan.masks, s,
-                   plan.total, (plan.height, plan.width))
+                   plan.total, (plan.height, plan.width), plan.edit)
     store = FrameStore.open_for_run(
         store_root, key, width=plan.width, height=plan.height, fps=plan.fps, total_frames=plan.total,
         num_windows=len(plan.windows),
@@ -404,11 +418,13 @@ class _WindowRunner:
             self.prepare_model((1, *shape))
         noise = window_noise(s.seed, window.index, shape, self.device)
         solver = FlowSolver(s.scheduler, s.steps, s.shift)
+        edit = self.window_edit(window, noise, solver)
         predict = self.pass_runner(passes, shape)
         with torch.no_grad():
             latent = denoise_window(self.model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg,
                                     plan.has_audio, on_step=lambda i: self.report(window, i),
-                                    should_stop=self.should_stop, predict=predict, guide=self.guide())
+                                    should_stop=self.should_stop, predict=predict, guide=self.guide(),
+                                    blend=edit.blend if edit is not None else None)
             del noise, passes
             video = self.vae_call(window, DECODE, latent, s.steps)
             del latent
@@ -417,6 +433,8 @@ class _WindowRunner:
                                      "damaged, or it overflowed in fp16 (use a bf16 or fp32 VAE)")
             if self.color_ref is not None:
                 video = match_and_blend_colors(video, self.color_ref.to(video.device), s.color_correction)
+            if edit is not None:  # face-only dubbing: the source's pixels outside the mask (motion frames too)
+                video = edit.composite(video)
             next_motion = None
             if window.index < len(plan.windows) - 1:
                 next_motion = self.vae_call(window, ENCODE, video[:, -s.motion_frames:], s.steps).float()
@@ -427,6 +445,14 @@ class _WindowRunner:
         log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)%s", window.index + 1,
                  len(plan.windows), time.perf_counter() - started, len(store), plan.total, cached)
         return next_motion
+
+    def window_edit(self, window: Window, noise, solver: FlowSolver):
+        """Face-only dubbing's blend and composite for this window (None: the whole frame is generated)."""
+        if self.plan.edit is None:
+            return None
+        self.last_edit = self.plan.edit.window(window, noise, solver.timesteps_full / 1000.0,
+                                               lambda pixels: self.vae_call(window, ENCODE, pixels, 0))
+        return self.last_edit
 
     def pass_runner(self, passes: dict, shape) -> PassRunner:
         """This window's model calls: batched or not, with a fresh step cache (nothing carries across windows)."""
@@ -489,7 +515,7 @@ def _encoder_id(encoder) -> str:
     return str(fingerprint()) if callable(fingerprint) else f"clip-encoder:{type(encoder).__qualname__}"
 
 
-def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, size) -> str:
+def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, size, edit=None) -> str:
     """Digest of everything that decides the frames; equal digests mean a rerun may resume the store."""
     d = Digest()
     d.add("revision", STORE_FORMAT_REVISION)
@@ -509,4 +535,6 @@ def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total
     d.add("context_null", ctx_null)
     d.add("clip", clip_all)
     d.add("masks", masks)
+    if edit is not None:  # added only with a region: runs without one keep their key
+        d.add("edit_region", edit.key())
     return d.hexdigest()[:32]

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from ..errors import InputError, WanVideoError
 from ..options import option
 from .cache import CacheOptions
+from .edit_mask import EditMaskOptions
 from .guidance_settings import GuidanceOptions
 from .schedules import DEFAULT_SHIFT, SCHEDULERS, normalize_scheduler
 from .sizes import ASPECT_BUCKETS
@@ -20,7 +21,7 @@ VAE_PRECISIONS = ("fp32", "host")
 
 
 @dataclass
-class SamplerSettings(GuidanceOptions, CacheOptions):
+class SamplerSettings(GuidanceOptions, CacheOptions, EditMaskOptions):
     """The InfiniteTalk sampler's options; the speed options of issue 13 (how the guidance passes run, APG, step
     caching) are inherited from GuidanceOptions and CacheOptions, where they are declared."""
 
@@ -99,14 +100,15 @@ class SamplerSettings(GuidanceOptions, CacheOptions):
         s.seed = int(s.seed)
         s.normalize_guidance_options()
         s.normalize_cache_options()
+        s.normalize_edit_options()
         return s
 
 
 # Settings a resumed run may change (same numbers within float tolerance: e.g. sequential passes after an out of
 # memory), and settings added later that only enter a run's key when not at their default (old runs still resume).
 RESUME_NEUTRAL = ("guidance_batching",)
-KEY_WHEN_SET = ("audio_scale", "cache_method", "cache_threshold", "cache_start_step", "cache_end_step", "cache_magcache_k", "apg",
-                "apg_momentum", "apg_norm_threshold")
+KEY_WHEN_SET = ("audio_scale", "face_only", "face_margin", "mask_feather", "cache_method", "cache_threshold",
+                "cache_start_step", "cache_end_step", "cache_magcache_k", "apg", "apg_momentum", "apg_norm_threshold")
 
 
 def key_settings(s) -> dict:
