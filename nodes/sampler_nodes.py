@@ -126,6 +126,11 @@ class InfiniteTalkSampler:
                 "positive_per_window": (PROMPTS_TYPE, {
                     "tooltip": "A prompt per window from InfiniteTalk Prompts Per Window (prompt k for window k, the "
                                "last for the windows after it). Connected, it replaces positive."}),
+                "edit_mask": ("MASK", {
+                    "tooltip": "Dubbing: where the picture may change (white), one mask or one per source frame, the "
+                               "video's size. Everything else stays the source video's pixels (face-only dubbing). "
+                               "Empty: the whole frame is generated, unless face_only is on."}),
+                **node_inputs(SamplerSettings, "face_only", "face_margin", "mask_feather"),
                 "clip_vision": ("CLIP_VISION", {
                     "tooltip": "Optional: the CLIP vision model (Load CLIP Vision, clip_vision_h). Connected, every "
                                "window's CLIP features are encoded from its conditioning frame as the model sees it "
@@ -136,7 +141,7 @@ class InfiniteTalkSampler:
 
     def sample(self, model, vae, image, clip_vision_output, audio_embeds=None, positive=None, negative=None,
                speaker_1_mask=None, speaker_2_mask=None, frames_folder="temp", cache=None, guidance=None,
-               clip_vision=None, positive_per_window=None, **widgets):
+               clip_vision=None, positive_per_window=None, edit_mask=None, **widgets):
         if image is None or len(image) == 0:
             raise InputError("connect an image (or the frames of a source video for dubbing)")
         settings = sampler_settings({**widgets, **speed_settings(cache, guidance)})
@@ -182,6 +187,7 @@ class InfiniteTalkSampler:
                     prepare_model=prepare_model,
                     clip_encoder=clip_vision_encoder(clip_vision),
                     on_window_done=on_window_done,
+                    edit_mask=edit_mask,
                 )
         except GenerationInterrupted:
             host.raise_if_interrupted()  # the host's own exception, so the UI shows "interrupted"

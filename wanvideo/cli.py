@@ -64,6 +64,12 @@ def _add_generate(sub):
                      "prompt); several prompts separated by '|' (\"a | b | c\"): prompt k for window k, the last for "
                      "the windows after it")
     src.add_argument("--negative-prompt", default=None, help="what to avoid (default: the reference's list)")
+    d = p.add_argument_group("face-only dubbing (with --video; see docs/controls.md)")
+    add_argument(d, SamplerSettings, "face_only")
+    d.add_argument("--edit-mask", metavar="FILE", help="where the picture may change (white): an image (one mask for "
+                   "every frame) or a video of masks (one per frame), the source video's size; the rest stays the "
+                   "source's pixels")
+    add_arguments(d, SamplerSettings, "face_margin", "mask_feather")
 
     s = p.add_argument_group("sampling (defaults: the reference's, from wanvideo.sampling.SamplerSettings)")
     # steps/cfg/audio_cfg: None = decided at run time (the tiny embedded set and step-distillation LoRAs need other values)

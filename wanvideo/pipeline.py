@@ -19,15 +19,18 @@ import shutil
 import sys
 from dataclasses import dataclass, field, fields
 
+import numpy as np
 import torch
 
 from .audio.settings import AudioSettings
-from .media import need_file, read_audio, read_image, read_video
+from .errors import InputError
+from .media import IMAGE_EXTENSIONS, need_file, read_audio, read_image, read_video
 from .model.settings import LoaderSettings, LoraSettings, SpeedSettings
 from .model_files import ModelPaths, resolve_models
 from .options import options_of
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
 from .sampling.conditioning import ReferenceFrames
+from .sampling.edit_mask import check_edit_inputs
 from .sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from .sampling.settings import SamplerSettings
 from .sampling.sizes import resolve_size
@@ -62,6 +65,7 @@ class GenerateRequest:
     audio_2: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
+    edit_mask: str | None = None  # face-only dubbing: an image or a video of masks (white = may change)
     steps: int | None = None  # None: see AUTO_SAMPLING
     cfg: float | None = None
     audio_cfg: float | None = None
@@ -296,6 +300,8 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         need_file(req.image, "portrait", "--image")
     else:
         need_file(req.video, "source video", "--video")
+    if req.edit_mask:
+        need_file(req.edit_mask, "edit mask", "--edit-mask")
     output = check_output(req.output)
     work = req.work_dir or (output + ".parts")
     check_work_dir(work, "--work-dir" if req.work_dir else "the work folder (--work-dir)")
@@ -321,6 +327,8 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     if embedded:
         print(EMBEDDED_NOTICE, file=sys.stderr)  # noqa: T201 - the CLI's user must see this even without logging
     settings = sampler_settings(req, embedded, src_h, src_w)
+    edit_mask = read_edit_mask(req.edit_mask) if req.edit_mask else None
+    check_edit_inputs(edit_mask, settings, ReferenceFrames(frames))  # before any model loads
 
     # Speech -> embeddings (the same engine function as the audio embeds node).
     if embedded:
@@ -354,7 +362,7 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     def sample(dit):
         return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
                             context_null=models.context_null, settings=settings, store_root=work, on_progress=bars,
-                            lock_wait=req.wait_for_lock)
+                            lock_wait=req.wait_for_lock, edit_mask=edit_mask)
 
     try:
         if req.sequence_parallel:  # under torchrun: the other ranks run each DiT call with us (wanvideo.multi_gpu)
@@ -372,6 +380,29 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     else:
         audio, rate = wave_1, rate_1
     return write_from_store(store, output, audio, rate, req, work, embedded)
+
+
+def read_edit_mask(path: str) -> torch.Tensor:
+    """--edit-mask: an image (one mask for every frame) or a video (one per frame) -> [N, H, W] in 0..1, white =
+    may change."""
+    from .images import read_image_file
+
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        rgb = read_image_file(path, f"--edit-mask {path}")[None]
+    else:
+        import av
+
+        try:
+            with av.open(path) as container:
+                if not container.streams.video:
+                    raise InputError(f"--edit-mask {path}: neither an image nor a video")
+                rgb = [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+        except av.error.FFmpegError as exc:
+            raise InputError(f"--edit-mask {path}: cannot decode it as an image or a video ({exc})") from None
+        if not rgb:
+            raise InputError(f"--edit-mask {path}: the video has no frames")
+        rgb = np.stack(rgb)
+    return torch.from_numpy(rgb.astype(np.float32).mean(-1) / 255.0)
 
 
 def write_from_store(store, output: str, audio, rate, req, work: str, embedded: bool) -> GenerateResult:

@@ -74,3 +74,21 @@ def test_both_positive_inputs_connected_is_refused_before_any_work(tiny, comfy_d
         _run(tiny, comfy_dirs, positive_per_window=prompts)
     with pytest.raises(InputError, match="Prompts Per Window"):
         _run(tiny, comfy_dirs, positive=None, positive_per_window="talks | smiles")
+
+
+def test_sampler_node_face_only_dubbing_keeps_the_source_outside_the_mask(tiny, comfy_dirs):
+    optional = InfiniteTalkSampler.INPUT_TYPES()["optional"]
+    assert optional["edit_mask"][0] == "MASK" and optional["face_only"][0] == "BOOLEAN"
+    assert {"face_margin", "mask_feather"} <= set(optional)
+    video = torch.rand(20, 32, 48, 3, generator=torch.Generator().manual_seed(8))  # an IMAGE batch: dubbing
+    mask = torch.zeros(1, 32, 48)
+    mask[:, 8:24, 16:40] = 1.0
+    store, count, _ = _run(tiny, comfy_dirs, image=video, edit_mask=mask,
+                           clip_vision_output=tiny["clip_vision"].encode_image(video[:1], crop=False))
+    frames = torch.from_numpy(store.read_frames()).float()
+    expected = (video[[min(i, 19) for i in range(count)]] * 255).round()
+    outside = mask[0] == 0
+    assert count == 33 and torch.equal(frames[:, outside], expected[:, outside])
+    assert (frames[:, ~outside] - expected[:, ~outside]).abs().mean() > 10
+    with pytest.raises(InputError, match="is for dubbing"):
+        _run(tiny, comfy_dirs, edit_mask=mask)  # one image: nothing to keep

@@ -75,10 +75,9 @@ def _as_masks(edit_mask) -> torch.Tensor:
     return masks.clamp(0.0, 1.0)
 
 
-def prepare_edit_region(edit_mask, settings, source, height: int, width: int) -> "EditRegion | None":
-    """The checked edit region of a run (None: the whole frame is generated). Every error comes here, before any
-    model work: a mask or face_only without a source video, a mask of another size or frame count, both given, an
-    all-zero mask. An all-one mask (or one that covers every pixel after resizing) is today's full-frame dubbing."""
+def check_edit_inputs(edit_mask, settings, source) -> torch.Tensor | None:
+    """The cheap checks of `prepare_edit_region` (no face search): callers that load models first run these
+    before. Returns the hard masks [N, H, W] (1 = change) of a given edit_mask."""
     face_only = bool(getattr(settings, "face_only", False))
     if edit_mask is None and not face_only:
         return None
@@ -87,23 +86,35 @@ def prepare_edit_region(edit_mask, settings, source, height: int, width: int) ->
         raise InputError(f"{what} is for dubbing: it keeps a source video's pixels outside the face, but the input "
                          "is one image. Connect the source video's frames (or --video), or remove the mask / "
                          "turn face_only off")
-    if edit_mask is not None:
-        masks = _as_masks(edit_mask)
-        if tuple(masks.shape[1:]) != (source.height, source.width):
-            raise InputError(f"edit_mask is {masks.shape[2]}x{masks.shape[1]} but the source video is "
-                             f"{source.width}x{source.height}: make the mask from the video's own frames (same size)")
-        if masks.shape[0] not in (1, len(source)):
-            raise InputError(f"edit_mask has {masks.shape[0]} frames: give one mask for every frame or one per source "
-                             f"frame ({len(source)})")
-        hard = masks > 0.5
-        if not hard.any():
-            raise InputError("edit_mask is empty (all zero): nothing may change, the output would be the source "
-                             "video. Paint the region to change (white = change)")
-        if hard.all():
+    if edit_mask is None:
+        return None
+    masks = _as_masks(edit_mask)
+    if tuple(masks.shape[1:]) != (source.height, source.width):
+        raise InputError(f"edit_mask is {masks.shape[2]}x{masks.shape[1]} but the source video is "
+                         f"{source.width}x{source.height}: make the mask from the video's own frames (same size)")
+    if masks.shape[0] not in (1, len(source)):
+        raise InputError(f"edit_mask has {masks.shape[0]} frames: give one mask for every frame or one per source "
+                         f"frame ({len(source)})")
+    hard = masks > 0.5
+    if not hard.any():
+        raise InputError("edit_mask is empty (all zero): nothing may change, the output would be the source "
+                         "video. Paint the region to change (white = change)")
+    return hard.float()
+
+
+def prepare_edit_region(edit_mask, settings, source, height: int, width: int) -> "EditRegion | None":
+    """The checked edit region of a run (None: the whole frame is generated). Every error comes here, before any
+    model work: a mask or face_only without a source video, a mask of another size or frame count, an all-zero
+    mask, no face found. An all-one mask is today's full-frame dubbing (None). A given mask wins over face_only."""
+    hard = check_edit_inputs(edit_mask, settings, source)
+    if hard is not None:
+        if bool(hard.all()):
             log.info("WanVideo InfiniteTalk: edit_mask covers every pixel: the whole frame is generated (as "
                      "without a mask)")
             return None
-        return EditRegion(source, height, width, settings.mask_feather, masks=hard.float())
+        return EditRegion(source, height, width, settings.mask_feather, masks=hard)
+    if not getattr(settings, "face_only", False):
+        return None
     boxes = face_boxes(source, len(source))
     return EditRegion(source, height, width, settings.mask_feather, boxes=boxes, margin=settings.face_margin)
 
