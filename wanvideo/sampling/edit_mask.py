@@ -70,8 +70,8 @@ def _as_masks(edit_mask) -> torch.Tensor:
     if masks.ndim != 3 or 0 in masks.shape:
         raise InputError(f"edit_mask must be one mask [height, width] or one per frame [frames, height, width], got "
                          f"shape {tuple(masks.shape)}")
-    if masks.max() > 1.0 + 1e-6 or masks.min() < -1e-6:
-        masks = masks / 255.0 if masks.max() <= 255 and masks.min() >= 0 else masks
+    if masks.max() > 1.0:  # 0..255 (a uint8 mask image)
+        masks = masks / 255.0
     return masks.clamp(0.0, 1.0)
 
 

@@ -450,9 +450,8 @@ class _WindowRunner:
         """Face-only dubbing's blend and composite for this window (None: the whole frame is generated)."""
         if self.plan.edit is None:
             return None
-        self.last_edit = self.plan.edit.window(window, noise, solver.timesteps_full / 1000.0,
-                                               lambda pixels: self.vae_call(window, ENCODE, pixels, 0))
-        return self.last_edit
+        return self.plan.edit.window(window, noise, solver.timesteps_full / 1000.0,
+                                     lambda pixels: self.vae_call(window, ENCODE, pixels, 0))
 
     def pass_runner(self, passes: dict, shape) -> PassRunner:
         """This window's model calls: batched or not, with a fresh step cache (nothing carries across windows)."""
