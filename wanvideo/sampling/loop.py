@@ -269,7 +269,6 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
     lat_h, lat_w = height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
     windows = plan_windows(total, s.frame_window, s.motion_frames, TEMPORAL_STRIDE)
 
-    edit = prepare_edit_region(edit_mask, s, source, height, width)
     prompts = WindowPrompts.prepare(context, text_dim, text_len)
     ctx = prompts.first
     ctx_null = prepare_context(context_null, text_dim, text_len, "negative")
@@ -278,6 +277,7 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
     masks = ref_target_masks(num_speakers, source.height, source.width, height, width, lat_h, lat_w,
                              speaker_masks) if has_audio else None
     pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, prompts.all_same_as(ctx_null))
+    edit = prepare_edit_region(edit_mask, s, source, height, width)  # last: face_only searches every frame
     return RunPlan(source, has_audio, fps, total, height, width, windows, ctx, ctx_null, clip_all, masks,
                    pass_names, num_speakers, audio_window, clip_dim, clip_encoder, prompts, edit)
 
@@ -304,8 +304,8 @@ def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSet
     )
     changed = reuse_matching_windows(store, plan.prompts.window_keys(len(plan.windows)))
     if changed is not None:
-        log.info("WanVideo InfiniteTalk: the prompt of window %d changed: windows 1-%d are reused, %d-%d made again",
-                 changed + 1, changed, changed + 1, len(plan.windows))
+        log.info("WanVideo InfiniteTalk: the prompt of window %d changed: %s, windows %d-%d made again", changed + 1,
+                 f"windows 1-{changed} are reused" if changed else "nothing is reused", changed + 1, len(plan.windows))
     if store.complete:
         return store
     resumed = store.finished_windows
