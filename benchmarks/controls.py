@@ -24,9 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch
+from _harness import result
 
+from wanvideo.app.media import read_video
 from wanvideo.audio import AudioEmbeddings
-from wanvideo.media import read_video
 from wanvideo.sampling import SamplerSettings, generate
 from wanvideo.sampling.conditioning import ReferenceFrames
 from wanvideo.sampling.face_box import face_boxes
@@ -81,10 +82,10 @@ def main() -> None:
     face_boxes(clip, len(clip))
     per_frame = (time.perf_counter() - started) / len(clip)
     print(f"plain dubbing run: {plain:.2f} s ({args.steps} steps, {width}x{height}, {frames} frames, tiny set, CPU)")
-    print(f"RESULT face_only_time_ratio={face / plain:.3f}")
-    print(f"RESULT face_box_seconds_per_frame={per_frame:.4f}")
-    print(f"RESULT audio_scale_time_ratio={scaled / plain:.3f}")
-    print(f"RESULT prompts_per_window_time_ratio={per_window / plain:.3f}")
+    result("face_only_time_ratio", face / plain, ".3f")
+    result("face_box_seconds_per_frame", per_frame, ".4f")
+    result("audio_scale_time_ratio", scaled / plain, ".3f")
+    result("prompts_per_window_time_ratio", per_window / plain, ".3f")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import soundfile as sf
 import torch
 
 import wanvideo.sampling as sampling
-from wanvideo import cli
+from wanvideo.app import cli
 from wanvideo.tiny import tiny_models
 
 SMALL = ["--width", "64", "--height", "64", "--steps", "1", "--frame-window", "17", "--motion-frames", "5", "--quiet"]
@@ -142,7 +142,7 @@ def test_face_only_dubbing_from_the_command_line_keeps_the_source_outside_the_ma
 ])
 def test_bad_face_only_input_is_refused_before_any_model_loads(tmp_path, short_speech, source_clip, media_dir,
                                                                monkeypatch, extra, message, capsys):
-    import wanvideo.pipeline as pipeline
+    import wanvideo.app.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "_load_embedded", lambda *a, **kw: pytest.fail("a model was loaded"))
     files = {"PORTRAIT": str(media_dir / "portrait_480x832.png"), "CLIP": str(source_clip),

@@ -106,7 +106,7 @@ def test_fp8_and_gguf_weights_scale_the_same_audio_term(tmp_path):
     from test_compile_fp8 import inputs, quantize_blocks
 
     from wanvideo.model import load_model
-    from wanvideo.model.gguf_write import write_gguf
+    from wanvideo.model.quant.gguf_write import write_gguf
 
     torch.manual_seed(0)
     model = build_model(tiny_config())
