@@ -91,9 +91,9 @@ def test_a_face_video_at_half_the_pose_rate_is_resampled_to_it(caplog):
 
 def test_the_command_line_resamples_a_face_video_at_another_rate(tmp_path):
     from testlib import MEDIA
+
     from wanvideo.app.animate_pipeline import _at_pose_rate
     from wanvideo.app.media import read_video
-
     from wanvideo.video import write_video
 
     face, fps = read_video(str(MEDIA / "animate_face_3s.mp4"))
