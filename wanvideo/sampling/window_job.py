@@ -34,6 +34,7 @@ class WindowJob:
     has_audio: bool
     size: tuple[int, int]
     schedule: str = "infinitetalk"
+    blend: Callable | None = None  # face-only dubbing's per-step source blend (loop.denoise_window); stays here
 
     @property
     def shape(self) -> tuple:
@@ -50,7 +51,7 @@ class WindowJob:
 
         passes = {name: {k: move(v) for k, v in kwargs.items()} for name, kwargs in self.passes.items()}
         return WindowJob(self.index, move(self.noise), move(self.motion_latent), passes, self.settings, self.cfg,
-                         self.audio_cfg, self.has_audio, self.size, self.schedule)
+                         self.audio_cfg, self.has_audio, self.size, self.schedule, self.blend)
 
 
 def run_window_job(model, job: WindowJob, on_step: Callable[[int], None] | None = None,
@@ -65,7 +66,8 @@ def run_window_job(model, job: WindowJob, on_step: Callable[[int], None] | None 
     with torch.no_grad():
         latent = denoise_window(model, job.noise, job.motion_latent, job.solver(), job.passes, job.cfg,
                                 job.audio_cfg, job.has_audio, on_step=on_step, should_stop=should_stop,
-                                predict=predict, guide=window_guide(s, job.cfg, job.audio_cfg, job.has_audio))
+                                predict=predict, guide=window_guide(s, job.cfg, job.audio_cfg, job.has_audio),
+                                blend=job.blend)
     cache = getattr(predict, "cache", None)
     return latent, (cache.summary() if cache is not None else "")
 

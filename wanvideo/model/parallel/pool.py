@@ -384,6 +384,9 @@ class SequenceParallelPool:
         if config and config != dict(self.spec.source.config):
             raise InputError("the multi-GPU workers load another model than the sampler's: give the pool the "
                              "same model files as the loader")
+        if job.blend is not None:
+            raise InputError("face-only dubbing cannot run in the multi-GPU worker pool yet: use guidance_split or "
+                             "layer_split, or turn face_only off")
         if self.spec.fsdp and job.settings.cache_method != "none":
             raise InputError("FSDP weight sharding and step caching cannot be combined yet: set cache_method to "
                              "none, or turn FSDP off")
