@@ -333,6 +333,10 @@ def build_model(config: dict, dtype=torch.float32, device="cpu") -> WanInfiniteT
     `config` uses the reference constructor names (see wanvideo.model.config); `model_type` 'i2v' (default) gives
     the Wan2.1 I2V (+ InfiniteTalk) model, 'animate' the WanAnimate model. Use `load_model` for real checkpoints.
     """
+    if isinstance(config, dict) and config.get("model_type") == "longcat_avatar":
+        from .longcat_dit import LongCatAvatarModel
+
+        return LongCatAvatarModel(config, dtype=dtype, device=device)
     if is_animate(config):
         from .animate_dit import WanAnimateModel
 
