@@ -131,3 +131,11 @@ def longcat_padded_samples(n_samples: int, num_segments: int, sample_rate: int =
     duration = num_frames / fps + (num_segments - 1) * (num_frames - num_cond_frames) / fps
     added = math.ceil((duration - n_samples / sample_rate) * sample_rate)
     return n_samples + max(added, 0)
+
+
+def longcat_segments_for(n_samples: int, sample_rate: int = SAMPLE_RATE, fps: float = 25, num_frames: int = 93,
+                         num_cond_frames: int = 13) -> int:
+    """The fewest segments whose frames cover the speech (the official demo takes the count as an argument)."""
+    frames = int(n_samples / sample_rate * fps)
+    step = num_frames - num_cond_frames
+    return 1 + max(0, math.ceil((frames - num_frames) / step))

@@ -57,6 +57,7 @@ def longcat_config(config: dict) -> dict:
     cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in config.items() if k in DEFAULTS})
     cfg["patch_size"] = tuple(int(p) for p in cfg["patch_size"])
+    cfg["model_type"] = MODEL_TYPE
     if cfg["patch_size"][0] != 1:
         raise InputError("LongCat-Video-Avatar needs a temporal patch size of 1 (patch_size[0] == 1)")
     if cfg["hidden_size"] % cfg["num_heads"]:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from ..audio.longcat_whisper import longcat_segments_for as segments_for_audio
 from ..errors import InputError
 
 NUM_TRAIN_TIMESTEPS = 1000
@@ -51,14 +52,6 @@ def _padded(n_samples, num_segments, sample_rate, fps, num_frames, num_cond_fram
     duration = num_frames / fps + (num_segments - 1) * (num_frames - num_cond_frames) / fps
     added = math.ceil((duration - n_samples / sample_rate) * sample_rate)
     return max(added, 0)
-
-
-def segments_for_audio(n_samples: int, sample_rate: int = 16000, fps: float = 25, num_frames: int = 93,
-                       num_cond_frames: int = 13) -> int:
-    """The fewest segments whose frames cover the speech (the official demo takes the count as an argument)."""
-    frames = int(n_samples / sample_rate * fps)
-    step = num_frames - num_cond_frames
-    return 1 + max(0, math.ceil((frames - num_frames) / step))
 
 
 def masked_reference_noisy_range(ref_img_index, mask_frame_range, num_cond_latents, num_ref_latents, num_noisy):
