@@ -21,7 +21,7 @@ from wanvideo.audio.settings import AudioSettings
 from wanvideo.cli import build_parser
 from wanvideo.errors import InputError
 from wanvideo.model.settings import LoaderSettings, LoraSettings, ParallelSettings, SpeedSettings
-from wanvideo.options import node_input, options_of
+from wanvideo.options import LongCatSettings, node_input, options_of
 from wanvideo.pipeline import GenerateRequest, sampler_settings
 from wanvideo.sampling import SamplerSettings
 from wanvideo.sampling.animate_settings import AnimateSettings
@@ -64,11 +64,12 @@ HOST_WIDGETS = {
 # CLI flag -> (settings class, option name)
 CLI_FLAGS = {"--size": (SamplerSettings, "size_bucket"), "--dtype": (LoaderSettings, "precision")}
 # Decided at run time when not given (None): the embedded tiny set and step-distillation LoRAs need other values.
-CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}}
+CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}, "longcat": set()}
 # The settings each command builds its arguments from.
 CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings,
                              ParallelSettings, RunLockSettings),
-                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings)}
+                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings),
+                "longcat": (LongCatSettings, AudioSettings)}
 # The command line's own arguments (files, the device, output handling): no engine option.
 CLI_OWN = {"device", "lora", "keep_parts", "quiet"}
 REFERENCE_ARGS = ["generate", "--image", "face.png", "--audio", "speech.wav", "--output", "talk.mp4"]
@@ -196,3 +197,14 @@ def test_cli_run_time_defaults_with_real_weights_are_the_engines():
     assert resolved == SamplerSettings().validated()
     request_720 = GenerateRequest.from_args(build_parser().parse_args(REFERENCE_ARGS + ["--size", "720p"]))
     assert sampler_settings(request_720, False, 480, 832).validated().shift == 11.0
+
+
+def test_longcat_defaults_are_the_official_v15():
+    """run_demo_avatar_*_audio_to_video.py, v1.5 with --use_distill: 8 steps, guidance forced to 1, 25 fps, 93 / 13
+    frames, ref_img_index 10, mask_frame_range 3, seed 42, 480p; without distillation 50 steps, 4 / 4, enhance_hf."""
+    s = LongCatSettings().validated()
+    assert (s.use_distill, s.steps, s.text_cfg, s.audio_cfg, s.fps, s.num_frames, s.num_cond_frames) == \
+        (True, 8, 1.0, 1.0, 25.0, 93, 13)
+    assert (s.ref_img_index, s.mask_frame_range, s.seed, s.resolution, s.enhance_hf) == (10, 3, 42, "480p", False)
+    base = LongCatSettings(use_distill=False).validated()
+    assert (base.steps, base.text_cfg, base.audio_cfg, base.enhance_hf) == (50, 4.0, 4.0, True)
