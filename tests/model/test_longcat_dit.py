@@ -136,3 +136,30 @@ def test_wrong_files_named(fixtures_dir, tmp_path):
         load_longcat_model(partial, config=config["model_kwargs"])
     with pytest.raises(WanVideoError, match="unknown keys"):
         build_model({"model_type": "longcat_avatar", "hidden_sise": 64})
+
+
+def test_single_file_without_config_infers_sizes(fixtures_dir, tmp_path):
+    """A repack without config.json: sizes come from the weights' shapes (fixture b: no audio pre-norm)."""
+    _, tensors, config, calls = _fixture(fixtures_dir, "dit_b")
+    file = tmp_path / "longcat_bf16.safetensors"
+    save_file({k: v for k, v in tensors.items() if k.split(".")[0] not in ("input", "output", "debug", "aux")},
+              str(file))
+    from wanvideo.model.longcat_loading import infer_longcat_config, read_longcat_weights
+
+    inferred = infer_longcat_config(read_longcat_weights(file)[0])
+    expected = config["model_kwargs"]
+    for key, value in inferred.items():
+        if key != "num_heads":  # the real model's head size (128) is assumed; the tiny one has 32
+            assert value == expected[key], key
+    model = load_longcat_model(file, config={"num_heads": 2, "text_tokens_zero_pad": True}, dtype=torch.float32)
+    out = _run_calls(model, tensors, calls)["avc"]
+    assert (out - tensors["output.avc"]).abs().max() < TOL
+
+
+def test_block_swap_gives_the_same_numbers(fixtures_dir):
+    path, tensors, _, calls = _fixture(fixtures_dir, "dit_a")
+    model = load_longcat_model(path, dtype=torch.float32)
+    model.enable_block_swap(1, offload_device="cpu")
+    out = _run_calls(model, tensors, calls)["ai2v"]
+    assert model.block_swap.loads > 0
+    assert (out - tensors["output.ai2v"]).abs().max() < TOL

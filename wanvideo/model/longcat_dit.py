@@ -6,6 +6,7 @@ the official key names. `forward` keeps the official keywords and returns float3
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -47,10 +48,30 @@ class LongCatAvatarModel(nn.Module):
         self.final_layer = FinalLayer(dim, math.prod(self.patch_size), self.out_channels, cfg["adaln_tembed_dim"],
                                       **kw)
         self.attention_backend = "sdpa"
+        self.compute_dtype = dtype
+        self.main_device = torch.device(device)
+        self.block_swap = None  # a BlockSwapper when some blocks live on the offload device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.x_embedder.proj.weight.dtype
+        return self.compute_dtype
+
+    def enable_block_swap(self, count: int, offload_device="cpu", prefetch: bool = True) -> None:
+        """Keep the first `count` blocks on `offload_device`, each moved to the main device just in time."""
+        from .block_swap import BlockSwapper
+
+        self.block_swap = BlockSwapper(self, count, self.main_device, offload_device, prefetch) if count > 0 else None
+
+    def inference_bytes(self, latent_shape, dtype=torch.bfloat16, batch: int = 1) -> int:
+        """Estimated peak activation bytes of one forward (residual in float32; q/k/v, attention output, the
+        SwiGLU's two hidden tensors in the compute dtype), for a host making room before a segment."""
+        f, h, w = (int(v) for v in tuple(latent_shape)[-3:])
+        pt, ph, pw = self.patch_size
+        tokens = (f // pt) * (h // ph) * (w // pw) * int(batch)
+        item = torch.empty((), dtype=dtype).element_size()
+        dim = self.config["hidden_size"]
+        ffn = self.blocks[0].ffn.w1.out_features
+        return int(tokens * (dim * 4 + dim * item * 5 + ffn * item * 3))
 
     def set_attention_backend(self, backend: str) -> None:
         from .attention import check_backend
@@ -119,9 +140,10 @@ class LongCatAvatarModel(nn.Module):
         kv_cache_dict = kv_cache_dict or {}
         caches = {}
         for i, block in enumerate(self.blocks):
-            x, cache = block(x, text, temb, lengths, grid, num_cond_latents, return_kv, kv_cache_dict.get(i),
-                             skip_crs_attn, num_ref_latents, audio, ref_img_index, mask_frame_range, token_masks,
-                             speakers)
+            with self.block_swap.use(i) if self.block_swap is not None else contextlib.nullcontext():
+                    x, cache = block(x, text, temb, lengths, grid, num_cond_latents, return_kv, kv_cache_dict.get(i),
+                                 skip_crs_attn, num_ref_latents, audio, ref_img_index, mask_frame_range, token_masks,
+                                 speakers)
             if return_kv:
                 caches[i] = tuple(c.cpu() if offload_kv_cache else c.contiguous() for c in cache)
         x = self.final_layer(x, temb, grid[0])

@@ -86,6 +86,37 @@ def _stored(name, entries, scales, dtype, keep_fp8):
     return tensor.to(dtype), None
 
 
+def infer_longcat_config(entries: dict) -> dict:
+    """Sizes read from the weights' shapes, for single-file repacks that come without config.json.
+
+    `text_tokens_zero_pad` leaves no trace in the weights: the official default (False) is assumed.
+    """
+    def shape(name):
+        if name not in entries:
+            raise ModelFileError(f"not a LongCat-Video-Avatar checkpoint: no {name}")
+        source, key = entries[name]
+        return tuple(source.shape(key))
+
+    hidden, in_channels = shape("x_embedder.proj.weight")[:2]
+    depth = 1 + max(int(k.split(".")[1]) for k in entries if k.startswith("blocks."))
+    intermediate, proj1_in = shape("audio_proj.proj1.weight")
+    output_dim = shape("blocks.0.audio_cross_attn.kv_linear.weight")[1]
+    window = 5
+    per_tap = proj1_in // window
+    # only the product feeds the projection; the split is what the audio features must look like:
+    # v1.0 wav2vec2 (12 layers x 768), else v1.5 Whisper (5 groups x width)
+    block, channel = (12, 768) if per_tap == 12 * 768 else (5, per_tap // 5)
+    return {
+        "in_channels": in_channels, "out_channels": shape("final_layer.linear.weight")[0] // 4, "hidden_size": hidden,
+        "depth": depth, "num_heads": max(1, hidden // 128), "caption_channels": shape("y_embedder.y_proj.0.weight")[1],
+        "adaln_tembed_dim": shape("t_embedder.mlp.0.weight")[0],
+        "frequency_embedding_size": shape("t_embedder.mlp.0.weight")[1], "audio_window": window,
+        "audio_block": block, "audio_channel": channel, "intermediate_dim": intermediate, "output_dim": output_dim,
+        "context_tokens": shape("audio_proj.proj3.weight")[0] // output_dim,
+        "audio_prenorm": "blocks.0.pre_audio_crs_attn_norm.weight" in entries,
+    }
+
+
 def load_longcat_model(path_or_paths, config: dict | None = None, dtype=torch.bfloat16, device="cpu",
                        keep_fp8: bool = False, lora=None, lora_strength: float = 1.0) -> LongCatAvatarModel:
     """The avatar DiT from the official files (folder, shard index, single file or several files).
@@ -94,11 +125,11 @@ def load_longcat_model(path_or_paths, config: dict | None = None, dtype=torch.bf
     defaults apply). `lora`: the distillation LoRA (path or state dict) merged at `lora_strength`.
     """
     entries, scales, file_config = read_longcat_weights(path_or_paths)
-    cfg = dict(file_config)
+    cfg = dict(file_config) if file_config or config else infer_longcat_config(entries)
     cfg.update(config or {})
     cfg["model_type"] = MODEL_TYPE
-    with torch.device("meta"):
-        model = LongCatAvatarModel(cfg, dtype=dtype)
+    model = LongCatAvatarModel(cfg, dtype=dtype, device="meta")
+    model.main_device = torch.device(device)
     slots = dict(model.named_parameters())
     missing = sorted(set(slots) - set(entries))
     extra = sorted(set(entries) - set(slots))
@@ -116,7 +147,6 @@ def load_longcat_model(path_or_paths, config: dict | None = None, dtype=torch.bf
         modules[owner]._parameters[attr] = torch.nn.Parameter(value.to(device), requires_grad=False)
         if scale is not None:
             modules[owner].weight_scale = scale.to(device)
-    model.compute_dtype = dtype
     if lora is not None:
         apply_longcat_lora(model, lora, lora_strength)
     return model.eval()
