@@ -125,7 +125,7 @@ def load_longcat_model(path_or_paths, config: dict | None = None, dtype=torch.bf
     defaults apply). `lora`: the distillation LoRA (path or state dict) merged at `lora_strength`.
     """
     entries, scales, file_config = read_longcat_weights(path_or_paths)
-    cfg = dict(file_config) if file_config or config else infer_longcat_config(entries)
+    cfg = dict(file_config) if file_config else infer_longcat_config(entries)
     cfg.update(config or {})
     cfg["model_type"] = MODEL_TYPE
     model = LongCatAvatarModel(cfg, dtype=dtype, device="meta")
