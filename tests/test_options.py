@@ -8,6 +8,11 @@ import pytest
 from wanvideo_infinitetalk_pack.nodes import NODE_CLASS_MAPPINGS
 from wanvideo_infinitetalk_pack.nodes.animate_nodes import InfiniteTalkAnimateSampler
 from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader
+from wanvideo_infinitetalk_pack.nodes.longcat_nodes import (
+    LongCatAvatarAudioEmbeds,
+    LongCatAvatarModelLoader,
+    LongCatAvatarSampler,
+)
 from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkLoraSelect, InfiniteTalkModelLoader
 from wanvideo_infinitetalk_pack.nodes.sampler_nodes import InfiniteTalkSampler
 from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
@@ -42,10 +47,14 @@ NODES = [
     (InfiniteTalkAnimateSampler, "AnimateSettings", {}),
     (InfiniteTalkLoraSelect, "LoraSettings", {}),
     (InfiniteTalkVideoCombine, "VideoSettings", {}),
+    (LongCatAvatarModelLoader, ("LoaderSettings", "LoraSettings"), {"lora_strength": "strength"}),
+    (LongCatAvatarAudioEmbeds, ("LongCatSettings", "AudioSettings"), {}),
+    (LongCatAvatarSampler, "LongCatSettings", {}),
 ]
 ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, "AudioSettings": AudioSettings,
           "CacheOptions": CacheOptions, "GuidanceOptions": GuidanceOptions, "SpeedSettings": SpeedSettings,
-          "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings}
+          "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings,
+          "LongCatSettings": LongCatSettings}
 # A node widget whose default differs from the engine's on purpose: {(node id, input): {meta key: value}}.
 NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"}}  # adding the node = a cache
 # Widgets that are the host's, not engine options (files in ComfyUI's folders, where frames are kept, how a store is
@@ -55,6 +64,8 @@ HOST_WIDGETS = {
     ("InfiniteTalkWav2VecLoader", "device"): "ComfyUI's main / offload device",
     ("InfiniteTalkSampler", "frames_folder"): "ComfyUI's temp or output folder",
     ("InfiniteTalkAnimateSampler", "frames_folder"): "ComfyUI's temp or output folder",
+    ("LongCatAvatarSampler", "frames_folder"): "ComfyUI's temp or output folder",
+    ("LongCatAvatarModelLoader", "distill_lora"): "a file of ComfyUI's loras folder ('none' = the base model)",
     ("InfiniteTalkFramesToImages", "start"): "a slice of a finished store",
     ("InfiniteTalkFramesToImages", "count"): "a slice of a finished store",
     ("InfiniteTalkVideoCombine", "filename_prefix"): "Video Combine: ComfyUI's output file name",
@@ -73,6 +84,11 @@ CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, Loa
 # The command line's own arguments (files, the device, output handling): no engine option.
 CLI_OWN = {"device", "lora", "keep_parts", "quiet"}
 REFERENCE_ARGS = ["generate", "--image", "face.png", "--audio", "speech.wav", "--output", "talk.mp4"]
+
+
+def _engine_classes(names) -> tuple:
+    """The settings classes a node's widgets come from (one name, or a tuple of names)."""
+    return tuple(ENGINE[n] for n in ((names,) if isinstance(names, str) else names))
 
 
 def _inputs(node) -> dict:
@@ -104,7 +120,7 @@ def test_node_function_defaults_do_not_override_the_engine():
     import inspect
 
     for node, settings_name, renamed in NODES:
-        engine = options_of(ENGINE[settings_name])
+        engine = {k: v for cls in _engine_classes(settings_name) for k, v in options_of(cls).items()}
         fn = getattr(node, node.FUNCTION)
         for param in inspect.signature(fn).parameters.values():
             name = renamed.get(param.name, param.name)
@@ -148,7 +164,7 @@ def test_cli_declares_no_option_of_its_own(command):
 def test_node_widgets_come_from_the_registry():
     """Every widget of every node (a declared default) is the registry's entry (same default, range, choices,
     tooltip), or a listed host widget."""
-    declared = {cls: (ENGINE[name], renamed) for cls, name, renamed in NODES}
+    declared = {cls: (_engine_classes(name), renamed) for cls, name, renamed in NODES}
     checked = set()
     for node_id, node in NODE_CLASS_MAPPINGS.items():
         settings_cls, renamed = declared.get(node, (None, {}))
@@ -157,14 +173,16 @@ def test_node_widgets_come_from_the_registry():
             if "default" not in meta or (node_id, key) in HOST_WIDGETS:
                 continue
             name = renamed.get(key, key)
-            assert settings_cls is not None and name in options_of(settings_cls), \
-                f"{node_id}.{key} declares a widget outside the option registry (wanvideo/options.py)"
-            expected = node_input(settings_cls, name, **NODE_OVERRIDES.get((node_id, key), {}))
+            owners = [c for c in settings_cls or () if name in options_of(c)]
+            assert owners, f"{node_id}.{key} declares a widget outside the option registry (wanvideo/options.py)"
+            expected = node_input(owners[0], name, **NODE_OVERRIDES.get((node_id, key), {}))
             assert tuple(entry) == expected, f"{node_id}.{key}: {entry} != the registry's {expected}"
             checked.add((node_id, key))
     assert {("InfiniteTalkAnimateSampler", "refert_frames"), ("InfiniteTalkStepCache", "cache_threshold"),
             ("InfiniteTalkModelSpeed", "fp8_matmul"), ("InfiniteTalkModelLoader", "offload_after_sampling"),
-            ("InfiniteTalkLoraSelect", "strength"), ("InfiniteTalkVideoCombine", "crf")} <= checked
+            ("InfiniteTalkLoraSelect", "strength"), ("InfiniteTalkVideoCombine", "crf"),
+            ("LongCatAvatarSampler", "mask_frame_range"), ("LongCatAvatarModelLoader", "lora_strength"),
+            ("LongCatAvatarAudioEmbeds", "speaker_mode")} <= checked
 
 
 def test_option_groups_are_complete_on_their_nodes():

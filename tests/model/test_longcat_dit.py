@@ -163,3 +163,12 @@ def test_block_swap_gives_the_same_numbers(fixtures_dir):
     out = _run_calls(model, tensors, calls)["ai2v"]
     assert model.block_swap.loads > 0
     assert (out - tensors["output.ai2v"]).abs().max() < TOL
+
+
+def test_fp8_on_load_stays_close(fixtures_dir):
+    path, tensors, _, calls = _fixture(fixtures_dir, "dit_a")
+    model = load_longcat_model(path, dtype="fp32", quantize="fp8_e4m3fn")
+    assert model.blocks[0].attn.qkv.weight.dtype == torch.float8_e4m3fn
+    out = _run_calls(model, tensors, calls)["ai2v"]
+    ref = tensors["output.ai2v"]
+    assert 0 < ((out - ref).norm() / ref.norm()).item() < 0.3

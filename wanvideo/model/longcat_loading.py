@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelFileError
-from .fp8 import is_fp8
+from ..torch_inputs import parse_dtype
+from .fp8 import fp8_dtype, is_fp8, quantize_fp8
 from .layouts import resolve_files
 from .longcat_config import MODEL_TYPE
 from .longcat_dit import LongCatAvatarModel
@@ -118,18 +119,23 @@ def infer_longcat_config(entries: dict) -> dict:
 
 
 def load_longcat_model(path_or_paths, config: dict | None = None, dtype=torch.bfloat16, device="cpu",
-                       keep_fp8: bool = False, lora=None, lora_strength: float = 1.0) -> LongCatAvatarModel:
+                       keep_fp8: bool = False, lora=None, lora_strength: float = 1.0, quantize: str | None = None,
+                       initial_device=None) -> LongCatAvatarModel:
     """The avatar DiT from the official files (folder, shard index, single file or several files).
 
-    `config` overrides the folder's config.json (a single-file repack carries none: pass it, or the official
-    defaults apply). `lora`: the distillation LoRA (path or state dict) merged at `lora_strength`.
+    `config` overrides the folder's config.json (a single-file repack carries none: its sizes are read from the
+    weights). `lora`: the distillation LoRA (path or state dict) merged at `lora_strength` before any fp8
+    quantization. `quantize` ('fp8_e4m3fn' / 'fp8_e5m2'): the blocks' Linear weights stored in fp8 with a
+    per-tensor scale. `device` computes; the weights are placed on `initial_device` (default: `device`).
     """
+    dtype = parse_dtype(dtype, "LongCat precision")
     entries, scales, file_config = read_longcat_weights(path_or_paths)
     cfg = dict(file_config) if file_config else infer_longcat_config(entries)
     cfg.update(config or {})
     cfg["model_type"] = MODEL_TYPE
     model = LongCatAvatarModel(cfg, dtype=dtype, device="meta")
     model.main_device = torch.device(device)
+    place = torch.device(initial_device or device)
     slots = dict(model.named_parameters())
     missing = sorted(set(slots) - set(entries))
     extra = sorted(set(entries) - set(slots))
@@ -144,12 +150,25 @@ def load_longcat_model(path_or_paths, config: dict | None = None, dtype=torch.bf
             raise ModelFileError(f"{name}: shape {tuple(value.shape)} in the file, {tuple(param.shape)} in the model "
                                  "built from config.json: the config does not match these weights")
         owner, attr = name.rsplit(".", 1)
-        modules[owner]._parameters[attr] = torch.nn.Parameter(value.to(device), requires_grad=False)
+        modules[owner]._parameters[attr] = torch.nn.Parameter(value.to(place), requires_grad=False)
         if scale is not None:
-            modules[owner].weight_scale = scale.to(device)
+            modules[owner].weight_scale = scale.to(place)
     if lora is not None:
         apply_longcat_lora(model, lora, lora_strength)
+    if quantize:
+        _quantize_blocks(model, fp8_dtype(quantize))
     return model.eval()
+
+
+def _quantize_blocks(model, dtype) -> None:
+    """The blocks' Linear weights to fp8 with a per-tensor scale (dequantised per layer on the fly)."""
+    from .layers import Linear
+
+    for module in model.blocks.modules():
+        if isinstance(module, Linear) and not is_fp8(module.weight.dtype):
+            q, scale = quantize_fp8(module.weight.data, dtype)
+            module.weight = torch.nn.Parameter(q, requires_grad=False)
+            module.weight_scale = scale.to(q.device)
 
 
 def longcat_lora_tensors(tensors: dict) -> dict:
