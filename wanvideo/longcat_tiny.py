@@ -57,3 +57,28 @@ def tiny_longcat_models(seed: int = 0, dtype=torch.float32, device="cpu") -> Tin
         context=torch.randn(1, 1, 7, caption, generator=gen),
         context_null=torch.randn(1, 1, 11, caption, generator=gen),
     )
+
+
+def write_tiny_longcat_files(models_dir, seed: int = 0) -> dict:
+    """The tiny DiT as an official-layout folder (config.json + safetensors) in diffusion_models/ and the tiny
+    Whisper as a Hugging Face folder in audio_encoders/, for a host's loaders; returns the names to pick."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+    from transformers import WhisperConfig, WhisperModel
+
+    models = Path(models_dir)
+    tiny = tiny_longcat_models(seed=seed)
+    dit_dir = models / "diffusion_models" / "longcat_tiny" / "base_model"
+    dit_dir.mkdir(parents=True, exist_ok=True)
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in tiny.dit.config.items() if k != "model_type"}
+    (dit_dir / "config.json").write_text(json.dumps({"_class_name": "LongCatVideoAvatarTransformer3DModel", **config}))
+    save_file({k: v.contiguous() for k, v in tiny.dit.state_dict().items()},
+              str(dit_dir / "diffusion_pytorch_model.safetensors"))
+    whisper_dir = models / "audio_encoders" / "whisper_tiny_longcat"
+    full = WhisperModel(WhisperConfig(**TINY_WHISPER))
+    full.encoder.load_state_dict(tiny.whisper.encoder.state_dict())
+    full.save_pretrained(whisper_dir)
+    tiny.whisper.feature_extractor.save_pretrained(whisper_dir)
+    return {"longcat_model": "longcat_tiny/base_model", "whisper": "whisper_tiny_longcat"}
