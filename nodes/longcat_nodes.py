@@ -1,19 +1,19 @@
 """LongCat-Video-Avatar 1.5 nodes (thin layers over wanvideo): model loader (+ the distillation LoRA), Whisper
 loader, audio embeds (one or two speakers), sampler (image + speech -> frame store for Video Combine, any length).
-Ids are pack-unique ("LongCatAvatar..."), so they do not collide with the wrapper's LongCat nodes."""
+Ids start with "InfiniteTalkLongCat", so they do not collide with the wrapper's LongCat nodes."""
 from __future__ import annotations
 
 import logging
 
 import torch
 
+from ..wanvideo.app.model_files import FOLDERS
 from ..wanvideo.audio.longcat_embeds import longcat_audio_embeds
 from ..wanvideo.audio.longcat_whisper import load_whisper
 from ..wanvideo.audio.settings import AudioSettings
 from ..wanvideo.errors import InputError
 from ..wanvideo.model.longcat_loading import load_longcat_model
 from ..wanvideo.model.settings import LoaderSettings, LoraSettings
-from ..wanvideo.model_files import FOLDERS
 from ..wanvideo.options import LongCatSettings, node_input, node_inputs, settings_from_inputs
 from ..wanvideo.sampling import GenerationInterrupted
 from ..wanvideo.sampling.longcat import generate_longcat
@@ -227,14 +227,14 @@ def _mask(conditioning):
 
 
 NODE_CLASS_MAPPINGS = {
-    "LongCatAvatarModelLoader": LongCatAvatarModelLoader,
-    "LongCatWhisperLoader": LongCatWhisperLoader,
-    "LongCatAvatarAudioEmbeds": LongCatAvatarAudioEmbeds,
-    "LongCatAvatarSampler": LongCatAvatarSampler,
+    "InfiniteTalkLongCatModelLoader": LongCatAvatarModelLoader,
+    "InfiniteTalkLongCatWhisperLoader": LongCatWhisperLoader,
+    "InfiniteTalkLongCatAudioEmbeds": LongCatAvatarAudioEmbeds,
+    "InfiniteTalkLongCatSampler": LongCatAvatarSampler,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "LongCatAvatarModelLoader": "LongCat Avatar Model Loader",
-    "LongCatWhisperLoader": "LongCat Whisper Loader",
-    "LongCatAvatarAudioEmbeds": "LongCat Avatar Audio Embeds",
-    "LongCatAvatarSampler": "LongCat Avatar Sampler",
+    "InfiniteTalkLongCatModelLoader": "LongCat Avatar Model Loader",
+    "InfiniteTalkLongCatWhisperLoader": "LongCat Whisper Loader",
+    "InfiniteTalkLongCatAudioEmbeds": "LongCat Avatar Audio Embeds",
+    "InfiniteTalkLongCatSampler": "LongCat Avatar Sampler",
 }

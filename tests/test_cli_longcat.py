@@ -9,7 +9,7 @@ import sys
 import av
 import pytest
 
-from wanvideo.cli import main
+from wanvideo.app.cli import main
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""scripts/comfyui_e2e.py (run by hand in a real ComfyUI): the prompts it adapts from the API examples are whole
+"""scripts/comfyui/comfyui_e2e.py (run by hand in a real ComfyUI): the prompts it adapts from the API examples are whole
 graphs — every link points at a node that is still in the prompt (ComfyUI refuses the prompt otherwise)."""
 import importlib
 import json
@@ -7,7 +7,7 @@ import sys
 import pytest
 from testlib import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
+sys.path.insert(0, str(REPO_ROOT / "scripts" / "comfyui"))
 e2e = importlib.import_module("comfyui_e2e")
 
 NAMES = {"text_dim": 32, "clip_dim": 64, "clip_vision": "clip.safetensors", "vae": "vae.safetensors",
@@ -36,7 +36,7 @@ def test_longcat_example_points_at_the_tiny_longcat_folders():
     prompt = e2e.adapt_workflow(json.loads((REPO_ROOT / "examples" / "api" / "longcat_two_speakers_api.json").read_text()),
                                 NAMES, INPUTS, "stand-in", e2e.TINY_RUN)
     by_class = {node["class_type"]: node["inputs"] for node in prompt.values()}
-    assert by_class["LongCatAvatarModelLoader"]["model"] == "longcat_tiny/base_model"
-    assert by_class["LongCatAvatarModelLoader"]["distill_lora"] == "none"
-    assert by_class["LongCatWhisperLoader"]["model"] == "whisper_tiny_longcat"
-    assert (by_class["LongCatAvatarSampler"]["width"], by_class["LongCatAvatarSampler"]["height"]) == (64, 64)
+    assert by_class["InfiniteTalkLongCatModelLoader"]["model"] == "longcat_tiny/base_model"
+    assert by_class["InfiniteTalkLongCatModelLoader"]["distill_lora"] == "none"
+    assert by_class["InfiniteTalkLongCatWhisperLoader"]["model"] == "whisper_tiny_longcat"
+    assert (by_class["InfiniteTalkLongCatSampler"]["width"], by_class["InfiniteTalkLongCatSampler"]["height"]) == (64, 64)

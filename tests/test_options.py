@@ -22,12 +22,12 @@ from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
 )
 from wanvideo_infinitetalk_pack.nodes.video_combine import InfiniteTalkVideoCombine
 
+from wanvideo.app.cli import build_parser
+from wanvideo.app.pipeline import GenerateRequest, sampler_settings
 from wanvideo.audio.settings import AudioSettings
-from wanvideo.cli import build_parser
 from wanvideo.errors import InputError
 from wanvideo.model.settings import LoaderSettings, LoraSettings, ParallelSettings, SpeedSettings
 from wanvideo.options import LongCatSettings, node_input, options_of
-from wanvideo.pipeline import GenerateRequest, sampler_settings
 from wanvideo.sampling import SamplerSettings
 from wanvideo.sampling.animate_settings import AnimateSettings
 from wanvideo.sampling.cache import CacheOptions
@@ -64,8 +64,8 @@ HOST_WIDGETS = {
     ("InfiniteTalkWav2VecLoader", "device"): "ComfyUI's main / offload device",
     ("InfiniteTalkSampler", "frames_folder"): "ComfyUI's temp or output folder",
     ("InfiniteTalkAnimateSampler", "frames_folder"): "ComfyUI's temp or output folder",
-    ("LongCatAvatarSampler", "frames_folder"): "ComfyUI's temp or output folder",
-    ("LongCatAvatarModelLoader", "distill_lora"): "a file of ComfyUI's loras folder ('none' = the base model)",
+    ("InfiniteTalkLongCatSampler", "frames_folder"): "ComfyUI's temp or output folder",
+    ("InfiniteTalkLongCatModelLoader", "distill_lora"): "a file of ComfyUI's loras folder ('none' = the base model)",
     ("InfiniteTalkFramesToImages", "start"): "a slice of a finished store",
     ("InfiniteTalkFramesToImages", "count"): "a slice of a finished store",
     ("InfiniteTalkVideoCombine", "filename_prefix"): "Video Combine: ComfyUI's output file name",
@@ -181,8 +181,8 @@ def test_node_widgets_come_from_the_registry():
     assert {("InfiniteTalkAnimateSampler", "refert_frames"), ("InfiniteTalkStepCache", "cache_threshold"),
             ("InfiniteTalkModelSpeed", "fp8_matmul"), ("InfiniteTalkModelLoader", "offload_after_sampling"),
             ("InfiniteTalkLoraSelect", "strength"), ("InfiniteTalkVideoCombine", "crf"),
-            ("LongCatAvatarSampler", "mask_frame_range"), ("LongCatAvatarModelLoader", "lora_strength"),
-            ("LongCatAvatarAudioEmbeds", "speaker_mode")} <= checked
+            ("InfiniteTalkLongCatSampler", "mask_frame_range"), ("InfiniteTalkLongCatModelLoader", "lora_strength"),
+            ("InfiniteTalkLongCatAudioEmbeds", "speaker_mode")} <= checked
 
 
 def test_option_groups_are_complete_on_their_nodes():
@@ -196,7 +196,7 @@ def test_animate_cli_and_node_build_the_same_settings():
     args = _subparser("animate").parse_args(["--image", "c.png", "--pose-video", "p.mp4", "--face-video", "f.mp4",
                                              "--output", "o.mp4", "--refert-frames", "5", "--scheduler", "dpm++",
                                              "--dtype", "fp16", "--blocks-to-swap", "3"])
-    from wanvideo.animate_pipeline import AnimateRequest
+    from wanvideo.app.animate_pipeline import AnimateRequest
 
     request = AnimateRequest.from_args(args)
     assert request.sampler == AnimateSettings(refert_frames=5, scheduler="dpm++", seed=42)  # the CLI's seed: 42

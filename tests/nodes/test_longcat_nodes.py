@@ -23,7 +23,7 @@ from wanvideo_infinitetalk_pack.nodes.longcat_nodes import (
     LongCatWhisperLoader,
 )
 from wanvideo_infinitetalk_pack.wanvideo.errors import InputError
-from wanvideo_infinitetalk_pack.wanvideo.longcat_tiny import tiny_longcat_models
+from wanvideo_infinitetalk_pack.wanvideo.tiny.longcat import tiny_longcat_models
 
 NON_WEIGHT = ("input", "output", "debug", "aux")
 
@@ -85,7 +85,8 @@ def comfy_models(fixtures_dir, tmp_path, monkeypatch):
 
 
 def test_node_ids_registered_and_pack_unique():
-    ids = {"LongCatAvatarModelLoader", "LongCatWhisperLoader", "LongCatAvatarAudioEmbeds", "LongCatAvatarSampler"}
+    ids = {"InfiniteTalkLongCatModelLoader", "InfiniteTalkLongCatWhisperLoader", "InfiniteTalkLongCatAudioEmbeds",
+           "InfiniteTalkLongCatSampler"}
     assert ids <= set(NODE_CLASS_MAPPINGS)
     assert not {"LongCatModelLoader", "LongCatSampler"} & set(NODE_CLASS_MAPPINGS)  # the wrapper's style of names
 
@@ -106,7 +107,7 @@ def test_loader_finds_the_official_folder_and_merges_the_lora(comfy_models):
 
 
 def test_whisper_and_audio_embeds_one_and_two_speakers(comfy_models, media_dir):
-    from wanvideo_infinitetalk_pack.wanvideo.media import read_audio
+    from wanvideo_infinitetalk_pack.wanvideo.app.media import read_audio
 
     assert "whisper-large-v3" in LongCatWhisperLoader.INPUT_TYPES()["required"]["model"][0]
     (whisper,) = LongCatWhisperLoader().load("whisper-large-v3")

@@ -5,10 +5,10 @@ import torch
 
 from wanvideo.audio.longcat_embeds import longcat_audio_embeds
 from wanvideo.errors import InputError
-from wanvideo.longcat_tiny import tiny_longcat_models
 from wanvideo.options import LongCatSettings
 from wanvideo.sampling.longcat import generate_longcat, segment_windows
 from wanvideo.sampling.settings import GenerationInterrupted
+from wanvideo.tiny.longcat import tiny_longcat_models
 
 SETTINGS = LongCatSettings(width=48, height=80)
 

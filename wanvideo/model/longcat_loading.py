@@ -14,10 +14,10 @@ import torch
 
 from ..errors import ModelFileError
 from ..torch_inputs import parse_dtype
-from .fp8 import fp8_dtype, is_fp8, quantize_fp8
 from .layouts import resolve_files
 from .longcat_config import MODEL_TYPE
 from .longcat_dit import LongCatAvatarModel
+from .quant.fp8 import fp8_dtype, is_fp8, quantize_fp8
 from .weight_files import open_weight_file
 
 _PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "model.")
