@@ -102,6 +102,8 @@ def test_quantized_repacks_load(fixtures_dir, tmp_path, kind, tol):
     file = tmp_path / f"longcat_{kind}.safetensors"
     save_file(_repack(tensors, kind), str(file))
     model = load_longcat_model(file, config=config["model_kwargs"], dtype=torch.float32, keep_fp8=True)
+    # kept as stored (int8 / fp8) in memory, dequantised per layer
+    assert model.blocks[0].attn.qkv.weight.dtype == {"int8": torch.int8, "fp8": torch.float8_e4m3fn}[kind]
     out = _run_calls(model, tensors, calls)["ai2v"]
     ref = tensors["output.ai2v"]
     rel = ((out - ref).norm() / ref.norm()).item()

@@ -66,7 +66,7 @@ def read_longcat_weights(path_or_paths) -> tuple[dict, dict, dict]:
     return entries, scales, config
 
 
-def _stored(name, entries, scales, dtype, keep_fp8):
+def _stored(name, entries, scales, dtype, keep_fp8, keep_int8):
     source, key = entries[name]
     tensor = source.get(key)
     scale = scales.get(name)
@@ -74,6 +74,8 @@ def _stored(name, entries, scales, dtype, keep_fp8):
     if tensor.dtype == torch.int8:  # official INT8: per-output-channel symmetric scale
         if scale is None:
             raise ModelFileError(f"{name}: an INT8 weight without its weight_scale: the file is incomplete")
+        if keep_int8 and tensor.dim() == 2:  # kept as stored (half the memory of bf16), dequantised per layer
+            return tensor, scale
         return (tensor.float() * scale.reshape(-1, *[1] * (tensor.dim() - 1))).to(dtype), None
     if is_fp8(tensor.dtype):
         if keep_fp8 and tensor.dim() == 2:
@@ -145,7 +147,8 @@ def load_longcat_model(path_or_paths, config: dict | None = None, dtype=torch.bf
         raise ModelFileError(f"LongCat-Video-Avatar weights: missing {missing[:3]} extra {extra[:3]}: {hint}")
     modules = dict(model.named_modules())
     for name, param in slots.items():
-        value, scale = _stored(name, entries, scales, dtype, keep_fp8)
+        # a LoRA is merged into the weights: INT8 ones are dequantised first (fp8 ones are re-quantised by it)
+        value, scale = _stored(name, entries, scales, dtype, keep_fp8, keep_fp8 and lora is None)
         if tuple(value.shape) != tuple(param.shape):
             raise ModelFileError(f"{name}: shape {tuple(value.shape)} in the file, {tuple(param.shape)} in the model "
                                  "built from config.json: the config does not match these weights")
