@@ -18,6 +18,7 @@ NODE_MODULES = (
     "prompt_nodes",
     "speed_nodes",
     "animate_nodes",
+    "longcat_nodes",
 )
 
 NODE_CLASS_MAPPINGS = {}

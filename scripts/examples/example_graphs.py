@@ -301,3 +301,7 @@ GRAPHS = {
     "wananimate_animation": wananimate_animation,
     "wananimate_replacement": wananimate_replacement,
 }
+
+from example_graphs_longcat import GRAPHS as _LONGCAT_GRAPHS  # noqa: E402 - the LongCat examples, in their own file
+
+GRAPHS.update(_LONGCAT_GRAPHS)

@@ -14,6 +14,7 @@ NEGATIVE_PROMPT = DEFAULT_NEGATIVE_PROMPT  # the reference's (wanvideo/sampling/
 HF_COMFY = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 HF_KIJAI_FP8 = "https://huggingface.co/Kijai/WanVideo_comfy_fp8_scaled/resolve/main"
 HF_KIJAI = "https://huggingface.co/Kijai/WanVideo_comfy/resolve/main"
+HF_LONGCAT = "https://huggingface.co/meituan-longcat/LongCat-Video-Avatar-1.5"
 
 # Model files as users have them from the common repacks: name -> (folder, url).
 MODELS = {
@@ -35,6 +36,10 @@ MODELS = {
         ("diffusion_models", f"{HF_KIJAI_FP8}/Wan22Animate/Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors"),
     "WanAnimate_relight_lora_fp16.safetensors":
         ("loras", f"{HF_KIJAI}/LoRAs/Wan22_relight/WanAnimate_relight_lora_fp16.safetensors"),
+    # LongCat-Video-Avatar 1.5: the official folders (Hugging Face layout) and the distillation LoRA
+    "LongCat-Video-Avatar-1.5/base_model": ("diffusion_models", f"{HF_LONGCAT}/tree/main/base_model"),
+    "dmd_lora.safetensors": ("loras", f"{HF_LONGCAT}/resolve/main/lora/dmd_lora.safetensors"),
+    "whisper-large-v3": ("audio_encoders", f"{HF_LONGCAT}/tree/main/whisper-large-v3"),
 }
 
 

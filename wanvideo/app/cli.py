@@ -176,6 +176,9 @@ def build_parser():
     _add_generate(sub)
     _add_animate(sub)
     _add_tiny(sub)
+    from .longcat_cli import add_longcat_parser
+
+    add_longcat_parser(sub)
     return parser
 
 
@@ -199,7 +202,12 @@ def main(argv=None) -> int:
             names = write_tiny_models(args.models_dir, clip_dim=args.clip_dim, text_dim=args.text_dim, gguf=args.gguf)
             print(json.dumps(names))
             return 0
-        if args.command == "animate":
+        if args.command == "longcat":
+            from .longcat_cli import LongCatRequest, make_longcat_file
+
+            request = LongCatRequest.from_args(args)
+            result = make_longcat_file(request)
+        elif args.command == "animate":
             from .animate_pipeline import AnimateRequest, make_animate_file
 
             request = AnimateRequest.from_args(args)
