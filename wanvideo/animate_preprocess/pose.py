@@ -12,13 +12,17 @@ from .pose_crop import pose_crop
 from .pose_meta import pose_metas_from_keypoints
 
 
-def frame_keypoints(frame: np.ndarray, detector_path: str, pose_path: str) -> np.ndarray:
-    """One RGB uint8 frame -> float32 [133,3] (x, y in pixels, score) of the followed person."""
+def frame_keypoints(frame: np.ndarray, detector_path: str, pose_path: str, with_found: bool = False):
+    """One RGB uint8 frame -> float32 [133,3] (x, y in pixels, score) of the followed person.
+
+    With `with_found`, also whether a person was detected (else the whole frame was used).
+    """
     bbox = detect_person(frame, detector_path)
     crop, center, scale = pose_crop(frame, bbox)
     heatmaps = onnx_model(pose_path)(crop[None])
     points, scores = decode_heatmaps(heatmaps, center[None], scale[None] * 200)
-    return np.concatenate([points, scores], axis=2)[0]
+    kps = np.concatenate([points, scores], axis=2)[0]
+    return (kps, bool(bbox[-1] >= 0)) if with_found else kps
 
 
 def estimate_poses(frames: Iterable[np.ndarray], detector_path: str, pose_path: str) -> list[dict]:
