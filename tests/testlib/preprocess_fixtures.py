@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from safetensors.numpy import load_file
+
 from testlib import FIXTURES
 
 DETECTOR = FIXTURES / "onnx" / "yolov10m_standin.onnx"
