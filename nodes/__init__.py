@@ -17,6 +17,7 @@ NODE_MODULES = (
     "sampler_nodes",
     "speed_nodes",
     "animate_nodes",
+    "animate_preprocess_nodes",
 )
 
 NODE_CLASS_MAPPINGS = {}

@@ -12,9 +12,9 @@ log = logging.getLogger("wanvideo")
 
 def as_rgb_uint8(image, what: str) -> np.ndarray:
     """uint8 [H,W,3] RGB from uint8 or 0..1 float, grey, RGB or RGBA (alpha dropped, as cv2.imread does)."""
-    array = np.asarray(image)
     if hasattr(image, "detach"):  # a torch tensor (ComfyUI IMAGE frame)
-        array = image.detach().cpu().numpy()
+        image = image.detach().cpu().numpy()
+    array = np.asarray(image)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
