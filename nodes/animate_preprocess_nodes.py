@@ -9,7 +9,7 @@ import numpy as np
 from ..wanvideo.animate_preprocess import PreprocessSettings, find_preprocess_models, frame_indices, run_preprocess
 from ..wanvideo.animate_preprocess.segmentation import Sam2Segmenter
 from ..wanvideo.errors import InputError
-from ..wanvideo.options import node_inputs, settings_from_inputs
+from ..wanvideo.options import node_input, node_inputs, settings_from_inputs
 from . import host
 
 log = logging.getLogger("wanvideo")
@@ -83,7 +83,9 @@ class InfiniteTalkAnimatePreprocess:
                     "tooltip": "Frames of any video of one person (Load Video / Get Video Components)."}),
                 "character": ("IMAGE", {
                     "tooltip": "The character image (alpha ignored, as the official preprocessing)."}),
-                **node_inputs(PreprocessSettings, *PREPROCESS_INPUTS),
+                # a socket: connect the fps output of Get Video Components (Load Video)
+                "driving_fps": node_input(PreprocessSettings, "driving_fps", forceInput=True),
+                **node_inputs(PreprocessSettings, *PREPROCESS_INPUTS[1:]),
             },
             "optional": {
                 "sam2_model": ([NO_SAM2] + host.model_subfolders(SAM2_FOLDER), {

@@ -51,7 +51,8 @@ ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, 
           "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings,
           "PreprocessSettings": PreprocessSettings}
 # A node widget whose default differs from the engine's on purpose: {(node id, input): {meta key: value}}.
-NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"}}  # adding the node = a cache
+NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"},  # adding the node = a cache
+                  ("InfiniteTalkAnimatePreprocess", "driving_fps"): {"forceInput": True}}  # from Load Video
 # Widgets that are the host's, not engine options (files in ComfyUI's folders, where frames are kept, how a store is
 # sliced, where Video Combine saves and what it embeds): {(node id, input): why}. Everything else with a default is an option.
 HOST_WIDGETS = {
