@@ -6,8 +6,8 @@ import logging
 
 import numpy as np
 
-from ..wanvideo.animate_preprocess import PreprocessSettings, find_preprocess_models, frame_indices, run_preprocess
-from ..wanvideo.animate_preprocess.segmentation import Sam2Segmenter
+from ..wanvideo import animate_preprocess as engine
+from ..wanvideo.animate_preprocess.settings import PreprocessSettings
 from ..wanvideo.errors import InputError
 from ..wanvideo.options import node_input, node_inputs, settings_from_inputs
 from . import host
@@ -101,17 +101,19 @@ class InfiniteTalkAnimatePreprocess:
         if character is None or len(character) == 0:
             raise InputError("connect the character image")
         settings = settings_from_inputs(PreprocessSettings, widgets, "Animate preprocess").validated()
-        models = find_preprocess_models(host.model_folder_paths(DETECTION_FOLDER))
+        models = engine.find_preprocess_models(host.model_folder_paths(DETECTION_FOLDER))
         segmenter = None
         if settings.mode == "replace" and sam2_model and sam2_model != NO_SAM2:
             folder = host.model_subfolder_path(sam2_model, SAM2_FOLDER)
             if folder is None:
                 raise InputError(f"SAM2 folder {sam2_model!r} not found in models/{SAM2_FOLDER}")
+            from ..wanvideo.animate_preprocess.segmentation import Sam2Segmenter
+
             segmenter = Sam2Segmenter.from_folder(folder, device=host.torch_device())
-        count = len(frame_indices(len(driving_video), settings.driving_fps, settings.preprocess_fps))
+        count = len(engine.frame_indices(len(driving_video), settings.driving_fps, settings.preprocess_fps))
         sink = _TensorSink(count)
         progress = _Progress(count, 3 if settings.mode == "replace" else 2)
-        result = run_preprocess(settings, driving_video, character[:1], models, segmenter=segmenter, sink=sink,
+        result = engine.run_preprocess(settings, driving_video, character[:1], models, segmenter=segmenter, sink=sink,
                                 progress=progress)
         import torch
 

@@ -8,7 +8,7 @@ import numpy as np
 from .detector import detect_person
 from .heatmap_decode import decode_heatmaps
 from .onnx_runtime import onnx_model
-from .pose_crop import pose_crop
+from .person_crop import pose_crop
 from .pose_meta import pose_metas_from_keypoints
 
 
