@@ -20,35 +20,49 @@ def _argmax_points(heatmaps: np.ndarray):
     return points, maxvals
 
 
-def _blur_keep_peak(heatmap: np.ndarray, kernel: int) -> np.ndarray:
-    """Gaussian-blur one map (zero-padded) and rescale it to its original maximum."""
+def _blur_keep_peak(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
+    """Gaussian-blur each map [K,H,W] (zero-padded) and rescale it to its original maximum.
+
+    The padded maps are stacked into one tall image and blurred in one OpenCV call: each kept pixel's kernel
+    reaches only into its own map's zero padding, so every map equals a separate blur.
+    """
     border = (kernel - 1) // 2
-    peak = np.max(heatmap)
-    padded = np.zeros((heatmap.shape[0] + 2 * border, heatmap.shape[1] + 2 * border), dtype=np.float32)
-    padded[border:-border, border:-border] = heatmap
-    blurred = cv2.GaussianBlur(padded, (kernel, kernel), 0)[border:-border, border:-border].copy()
+    k, h, w = heatmaps.shape
+    peaks = heatmaps.reshape(k, -1).max(axis=1)
+    padded = np.zeros((k, h + 2 * border, w + 2 * border), dtype=np.float32)
+    padded[:, border:-border, border:-border] = heatmaps
+    tall = cv2.GaussianBlur(padded.reshape(k * (h + 2 * border), w + 2 * border), (kernel, kernel), 0)
+    blurred = tall.reshape(k, h + 2 * border, w + 2 * border)[:, border:-border, border:-border].copy()
     with np.errstate(divide="ignore", invalid="ignore"):  # an all-zero map gives NaN, never used (its point is -1)
-        blurred *= peak / np.max(blurred)
+        blurred *= (peaks / blurred.reshape(k, -1).max(axis=1))[:, None, None]
     return blurred
 
 
-def _taylor_step(logmap: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """One Newton step on the log heatmap around the arg-max (skipped near borders or on a flat spot)."""
-    h, w = logmap.shape
-    px, py = int(point[0]), int(point[1])
-    if not (1 < px < w - 2 and 1 < py < h - 2):
-        return point
-    m = logmap
-    dx = 0.5 * (m[py][px + 1] - m[py][px - 1])
-    dy = 0.5 * (m[py + 1][px] - m[py - 1][px])
-    dxx = 0.25 * (m[py][px + 2] - 2 * m[py][px] + m[py][px - 2])
-    dxy = 0.25 * (m[py + 1][px + 1] - m[py - 1][px + 1] - m[py + 1][px - 1] + m[py - 1][px - 1])
-    dyy = 0.25 * (m[py + 2][px] - 2 * m[py][px] + m[py - 2][px])
-    if dxx * dyy - dxy ** 2 == 0:
-        return point
-    offset = -np.linalg.inv(np.array([[dxx, dxy], [dxy, dyy]])) @ np.array([[dx], [dy]])
-    point += offset[:, 0]
-    return point
+def _taylor_steps(logmaps: np.ndarray, points: np.ndarray) -> None:
+    """One Newton step on each log heatmap around its arg-max (skipped near borders or on a flat spot), in place."""
+    k, h, w = logmaps.shape
+    px, py = points[:, 0].astype(int), points[:, 1].astype(int)
+    inside = np.flatnonzero((px > 1) & (px < w - 2) & (py > 1) & (py < h - 2))
+    if not len(inside):
+        return
+    m, x, y = logmaps[inside], px[inside], py[inside]
+    r = np.arange(len(inside))
+
+    def at(dy, dx):
+        return m[r, y + dy, x + dx]
+
+    dx = 0.5 * (at(0, 1) - at(0, -1))
+    dy = 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
+    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    dyy = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
+    ok = dxx * dyy - dxy ** 2 != 0
+    if not ok.any():
+        return
+    hessian = np.stack([np.stack([dxx, dxy], -1), np.stack([dxy, dyy], -1)], -2)[ok]
+    derivative = np.stack([dx, dy], -1)[ok][..., None]
+    offset = -(np.linalg.inv(hessian) @ derivative)[..., 0]
+    points[inside[ok]] += offset
 
 
 def decode_heatmaps(heatmaps: np.ndarray, center, scale_px, kernel: int = DARK_KERNEL):
@@ -59,9 +73,7 @@ def decode_heatmaps(heatmaps: np.ndarray, center, scale_px, kernel: int = DARK_K
     n, k, h, w = heatmaps.shape
     points, scores = _argmax_points(heatmaps)
     for i in range(n):
-        for j in range(k):
-            logmap = np.log(np.maximum(_blur_keep_peak(heatmaps[i, j], kernel), 1e-10))
-            points[i][j] = _taylor_step(logmap, points[i][j])
+        _taylor_steps(np.log(np.maximum(_blur_keep_peak(heatmaps[i], kernel), 1e-10)), points[i])
     for i in range(n):
         out = np.ones_like(points[i])
         out[:, 0] = points[i][:, 0] * (scale_px[i][0] / w) + center[i][0] - scale_px[i][0] * 0.5
