@@ -88,3 +88,26 @@ def test_not_a_sam2_folder(tmp_path):
 
     with pytest.raises(ModelFileError, match="sam2.1-hiera-large"):
         Sam2Segmenter.from_folder(str(tmp_path))
+
+
+def test_replacement_run_with_sam2_masks(segmenter, monkeypatch):
+    """The replacement run takes its person masks from SAM2 (one chunk here), at the frames' size."""
+    from testlib.preprocess_fixtures import DETECTOR, POSE
+    from testlib.synthetic_person import person_clip, person_frame
+
+    from wanvideo.animate_preprocess.pipeline import preprocess_replace
+
+    made = []
+    original = segmenter.chunk_masks
+
+    def record(frames, frame_idx, points):
+        masks = original(frames, frame_idx, points)
+        made.extend(masks)
+        return masks
+
+    monkeypatch.setattr(segmenter, "chunk_masks", record)
+    out = preprocess_replace(person_clip(6), 30.0, person_frame(0), str(DETECTOR), str(POSE),
+                             resolution_area=(96, 160), segmenter=segmenter, iterations=0)
+    assert len(made) == 6 and made[0].shape == out["mask"].shape[1:3]
+    # iterations 0: the SAM2 mask itself is the replacement mask
+    np.testing.assert_array_equal(out["mask"][..., 0] // 255, np.stack(made))
