@@ -12,7 +12,7 @@ import pytest
 from testlib.preprocess_fixtures import DETECTOR, POSE
 from testlib.synthetic_person import person_clip
 
-from wanvideo.cli import main
+from wanvideo.app.cli import main
 from wanvideo.video import write_video
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
