@@ -6,7 +6,7 @@
    animation run (`preprocess_fps`, frames in / seconds). The stand-ins are tiny, so the real models' session
    time is missing: these figures are the pack's own per-frame cost around the models.
 2. peak_rss_ratio: the whole replacement run (every stage) over a long driving clip vs a short one, each in its
-   own subprocess (peak = ru_maxrss), frames produced lazily by index as a video reader gives them and outputs
+   own subprocess (peak resident size, benchmarks/_harness.py), frames produced lazily by index as a video reader gives them and outputs
    handed to a sink that drops them, as the node and the command line stream them. Goal <= 1.2.
 
     .venv/bin/python benchmarks/animate_preprocess.py     # --frames 40 --short 300 --long 1200 --size 120x208
@@ -15,14 +15,12 @@ Ends with RESULT lines.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _harness import PeakMemory, child_result, result, run_child
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -94,19 +92,18 @@ def stage_speeds(frames: int) -> dict:
     return out
 
 
-def rss_child(count: int, height: int, width: int) -> None:
+def rss_child(count: int, height: int, width: int) -> dict:
     from wanvideo.animate_preprocess.pipeline import preprocess_replace
 
-    clip = LazyClip(count, height, width)
-    preprocess_replace(clip, 30.0, clip[0], DETECTOR, POSE, resolution_area=(width, height), sink=lambda *a: None)
-    print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    with PeakMemory() as memory:
+        clip = LazyClip(count, height, width)
+        out = preprocess_replace(clip, 30.0, clip[0], DETECTOR, POSE, resolution_area=(width, height),
+                                 sink=lambda *a: None)
+    return {"frames": len(out["frame_indices"]), "peak_mb": memory.peak / 2**20}
 
 
-def peak_rss(count: int, size: tuple[int, int]) -> int:
-    code = (f"import sys; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'benchmarks')!r}]; "
-            f"import animate_preprocess as b; b.rss_child({count}, {size[1]}, {size[0]})")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_kb"]
+def peak_rss(count: int, size: tuple[int, int]) -> dict:
+    return run_child(__file__, ["--child", str(count), "--size", f"{size[0]}x{size[1]}"], threads=1)
 
 
 def main(argv=None) -> int:
@@ -115,17 +112,22 @@ def main(argv=None) -> int:
     ap.add_argument("--short", type=int, default=300)
     ap.add_argument("--long", type=int, default=1200)
     ap.add_argument("--size", default="120x208", help="driving frame size for the memory runs (WxH)")
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    size = tuple(int(v) for v in args.size.split("x"))
+    if args.child:
+        child_result(rss_child(args.child, size[1], size[0]))
+        return 0
     speeds = stage_speeds(args.frames)
     for name, value in speeds.items():
         print(f"{name}: {value:.1f} frames/s")
-    size = tuple(int(v) for v in args.size.split("x"))
     short, long = peak_rss(args.short, size), peak_rss(args.long, size)
-    print(f"peak RSS: {short / 1024:.0f} MiB for {args.short} frames, {long / 1024:.0f} MiB for {args.long}")
+    print(f"peak RSS: {short['peak_mb']:.0f} MiB for {short['frames']} frames, "
+          f"{long['peak_mb']:.0f} MiB for {long['frames']}")
     for name in ("detect", "pose", "render", "face", "mask"):
-        print(f"RESULT {name}_fps={speeds[name]:.2f}")
-    print(f"RESULT preprocess_fps={speeds['preprocess']:.2f}")
-    print(f"RESULT peak_rss_ratio={long / short:.3f}")
+        result(f"{name}_fps", speeds[name], ".2f")
+    result("preprocess_fps", speeds["preprocess"], ".2f")
+    result("peak_rss_ratio", long["peak_mb"] / short["peak_mb"], ".3f")
     return 0
 
 
