@@ -115,7 +115,7 @@ def test_forty_frame_clip_through_the_animate_sampler_to_mp4_with_resume(detecti
     vae, text = HostVAE(models.vae.vae), TinyTextEncoder("umt5", cfg["text_dim"])
     clip_vision = TinyClipVision("clip_vision_h", cfg["clip_dim"])
     pose, face, background, mask, character, fps, count = InfiniteTalkAnimatePreprocess().preprocess(
-        _clip(40), _character(), **_widgets(resolution_width=48, resolution_height=80))
+        _clip(40), _character(), **_widgets(resolution_width=64, resolution_height=112))
     assert count == 40
     sampler_args = dict(model=models.dit, vae=vae, image=character,
                         clip_vision_output=clip_vision.encode_image(character, crop=False), pose_video=pose,
