@@ -19,6 +19,7 @@ NODE_MODULES = (
     "speed_nodes",
     "animate_nodes",
     "longcat_nodes",
+    "animate_preprocess_nodes",
 )
 
 NODE_CLASS_MAPPINGS = {}

@@ -7,6 +7,7 @@ import argparse
 import pytest
 from wanvideo_infinitetalk_pack.nodes import NODE_CLASS_MAPPINGS
 from wanvideo_infinitetalk_pack.nodes.animate_nodes import InfiniteTalkAnimateSampler
+from wanvideo_infinitetalk_pack.nodes.animate_preprocess_nodes import InfiniteTalkAnimatePreprocess
 from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader
 from wanvideo_infinitetalk_pack.nodes.longcat_nodes import (
     LongCatAvatarAudioEmbeds,
@@ -22,6 +23,7 @@ from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
 )
 from wanvideo_infinitetalk_pack.nodes.video_combine import InfiniteTalkVideoCombine
 
+from wanvideo.animate_preprocess.settings import PreprocessSettings
 from wanvideo.app.cli import build_parser
 from wanvideo.app.pipeline import GenerateRequest, sampler_settings
 from wanvideo.audio.settings import AudioSettings
@@ -50,13 +52,15 @@ NODES = [
     (LongCatAvatarModelLoader, ("LoaderSettings", "LoraSettings"), {"lora_strength": "strength"}),
     (LongCatAvatarAudioEmbeds, ("LongCatSettings", "AudioSettings"), {}),
     (LongCatAvatarSampler, "LongCatSettings", {}),
+    (InfiniteTalkAnimatePreprocess, "PreprocessSettings", {}),
 ]
 ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, "AudioSettings": AudioSettings,
           "CacheOptions": CacheOptions, "GuidanceOptions": GuidanceOptions, "SpeedSettings": SpeedSettings,
           "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings,
-          "LongCatSettings": LongCatSettings}
+          "LongCatSettings": LongCatSettings, "PreprocessSettings": PreprocessSettings}
 # A node widget whose default differs from the engine's on purpose: {(node id, input): {meta key: value}}.
-NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"}}  # adding the node = a cache
+NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"},  # adding the node = a cache
+                  ("InfiniteTalkAnimatePreprocess", "driving_fps"): {"forceInput": True}}  # from Load Video
 # Widgets that are the host's, not engine options (files in ComfyUI's folders, where frames are kept, how a store is
 # sliced, where Video Combine saves and what it embeds): {(node id, input): why}. Everything else with a default is an option.
 HOST_WIDGETS = {
@@ -71,16 +75,19 @@ HOST_WIDGETS = {
     ("InfiniteTalkVideoCombine", "filename_prefix"): "Video Combine: ComfyUI's output file name",
     ("InfiniteTalkVideoCombine", "save_output"): "Video Combine: ComfyUI's output or temp folder",
     ("InfiniteTalkVideoCombine", "save_metadata"): "Video Combine: ComfyUI's workflow metadata",
+    ("InfiniteTalkAnimatePreprocess", "sam2_model"): "a folder of ComfyUI's models/sam2 (or none)",
 }
 # CLI flag -> (settings class, option name)
 CLI_FLAGS = {"--size": (SamplerSettings, "size_bucket"), "--dtype": (LoaderSettings, "precision")}
 # Decided at run time when not given (None): the embedded tiny set and step-distillation LoRAs need other values.
-CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}, "longcat": set()}
+CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}, "longcat": set(), "animate-preprocess": set()}
 # The settings each command builds its arguments from.
 CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings,
                              ParallelSettings, RunLockSettings),
-                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings),
-                "longcat": (LongCatSettings, AudioSettings)}
+                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings,
+                            PreprocessSettings),
+                "longcat": (LongCatSettings, AudioSettings),
+                "animate-preprocess": (PreprocessSettings,)}
 # The command line's own arguments (files, the device, output handling): no engine option.
 CLI_OWN = {"device", "lora", "keep_parts", "quiet"}
 REFERENCE_ARGS = ["generate", "--image", "face.png", "--audio", "speech.wav", "--output", "talk.mp4"]
@@ -147,7 +154,7 @@ def test_cli_arguments_equal_the_engine_options(command):
                 assert tuple(action.choices) == opt.choices
             assert action.type is not None
             seen += 1
-    assert seen >= (15 if command == "generate" else 12)
+    assert seen >= {"generate": 15, "animate-preprocess": 9}.get(command, 12)
 
 
 @pytest.mark.parametrize("command", sorted(CLI_SETTINGS))
