@@ -10,7 +10,7 @@ from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings, LoraSetting
 from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
 from ..wanvideo.options import node_input, node_inputs
 from . import host
-from .model_patcher import InfiniteTalkModelPatcher
+from .model_patcher import make_model_patcher
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class InfiniteTalkModelLoader:
         host.send_progress_text(f"{adapter}; {settings.precision}; {len(loras)} LoRA(s); "
                                 f"{settings.blocks_to_swap} blocks swapped")
         log.info("InfiniteTalk model: %s", describe(result))
-        return (InfiniteTalkModelPatcher(result, main, offload, offload_after=settings.offload_after_sampling),)
+        return (make_model_patcher(result, main, offload, offload_after=settings.offload_after_sampling),)
 
 
 class InfiniteTalkLoraSelect:
