@@ -59,3 +59,19 @@ def test_a_cancel_raised_by_the_progress_hook_stays_visible(monkeypatch):
         bar.update_absolute(5, 10)
     # the window loop asks after the exception: it must see a Cancel (logged as a stop, not a failure)
     assert host.interrupt_requested()
+
+
+def test_a_cancel_the_host_raised_elsewhere_is_a_stop_while_it_unwinds(monkeypatch):
+    """ComfyUI's own code (its VAE's progress, model loading) raises its interrupt and clears the flag; the window
+    loop asks while that exception is handled and must see a Cancel, not a failure."""
+    from importlib import import_module
+
+    load_pack()
+    host = import_module("wanvideo_infinitetalk_pack.nodes.host")
+    mm = _comfy(monkeypatch)
+    mm.interrupt_current_processing(True)
+    try:
+        mm.throw_exception_if_processing_interrupted()
+    except mm.InterruptProcessingException:
+        assert not mm.flag and host.interrupt_requested()
+    assert not host.interrupt_requested()  # once handled, no Cancel is pending
