@@ -407,6 +407,19 @@ def check_startup_log(text: str) -> list[str]:
     return problems
 
 
+def check_run_log(text: str) -> list[str]:
+    """ComfyUI's whole log after the runs: no traceback through the pack, no error of ours (a Cancel is not one)."""
+    problems = []
+    for block in re.split(r"(?=Traceback \(most recent call last\))", text)[1:]:
+        frames = block.split("\n\n", 1)[0]
+        if PACK_FOLDER in frames or "wanvideo" in frames.lower():
+            problems.append("ComfyUI's log has a traceback through the pack: " + frames[-600:].strip())
+    for line in text.splitlines():
+        if ("WanVideo" in line or "InfiniteTalk" in line) and re.search(r"\bERROR\b|\bfailed\b", line):
+            problems.append(f"ComfyUI's log: {line.strip()[:300]}")
+    return problems
+
+
 def check_object_info(info: dict, ours: list[str]) -> list[str]:
     """Every node of ours in /object_info has a description, a tooltip on every input and on every output."""
     problems = []
@@ -685,6 +698,7 @@ def main(argv=None):
             log(f"{len(window_texts)} progress texts, last: {window_texts[-1]!r}")
         if not problems:
             problems += further_runs(args, base_url, base, names, inputs, prompt, video)
+        problems += check_run_log(log_path.read_text())
         leftovers = sorted(p.name for p in (base / "output").rglob("*") if p.is_file() and p != video)
         if leftovers:
             log(f"other files in the output folder: {leftovers}")
