@@ -72,6 +72,11 @@ BROWSER_EXAMPLE = TEMPLATES / "infinitetalk_single_speaker.json"  # the UI twin 
 TINY_RUN = {"width": 64, "height": 64, "frame_window": 17, "motion_frames": 5, "steps": 2, "speech_seconds": 1.6}
 
 
+# Binary websocket messages that carry a preview image (ComfyUI's PREVIEW_IMAGE, UNENCODED_PREVIEW_IMAGE and,
+# since the progress API, PREVIEW_IMAGE_WITH_METADATA).
+PREVIEW_EVENTS = (1, 2, 4)
+
+
 def log(msg):
     print(f"[e2e] {msg}", flush=True)
 
@@ -306,6 +311,8 @@ async def run_prompt(base_url, prompt, timeout, interrupt_when=None):
                             log("POST /interrupt (Cancel)")
                             async with session.post(f"{base_url}/interrupt") as resp:
                                 resp.raise_for_status()
+                    elif int.from_bytes(data[:4], "big") in PREVIEW_EVENTS:
+                        events.append("preview_image")
                     continue
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
@@ -695,6 +702,9 @@ def main(argv=None):
                                 "or --no-browser")
             else:
                 problems += browser_checks(base_url, entry, texts, video, args.chromium, work)
+        # The sampler's progress shows the middle frame of each finished window as the node's preview image.
+        if "preview_image" not in events:
+            problems.append("no preview image came over the websocket during the run (finished windows' frames)")
         window_texts = [t for _, t in texts if re.search(r"window \d+/\d+", t)]
         if not window_texts:
             problems.append("the sampler sent no 'window k/n' progress text")
