@@ -13,6 +13,7 @@ between the module's devices; on a CPU machine both are the CPU). Steps, each pr
 
 1. the loader's patcher is a subclass of the host's ModelPatcher; `load_models_gpu` loads it completely on the
    CPU (in 0.33 a hand-written patcher failed here: `is_dynamic`) and lists it once, also for the next window;
+   the host's clone() of it is one of ours over the same weights;
 2. [budget] a card holding the core and about half the blocks: the host loads ours partially (blocks streamed)
    and the model still computes the same output as fully loaded;
 3. [budget] less free memory: `free_memory` frees room by streaming more of ours (partially_unload), then by
@@ -94,6 +95,13 @@ def step_full_load(mm, host):
     entries = [m for m in mm.loaded_models() if m is ours]
     check(len(entries) == 1 and ours.loaded_size() == ours.model_size() > 0,
           f"1. loaded completely and listed once after two windows' loads: {ours!r}")
+    # The host's clone() (what its model nodes do to a model): same class, same weights and placement; loading
+    # the clone replaces the original in the host's list (its is_clone check), nothing loads twice.
+    twin = ours.clone()
+    host.load_model_for_sampling(twin)
+    listed = [m for m in mm.loaded_models() if m.model is ours.model]
+    check(type(twin) is type(ours) and twin.placement is ours.placement and twin.is_clone(ours) and listed == [twin],
+          f"1. the host's clone is one of ours over the same weights and takes the original's place ({len(listed)} listed)")
     mm.unload_all_models()
 
 
