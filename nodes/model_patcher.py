@@ -1,11 +1,11 @@
 """Our DiT as a model ComfyUI's model management can load, partially load, offload and unload.
 
 ComfyUI keeps a list of loaded models (`comfy.model_management.current_loaded_models`) and makes room
-for a model by unloading or partially unloading the others, measuring free VRAM; it does that through
-a small part of `comfy.model_patcher.ModelPatcher`'s interface (`model_size`, `loaded_size`,
-`partially_load`, `partially_unload`, `detach`, `is_clone`, ...). `InfiniteTalkModelPatcher` offers
-that interface over the engine's module without importing ComfyUI, so the engine stays host-free and
-the same object works in tests and standalone:
+for a model by unloading or partially unloading the others, measuring free VRAM, through the interface of
+`comfy.model_patcher.ModelPatcher`. In the host, `make_model_patcher` returns a subclass of the host's own
+ModelPatcher (host_model_patcher.py), so whatever a ComfyUI version asks of a model is answered by its own
+class; outside the host (plain Python, the CLI, fast tests) `InfiniteTalkModelPatcher` offers the few methods
+a caller uses. Both share `PlacedModel`: weights move by the engine's block placement, not layer by layer:
 
 - the weights wait on the offload device until the sampler asks the host to load them
   (`host.load_model_for_sampling`), so the host first evicts what it can (the text encoder, CLIP vision);
