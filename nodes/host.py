@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 
-from ..wanvideo.model_files import HF_FOLDER_MARKERS, LISTED_EXTENSIONS
+from ..wanvideo.app.model_files import HF_FOLDER_MARKERS, LISTED_EXTENSIONS
 
 
 def _folder_paths():

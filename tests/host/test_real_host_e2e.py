@@ -1,4 +1,4 @@
-"""The pack in each supported real ComfyUI, headless, through its own server and executor (scripts/comfyui_e2e.py):
+"""The pack in each supported real ComfyUI, headless, through its own server and executor (scripts/comfyui/comfyui_e2e.py):
 the nodes register with no import error, every API example passes the host's prompt validation, the InfiniteTalk
 example and the WanAnimate example run to an MP4 with sound (tiny models; the documented stand-ins), Cancel then
 resume works, and ComfyUI's log holds no traceback or error from the pack.
@@ -12,8 +12,7 @@ import pytest
 from testlib import REPO_ROOT
 from testlib.real_hosts import HOST_VERSIONS, real_host, run_in_host
 
-E2E = next(p for p in (REPO_ROOT / "scripts" / "comfyui" / "comfyui_e2e.py", REPO_ROOT / "scripts" / "comfyui_e2e.py")
-           if p.is_file())
+E2E = REPO_ROOT / "scripts" / "comfyui" / "comfyui_e2e.py"
 
 
 @pytest.mark.parametrize("version", HOST_VERSIONS)

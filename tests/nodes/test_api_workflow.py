@@ -59,7 +59,7 @@ def _tiny_lora(path, dim):
 def host(tmp_path, monkeypatch):
     """A ComfyUI-like layout with tiny model files, the doubles configured, `folder_paths` replaced."""
     from wanvideo.tiny import tiny_vae
-    from wanvideo.tiny_files import write_tiny_models
+    from wanvideo.tiny.files import write_tiny_models
 
     fp = comfy_doubles.FolderPaths(tmp_path)
     monkeypatch.setitem(sys.modules, "folder_paths", fp)

@@ -14,8 +14,8 @@ import torch.nn as nn
 from .attention import attention
 from .audio_adapter import AudioCrossAttention, speaker_rope_positions
 from .layers import LayerNorm, LayerNormInputDtype, Linear, RMSNorm
+from .parallel.sequence_parallel import FrameSpan, TokenShard
 from .rope import apply_rope_3d
-from .sequence_parallel import FrameSpan, TokenShard
 
 
 @dataclass

@@ -18,7 +18,7 @@ from ..errors import InputError
 from .attention import check_backend
 from .audio_adapter import AudioProjModel, audio_tokens_per_frame, token_masks_from
 from .blocks import AttentionBlock, ForwardState, Head, MLPProj
-from .config import audio_frames_for, is_animate, normalize_config
+from .config import audio_frames_for, normalize_config
 from .layers import Conv3d, Linear
 from .rope import grid_cos_sin
 from .step_residuals import BlockResiduals
@@ -88,7 +88,7 @@ class WanInfiniteTalkModel(nn.Module):
         Call on every rank, in the same order (it creates process groups). Each rank then runs the forward on the
         same inputs and gets the same whole output.
         """
-        from .sequence_parallel import SequenceParallel
+        from .parallel.sequence_parallel import SequenceParallel
 
         self.sequence_parallel = None if mode is None else SequenceParallel(mode, self.config["num_heads"],
                                                                             use_yunchang=use_yunchang)
@@ -97,7 +97,7 @@ class WanInfiniteTalkModel(nn.Module):
         """'on': multiply fp8 weights in fp8 (torch._scaled_mm; CUDA compute capability >= 8.9), an error where
         that cannot run; 'auto': on where it can run; 'off': dequantise each layer's weight (any GPU).
         Returns the number of layers that multiply in fp8."""
-        from .fp8 import FP8_MATMUL_MODES, fp8_matmul_unavailable_reason, is_fp8
+        from .quant.fp8 import FP8_MATMUL_MODES, fp8_matmul_unavailable_reason, is_fp8
 
         if mode not in FP8_MATMUL_MODES:
             raise InputError(f"fp8 matmul must be one of {', '.join(FP8_MATMUL_MODES)}, got {mode!r}")
@@ -325,19 +325,6 @@ class WanInfiniteTalkModel(nn.Module):
     def extra_repr(self) -> str:
         n = sum(p.numel() for p in self.parameters())
         return f"params={n / 1e9:.2f}B, dtype={self.compute_dtype}, device={self.main_device}"
-
-
-def build_model(config: dict, dtype=torch.float32, device="cpu") -> WanInfiniteTalkModel:
-    """A model with freshly initialised (random) weights built directly on `device` in `dtype`.
-
-    `config` uses the reference constructor names (see wanvideo.model.config); `model_type` 'i2v' (default) gives
-    the Wan2.1 I2V (+ InfiniteTalk) model, 'animate' the WanAnimate model. Use `load_model` for real checkpoints.
-    """
-    if is_animate(config):
-        from .animate_dit import WanAnimateModel
-
-        return WanAnimateModel(config, dtype=dtype, device=device)
-    return WanInfiniteTalkModel(config, dtype=dtype, device=device)
 
 
 def flops_per_forward(config: dict, latent_shape, text_tokens=None, speakers=1) -> float:

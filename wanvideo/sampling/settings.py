@@ -21,7 +21,7 @@ VAE_PRECISIONS = ("fp32", "host")
 
 @dataclass
 class SamplerSettings(GuidanceOptions, CacheOptions):
-    """The InfiniteTalk sampler's options; the speed options of issue 13 (how the guidance passes run, APG, step
+    """The InfiniteTalk sampler's options; the speed options (how the guidance passes run, APG, step
     caching) are inherited from GuidanceOptions and CacheOptions, where they are declared."""
 
     frame_window: int = option(81, min=5, max=1001, step=4, help=(
