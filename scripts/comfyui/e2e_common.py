@@ -102,6 +102,9 @@ async def run_prompt(base_url, prompt, timeout, interrupt_when=None):
     ws_url = base_url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url, max_msg_size=0) as ws:
+            # As the front end does: announce that this client takes preview images with their node's metadata
+            # (ComfyUI sends the progress API's preview images only to clients that do).
+            await ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
             async with session.post(f"{base_url}/prompt", json={"prompt": prompt, "client_id": client_id}) as resp:
                 body = await resp.json()
                 if resp.status != 200:
