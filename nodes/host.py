@@ -178,11 +178,12 @@ def progress_bar(total: int):
     """The host's progress bar for the running node: its current progress API where it has one (value, max and a
     preview image, `comfy_api.latest`), ComfyUI's ProgressBar on older hosts, a counter standalone."""
     try:
+        import comfy.model_management as mm
         from comfy_api.latest import ComfyAPISync
 
         execution = ComfyAPISync().execution
         if hasattr(execution, "set_progress"):
-            return _ApiProgress(execution, total)
+            return _ApiProgress(execution, total, mm)
     except (ImportError, AttributeError, TypeError):
         pass  # standalone, or a host before the progress API
     try:
@@ -194,13 +195,16 @@ def progress_bar(total: int):
 
 
 class _ApiProgress:
-    """`ComfyAPISync().execution.set_progress`: the bar of the running node, with the preview image. It does not
-    raise on Cancel (the engine polls interrupt_requested between steps)."""
+    """`ComfyAPISync().execution.set_progress`: the bar of the running node, with the preview image. A Cancel
+    stops the node at its next update, as the host's ProgressBar hook does, but the Cancel flag stays set, so the
+    code that unwinds (the window loop's log) sees a Cancel; ComfyUI clears it when the next prompt starts."""
 
-    def __init__(self, execution, total):
-        self._execution, self.total, self.current = execution, total, 0
+    def __init__(self, execution, total, mm):
+        self._execution, self._mm, self.total, self.current = execution, mm, total, 0
 
     def update_absolute(self, value, total=None, preview=None):
+        if self._mm.processing_interrupted():
+            raise self._mm.InterruptProcessingException()
         self.current, self.total = value, total or self.total
         self._execution.set_progress(float(value), float(self.total), preview_image=preview)
 

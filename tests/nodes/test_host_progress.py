@@ -75,3 +75,31 @@ def test_a_cancel_the_host_raised_elsewhere_is_a_stop_while_it_unwinds(monkeypat
     except mm.InterruptProcessingException:
         assert not mm.flag and host.interrupt_requested()
     assert not host.interrupt_requested()  # once handled, no Cancel is pending
+
+
+def test_the_progress_api_bar_stops_on_cancel_and_keeps_the_flag(monkeypatch):
+    """Hosts with comfy_api.latest: set_progress gets value, max and the preview; a Cancel stops the node at its next
+    update (a long Video Combine or model load too) and leaves the flag set for the code that unwinds."""
+    from importlib import import_module
+
+    load_pack()
+    host = import_module("wanvideo_infinitetalk_pack.nodes.host")
+    mm = _comfy(monkeypatch)
+    calls = []
+
+    class Execution:
+        def set_progress(self, value, max_value, preview_image=None):
+            calls.append((value, max_value, preview_image))
+
+    api = types.ModuleType("comfy_api.latest")
+    api.ComfyAPISync = lambda: types.SimpleNamespace(execution=Execution())
+    monkeypatch.setitem(sys.modules, "comfy_api", types.ModuleType("comfy_api"))
+    monkeypatch.setitem(sys.modules, "comfy_api.latest", api)
+    bar = host.progress_bar(10)
+    bar.update_absolute(3, 10, "frame")
+    bar.update(1)
+    assert calls == [(3.0, 10.0, "frame"), (4.0, 10.0, None)]
+    mm.interrupt_current_processing(True)
+    with pytest.raises(mm.InterruptProcessingException):
+        bar.update(1)
+    assert mm.flag and host.interrupt_requested() and len(calls) == 2
