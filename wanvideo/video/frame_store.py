@@ -363,6 +363,15 @@ class FrameStore:
         state = "complete" if self.complete else f"{self.finished_windows}/{self.num_windows} windows"
         return f"FrameStore({len(self)} frames {self.width}x{self.height} @ {self.fps:g} fps, {state}, {self.path})"
 
+    def window_frames(self, index: int) -> tuple[int, int]:
+        """(first frame, frame count) of finished window `index` in the video; (0, 0) if it is not on disk."""
+        start = 0
+        for entry in self._manifest["windows"]:
+            if entry["index"] == index:
+                return start, int(entry["frames"])
+            start += int(entry["frames"])
+        return 0, 0
+
     def iter_frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         """H×W×3 uint8 frames in order, from frame `start`, at most `count`; only one segment is open at a time."""
         start = int(start)
