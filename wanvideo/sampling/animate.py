@@ -19,7 +19,6 @@ length are stored, so the output has exactly the driving video's frame count.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,15 +30,15 @@ from ..video.frame_store import FrameStore
 from .animate_clips import padded_source_index, plan_clips
 from .animate_inputs import DrivingVideo, check_face_video, driving_length, letterbox, output_size
 from .animate_settings import AnimateSettings
-from .apg import window_guide
 from .conditioning import ReferenceFrames, prepare_clip, prepare_context
+from .denoise import latent_frames
 from .fingerprint import Digest, module_fingerprint
 from .guidance import UNCOND, needed_passes
-from .loop import check_speed_options, denoise_window, latent_frames, run_windows, to_uint8_frames, window_noise
-from .passes import window_pass_runner
+from .loop import WindowRunner, check_speed_options, run_job
 from .schedules import FlowSolver
 from .settings import GenerationInterrupted, Progress, key_settings
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
+from .vae_progress import ENCODE
 from .windows import Window
 
 log = logging.getLogger(__name__)
@@ -140,31 +139,27 @@ def latent_person_mask(mask: torch.Tensor) -> torch.Tensor:
     return F.interpolate((1.0 - mask)[:, None], size=(h // SPATIAL_STRIDE, w // SPATIAL_STRIDE), mode="nearest")[:, 0]
 
 
-class AnimateClipRunner:
-    """Conditions, samples, decodes and stores one clip at a time (the WanAnimate body of the window loop)."""
+class AnimateClipRunner(WindowRunner):
+    """The WanAnimate hooks of the window recipe: reference slot, pose and face conditioning, refert frames."""
 
-    carry_name = CARRY
+    label = "WanAnimate"
     unit = "clip"
+    carry_name = CARRY
 
-    def __init__(self, model, vae, plan: AnimatePlan, s: AnimateSettings, store: FrameStore, on_progress, should_stop):
-        self.model, self.vae, self.plan, self.s, self.store = model, vae, plan, s, store
-        self.on_progress, self.should_stop = on_progress, should_stop
-        self.device = device = torch.device(getattr(model, "main_device", None) or "cpu")
-        self.resumed = store.finished_windows
-        self.ctx_d, self.ctx_null_d = plan.ctx.to(device), plan.ctx_null.to(device)
-        self.clip_d = plan.clip_fea.to(device)
-        self._y_ref = None
-        self.prepare_model = None  # optional host hook before each clip's denoising (generate_animate sets it)
+    def __init__(self, model, vae, plan: AnimatePlan, s: AnimateSettings, store: FrameStore, windows: list,
+                 on_progress: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                 prepare_model: Callable[[tuple], None] | None = None):
+        super().__init__(model, vae, s, store, windows, plan.real_len, plan.height, plan.width, on_progress,
+                         should_stop, prepare_model)
+        self.plan = plan
+        self.ctx_d, self.ctx_null_d = plan.ctx.to(self.device), plan.ctx_null.to(self.device)
+        self.clip_d = plan.clip_fea.to(self.device)
+        self._y_ref: torch.Tensor | None = None
 
-    def report(self, window: Window, step: int) -> None:
-        if self.on_progress is not None:
-            self.on_progress(Progress(window.index + 1, len(self.plan.clips), step, self.s.steps, self.resumed,
-                                      unit=self.unit))
-
-    def y_ref(self) -> torch.Tensor:
+    def y_ref(self, window: Window) -> torch.Tensor:
         """[20, 1, h, w]: ones, then the character image's latent (the reference slot); computed once."""
         if self._y_ref is None:
-            latent = self.vae.encode(self.plan.reference[:, None]).float().cpu()
+            latent = self.vae_call(window, ENCODE, self.plan.reference[:, None], 0).float().cpu()
             self._y_ref = torch.cat([torch.ones(4, 1, self.plan.lat_h, self.plan.lat_w), latent], dim=0)
         return self._y_ref
 
@@ -183,8 +178,9 @@ class AnimateClipRunner:
             video = torch.zeros(3, length, height, width)
             pixel_mask = None
         if given:
+            assert refert is not None  # checked above
             video[:, :given] = refert[:, :given].to(video)
-        latent = self.vae.encode(video).float().cpu()
+        latent = self.vae_call(window, ENCODE, video, 0).float().cpu()
         del video
         return torch.cat([i2v_mask(lat_t, plan.lat_h, plan.lat_w, given, pixel_mask), latent], dim=0)
 
@@ -197,44 +193,30 @@ class AnimateClipRunner:
         return passes
 
     def conditioning(self, window: Window, refert):
+        """The guidance passes; no latent frame is kept clean (the refert frames condition through `y`)."""
         plan = self.plan
         indices = plan.padded[window.start:window.end]
-        y = torch.cat([self.y_ref(), self.y_clip(window, indices, refert)], dim=1)[None].to(self.device)
+        y = torch.cat([self.y_ref(window), self.y_clip(window, indices, refert)], dim=1)[None].to(self.device)
         pose = plan.videos["pose"].pixels(indices, plan.height, plan.width)
-        pose_latents = self.vae.encode(pose).float()[None].to(self.device)
+        pose_latents = self.vae_call(window, ENCODE, pose, 0).float()[None].to(self.device)
         del pose
         faces = plan.videos["face"].pixels(indices, plan.face_size, plan.face_size)[None].to(self.device)
-        return self.passes(y, pose_latents, faces)
+        no_clean_frames = torch.zeros(LATENT_CHANNELS, 0, plan.lat_h, plan.lat_w, device=self.device)
+        return self.passes(y, pose_latents, faces), no_clean_frames
 
-    def run(self, window: Window, refert):
-        """Sample, decode and store one clip; returns the next clip's refert frames [3, refert, H, W]."""
-        plan, s, store = self.plan, self.s, self.store
-        started = time.perf_counter()
-        self.report(window, 0)
-        passes = self.conditioning(window, refert)
-        shape = (LATENT_CHANNELS, latent_frames(window.length) + 1, plan.lat_h, plan.lat_w)
-        if self.prepare_model is not None:
-            self.prepare_model((1, *shape))
-        noise = window_noise(s.seed, window.index, shape, self.device)
-        solver = FlowSolver(s.scheduler, s.steps, s.shift, schedule="wan22")
-        no_clean_frames = noise.new_zeros(LATENT_CHANNELS, 0, plan.lat_h, plan.lat_w)
-        # the InfiniteTalk sampler's speed machinery: batched passes, a fresh step cache and APG state per clip
-        predict = window_pass_runner(self.model, passes, shape, s, (plan.height, plan.width), self.should_stop)
-        with torch.no_grad():
-            latent = denoise_window(self.model, noise, no_clean_frames, solver, passes, s.cfg, 1.0, False,
-                                    on_step=lambda i: self.report(window, i), should_stop=self.should_stop,
-                                    predict=predict, guide=window_guide(s, s.cfg, 1.0, False))
-            del noise, passes
-            video = self.vae.decode(latent[:, 1:])  # the reference slot is dropped
-            del latent
-            next_refert = video[:, -s.refert_frames:].float().cpu() if window.index < len(plan.clips) - 1 else None
-            kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
-            del video
-        store.write_window(window.index, kept, {CARRY: next_refert} if next_refert is not None else None)
-        cached = f"; {predict.cache.summary()}" if predict.cache is not None else ""
-        log.info("WanAnimate: clip %d/%d done in %.1f s (%d/%d frames)%s", window.index + 1, len(plan.clips),
-                 time.perf_counter() - started, len(store), plan.real_len, cached)
-        return next_refert
+    def latent_shape(self, window: Window) -> tuple[int, int, int, int]:
+        # one more latent frame than the clip: the reference slot in front, denoised like the rest
+        return (LATENT_CHANNELS, latent_frames(window.length) + 1, self.plan.lat_h, self.plan.lat_w)
+
+    def solver(self) -> FlowSolver:
+        return FlowSolver(self.s.scheduler, self.s.steps, self.s.shift, schedule="wan22")
+
+    def decode(self, window: Window, latent: torch.Tensor) -> torch.Tensor:
+        return super().decode(window, latent[:, 1:])  # the reference slot is dropped
+
+    def next_carry(self, window: Window, video: torch.Tensor) -> torch.Tensor:
+        """The next clip's refert frames [3, refert, H, W]: this clip's last decoded frames."""
+        return video[:, -self.s.refert_frames:].float().cpu()
 
 
 def _run_key(model, vae, plan: AnimatePlan, s: AnimateSettings) -> str:
@@ -242,7 +224,10 @@ def _run_key(model, vae, plan: AnimatePlan, s: AnimateSettings) -> str:
     d = Digest()
     d.add("kind", "wananimate")
     d.add("revision", STORE_FORMAT_REVISION)
-    d.add("settings", key_settings(s))  # speed options at their defaults leave the key as before they existed
+    settings = key_settings(s)  # speed options at their defaults leave the key as before they existed
+    if s.vae_precision == AnimateSettings.vae_precision:
+        settings.pop("vae_precision")  # likewise the VAE precision, added later
+    d.add("settings", settings)
     d.add("size", [plan.real_len, plan.height, plan.width])
     d.add("model_config", {k: v for k, v in (getattr(model, "config", {}) or {}).items()})
     d.add("model_dtype", str(getattr(model, "compute_dtype", "")))
@@ -300,22 +285,10 @@ def generate_animate(
                   passes=plan.pass_names),
         lock_wait=lock_wait,
     )
-    if store.complete:
-        log.info("WanAnimate: all %d clips of this run are already on disk (%s); nothing to do", len(plan.clips),
-                 store.path)
-        store.release()
-        return store
-    if store.finished_windows and store.windows_to_make():
-        log.info("WanAnimate: resuming at clip %d/%d: %d finished clips (%d frames) found in %s",
-                 store.windows_to_make()[0] + 1, len(plan.clips), store.finished_windows, len(store), store.path)
-    try:
-        runner = AnimateClipRunner(model, vae, plan, s, store, on_progress, should_stop)
-        runner.prepare_model = prepare_model
-        run_windows(runner, plan.clips, store, on_window_done)
-        store.mark_complete()
-    finally:
-        store.release()  # the run is over: another process may use (resume, read) this folder now
-    return store
+    runner_args = dict(model=model, vae=vae, plan=plan, s=s, windows=plan.clips, on_progress=on_progress,
+                       should_stop=should_stop, prepare_model=prepare_model)
+    return run_job(store, AnimateClipRunner, runner_args, on_window_done=on_window_done,
+                   vae_precision=s.vae_precision)
 
 
 __all__ = ["AnimatePlan", "AnimateSettings", "GenerationInterrupted", "generate_animate", "i2v_mask", "plan_animate"]

@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from .. import outputs
-from ..errors import InputError, NonFiniteError, OutputError, VideoWriteError, WanVideoError
+from ..errors import InputError, Interrupted, NonFiniteError, OutputError, VideoWriteError
 from . import ffmpeg_locate
 from .audio_track import AudioTrack, fps_fraction, prepare_audio
 from .fallback_writers import Cv2Writer, ImageioWriter, PyAVWriter
@@ -37,7 +37,7 @@ FIX_HINT = ("To get an H.264 MP4 with sound that plays everywhere: install image
             "(`python -m pip install imageio-ffmpeg`) or set WANVIDEO_FFMPEG=/path/to/ffmpeg.")
 
 
-class EncodingInterrupted(WanVideoError):
+class EncodingInterrupted(Interrupted):
     """Encoding was stopped by the interrupt check; `path` holds the playable video of the frames written."""
 
     def __init__(self, message: str, path: str | None, frames: int):
