@@ -116,7 +116,7 @@ class Inputs:
 
 
 class Ours:
-    """Our sampler's step, as sampling/loop.py runs it (denoise.py) (PassRunner, combine, FlowSolver)."""
+    """Our sampler's step, as sampling/denoise.py runs it (PassRunner, combine, FlowSolver)."""
 
     def __init__(self, model, inp: Inputs, cfg: float, audio_cfg: float, steps: int, batching: str):
         self.model, self.inp, self.cfg, self.audio_cfg, self.steps = model, inp, cfg, audio_cfg, steps

@@ -114,7 +114,7 @@ def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = Tru
     """{kind: path} for every model the run needs: given paths first, then a search of --models-dir.
 
     model_kind: what `--model` is: "model" (Wan2.1 I2V 14B) or "animate" (Wan2.2-Animate-14B)."""
-    out = {}
+    out: dict = {}
     kinds = [k for k in ModelPaths.FILES if need_audio or k not in ("infinitetalk", "wav2vec")]
     for option in kinds:
         given = getattr(paths, option)

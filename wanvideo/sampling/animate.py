@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..contracts import ClipEncoder, VideoVAE
 from ..errors import InputError
 from ..video.frame_store import FrameStore
 from .animate_clips import padded_source_index, plan_clips
@@ -92,16 +93,17 @@ def plan_animate(model, image, clip_fea, pose, face, background, mask, context, 
     if (background is None) != (mask is None):
         raise InputError("character replacement needs both the background video and the person mask video; "
                          "for animation leave both unconnected")
-    videos = {"pose": DrivingVideo(pose, "pose"), "face": DrivingVideo(face, "face"),
+    pose_video, face_video = DrivingVideo(pose, "pose"), DrivingVideo(face, "face")
+    videos = {"pose": pose_video, "face": face_video,
               "background": DrivingVideo(background, "background") if background is not None else None,
               "mask": DrivingVideo(mask, "mask") if mask is not None else None}
     face_size = int(config["motion_encoder"]["size"])
-    check_face_video(videos["face"], face_size)
+    check_face_video(face_video, face_size)
     real_len = driving_length(videos)
     if s.max_frames:
         real_len = min(real_len, s.max_frames)
     clips, target = plan_clips(real_len, s.clip_len, s.refert_frames)
-    height, width = output_size(videos["pose"], s.width, s.height)
+    height, width = output_size(pose_video, s.width, s.height)
     reference = letterbox(ReferenceFrames(image).rgb(0), height, width) * 2.0 - 1.0
     ctx = prepare_context(context, config["text_dim"], config["text_len"], "positive")
     ctx_null = prepare_context(context_null, config["text_dim"], config["text_len"], "negative")
@@ -114,7 +116,7 @@ def plan_animate(model, image, clip_fea, pose, face, background, mask, context, 
                        clips, height, width, ctx, ctx_null, clip_row, pass_names, face_size)
 
 
-def encode_reference(clip_encoder, reference: torch.Tensor) -> torch.Tensor:
+def encode_reference(clip_encoder: ClipEncoder, reference: torch.Tensor) -> torch.Tensor:
     """[1, 257, clip_dim]: the CLIP features of the character image as the model sees it, letterboxed to the output
     size (the official loop encodes that image; the command line does the same)."""
     with torch.no_grad():
@@ -146,7 +148,7 @@ class AnimateClipRunner(WindowRunner):
     unit = "clip"
     carry_name = CARRY
 
-    def __init__(self, model, vae, plan: AnimatePlan, s: AnimateSettings, store: FrameStore, windows: list,
+    def __init__(self, model, vae: VideoVAE, plan: AnimatePlan, s: AnimateSettings, store: FrameStore, windows: list,
                  on_progress: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
                  prepare_model: Callable[[tuple], None] | None = None):
         super().__init__(model, vae, s, store, windows, plan.real_len, plan.height, plan.width, on_progress,
@@ -263,14 +265,14 @@ def generate_animate(
     should_stop: Callable[[], bool] | None = None,
     on_window_done: Callable[[int, FrameStore], None] | None = None,
     prepare_model: Callable[[tuple], None] | None = None,
-    clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    clip_encoder: ClipEncoder | None = None,
     lock_wait: float = 0.0,
 ) -> FrameStore:
     """Animate `image` with the driving clip (pose + face videos), or replace the person in it (+ background and
     mask videos), into a FrameStore under `store_root` of exactly the driving length (resuming a matching
     unfinished store). Frames: anything indexable of H×W×C (IMAGE batches in 0..1, uint8 arrays).
     prepare_model: called with each clip's latent shape [1, 16, T, h, w] before its denoising (a host loads the
-    weights there, see loop.generate).
+    weights there, see talk.generate).
     clip_encoder: optional CLIP ViT-H image encoder, pixels [3, H, W] in 0..1 -> [257, clip_dim] (or [1, 257, ...]).
     Given, the CLIP features come from the letterboxed character image, as in the official loop, and `clip_fea`
     is not used.

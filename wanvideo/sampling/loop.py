@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..contracts import VideoVAE
 from ..errors import NonFiniteError
 from ..video.frame_store import FrameStore
 from .apg import window_guide
@@ -59,7 +60,7 @@ class WindowRunner:
     unit = "window"  # what a window is called in messages ("window", "clip")
     carry_name = "carry"  # what a window hands to the next, kept in the store's state under this name
 
-    def __init__(self, model, vae, s, store: FrameStore, windows: list, total: int, height: int, width: int,
+    def __init__(self, model, vae: VideoVAE, s, store: FrameStore, windows: list, total: int, height: int, width: int,
                  on_progress: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
                  prepare_model: Callable[[tuple], None] | None = None):
         self.model, self.vae, self.s, self.store = model, vae, s, store

@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from ..contracts import ClipEncoder, VideoVAE
 from ..errors import InputError
 from ..video.frame_store import FrameStore
 from .color import match_and_blend_colors
@@ -63,7 +64,7 @@ def generate(
     should_stop: Callable[[], bool] | None = None,
     on_window_done: Callable[[int, FrameStore], None] | None = None,
     prepare_model: Callable[[tuple], None] | None = None,
-    clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    clip_encoder: ClipEncoder | None = None,
     lock_wait: float = 0.0,
 ) -> FrameStore:
     """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
@@ -111,7 +112,7 @@ class RunPlan:
     num_speakers: int
     audio_window: int
     clip_dim: int = 1280
-    clip_encoder: Callable | None = None
+    clip_encoder: ClipEncoder | None = None
 
     @property
     def lat_h(self) -> int:
@@ -184,7 +185,7 @@ class TalkWindowRunner(WindowRunner):
     unit = "window"
     carry_name = "motion_latent"  # what a window hands to the next, kept in the store's state
 
-    def __init__(self, model, vae, plan: RunPlan, audio, s: SamplerSettings, store: FrameStore, windows: list,
+    def __init__(self, model, vae: VideoVAE, plan: RunPlan, audio, s: SamplerSettings, store: FrameStore, windows: list,
                  on_progress: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
                  prepare_model: Callable[[tuple], None] | None = None):
         super().__init__(model, vae, s, store, windows, plan.total, plan.height, plan.width, on_progress,
