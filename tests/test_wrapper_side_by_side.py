@@ -1,7 +1,7 @@
 """scripts/compare_wrapper/wrapper_side_by_side.py: our model against the wrapper's (kijai/ComfyUI-WanVideoWrapper) on the same weights.
 
 The end-to-end check needs checkouts of the wrapper and of ComfyUI, which are never part of this repository: set
-WANVIDEO_WRAPPER_CHECKOUT and WANVIDEO_COMFYUI_CHECKOUT to them (see README, "Speed"); without them it is skipped
+WANVIDEO_WRAPPER_CHECKOUT and WANVIDEO_COMFYUI_CHECKOUT to them (see docs/developing.md); without them it is skipped
 (CI has no network to fetch them). The key mapping and the placeholder modules are checked everywhere.
 """
 import os

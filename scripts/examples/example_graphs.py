@@ -1,7 +1,7 @@
 """The example graphs written by `scripts/examples/build_examples.py` (see there).
 
 Model file names are those of the common repacks (Comfy-Org, Kijai); the recommended settings are the
-step-distillation LoRA ones (6 steps, cfg 1, audio_cfg 3): see the README's "Recommended settings".
+step-distillation LoRA ones (6 steps, cfg 1, audio_cfg 3): see docs/sampler.md, "Recommended settings".
 """
 from example_models import MODELS, NEGATIVE_PROMPT, models_note
 

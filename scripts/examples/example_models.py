@@ -41,7 +41,7 @@ MODELS = {
 def models_note(files, extra=""):
     lines = ["## Model files for this workflow", "",
              "Download each file and put it in the ComfyUI folder shown (then press **R** in the UI to refresh "
-             "the lists). The full table, with other precisions, is in the pack's README.", ""]
+             "the lists). The full table, with other precisions, is in the pack's docs/models.md.", ""]
     for name in files:
         folder, url = MODELS[name]
         lines.append(f"- `models/{folder}/` ← [{name}]({url})")

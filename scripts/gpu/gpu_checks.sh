@@ -20,7 +20,7 @@
 #   gguf_forward  benchmarks/gguf_forward.py GPU part (Q8_0 / Q4_0 vs bf16)
 #   multi_gpu     benchmarks/multi_gpu.py, only with more than one GPU
 # Every check prints RESULT name=value lines, plus RESULT check_<name>_rc= and check_<name>_seconds=.
-# The whole log and the RESULT lines are also written to $OUT (the device tool brings them back).
+# The whole log and the RESULT lines are also written to $OUT (a remote runner can collect them from there).
 set -u
 cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python3}"

@@ -111,7 +111,7 @@ def _add_model_options(m) -> None:
 
 def _add_speed_options(p) -> None:
     """The speed options (guidance passes, APG, step cache, compile, fp8 matmul): the same for both commands."""
-    speed = p.add_argument_group("speed (see the README's speed options)")
+    speed = p.add_argument_group("speed (see docs/speed.md)")
     for settings_cls in (GuidanceOptions, CacheOptions, SpeedSettings):
         add_arguments(speed, settings_cls)
 

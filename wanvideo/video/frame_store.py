@@ -12,8 +12,7 @@ continues exactly where the run stopped, and a damaged segment anywhere (sha256
 per segment and per state in the manifest) is regenerated alone from the state
 before it: the windows before and after it are reused. Where that state is lost
 too, the run goes back to the nearest window whose state survives (the minimal
-span). Cost: one state file per window (see README, "What happens when things
-go wrong").
+span). Cost: one state file per window (see docs/failures.md).
 
 Consumers rely only on `len(store)`, `store.fps`, `store.width`,
 `store.height` and `store.iter_frames()` (H×W×3 uint8 arrays, in order).
