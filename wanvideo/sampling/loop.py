@@ -161,7 +161,7 @@ def run_job(store: FrameStore, runner_type: type[WindowRunner], runner_args: dic
             log.info("%s: resuming at %s %d/%d: %d finished %ss (%d frames) found in %s", label, unit,
                      store.windows_to_make()[0] + 1, len(windows), store.finished_windows, unit, len(store), store.path)
         runner = runner_type(store=store, **runner_args)
-        with use_vae_precision(runner_args["vae"], vae_precision):
+        with use_vae_precision(runner_args["vae"], vae_precision, label):
             run_windows(runner, windows, store, on_window_done)
         store.mark_complete()
     finally:
@@ -169,14 +169,13 @@ def run_job(store: FrameStore, runner_type: type[WindowRunner], runner_args: dic
     return store
 
 
-def use_vae_precision(vae, name: str):
+def use_vae_precision(vae, name: str, label: str = "WanVideo InfiniteTalk"):
     """The VAE's own precision switch (vae.py, the node's HostWanVAE); other VAE objects run as they are."""
     switch = getattr(vae, "precision", None)
     if callable(switch):
         return switch(name)
     if name == "fp32":
-        log.info("WanVideo InfiniteTalk: this VAE object (%s) has no precision switch; it runs as loaded",
-                 type(vae).__name__)
+        log.info("%s: this VAE object (%s) has no precision switch; it runs as loaded", label, type(vae).__name__)
     return nullcontext()
 
 
