@@ -154,7 +154,11 @@ def settings_from_inputs(settings_cls, values: dict, what: str):
     unknown = sorted(set(values) - set(options_of(settings_cls)))
     if unknown:
         raise InputError(f"unknown {what} input(s): {', '.join(unknown)}")
-    return settings_cls(**values)
+    settings = settings_cls(**values)
+    from .validation import check_settings  # the registry's own checks (imports this module)
+
+    check_settings(settings)
+    return settings
 
 
 def _bool_arg(text: str) -> bool:

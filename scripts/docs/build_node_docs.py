@@ -37,6 +37,7 @@ TOPIC_PAGES = (
     ("InfiniteTalkModelSpeed", "speed.md"),
     ("InfiniteTalkMultiGPU", "several-gpus.md"),
     ("InfiniteTalkLongCat", "longcat.md"),
+    ("InfiniteTalkPromptsPerWindow", "controls.md"),
     ("InfiniteTalk", "sampler.md"),
 )
 

@@ -63,7 +63,8 @@ def _prompts(g, clip, text, x=INPUTS):
 def _sampler(g, x=SAMPLER, **widgets):
     values = {"width": 0, "height": 0, "size_bucket": "480p", "frame_window": 81, "motion_frames": 9, "steps": 6,
               "shift": 7.0, "cfg": 1.0, "audio_cfg": 3.0, "scheduler": "euler", "seed": 42,
-              "color_correction": 1.0, "max_frames": 0, "frames_folder": "temp", "vae_precision": "fp32"}
+              "color_correction": 1.0, "max_frames": 0, "frames_folder": "temp", "vae_precision": "fp32",
+              "audio_scale": 1.0, "face_only": False, "face_margin": 0.25, "mask_feather": 8}
     values.update(widgets)
     return g.add("InfiniteTalkSampler", (x, None), values, size=(360, 0))
 
@@ -163,8 +164,13 @@ def video_dubbing(g):
                        "follow the source while the lips follow the new speech. The output is as long as the "
                        "speech; past the end of the clip its last frame conditions the rest.\n\n"
                        "CLIP Vision Encode gets the whole clip (one image feature per frame): for very long clips "
-                       "feed it the first frame only to save memory."),
-           (NOTES, None), size=(440, 640))
+                       "feed it the first frame only to save memory.\n\n"
+                       "**Face-only** (`face_only` on, as here): only the face changes; hands, body, background "
+                       "and camera keep the source's pixels. The face is found in every frame as the largest "
+                       "skin-coloured area; where that is wrong, paint the region in a *Load Image* mask editor "
+                       "(the video's size) and connect its MASK to `edit_mask`. Turn `face_only` off to "
+                       "regenerate the whole frame (the reference's dubbing)."),
+           (NOTES, None), size=(440, 800))
     g.note(SETTINGS_NOTE, (NOTES, None), size=(440, 330))
     loader, clip, vision, vae = _loaders(g, IT_SINGLE)
     pos, neg = _prompts(g, clip, "A person is talking to the camera, natural head movements, clear lip movements.")
@@ -178,7 +184,7 @@ def video_dubbing(g):
     g.link(wav2vec, "wav2vec", embeds, "wav2vec")
     g.link(audio, "AUDIO", embeds, "audio_1")
     encode = _clip_vision_encode(g, vision, (parts, "images"))
-    sampler = _sampler(g)
+    sampler = _sampler(g, face_only=True)
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (parts, "images", "image"),
                           (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (vision, "CLIP_VISION", "clip_vision"),
                           (embeds, "audio_embeds", "audio_embeds"),

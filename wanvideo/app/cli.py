@@ -24,6 +24,7 @@ from ..sampling.animate_settings import AnimateSettings
 from ..sampling.cache import CacheOptions
 from ..sampling.guidance_settings import GuidanceOptions
 from ..sampling.settings import SamplerSettings
+from ..validation import check_command_line
 from ..video.run_lock import RunLockSettings
 
 EPILOG = """\
@@ -60,8 +61,16 @@ def _add_generate(sub):
     src.add_argument("--audio-2", help="speech of a second person (two people in the picture)")
     add_argument(src, AudioSettings, "speaker_mode")
     src.add_argument("--output", required=True, help="the MP4 to write (H.264 + AAC)")
-    src.add_argument("--prompt", default=None, help="what the video shows (default: a neutral talking-person prompt)")
+    src.add_argument("--prompt", default=None, help="what the video shows (default: a neutral talking-person "
+                     "prompt); several prompts separated by '|' (\"a | b | c\"): prompt k for window k, the last for "
+                     "the windows after it")
     src.add_argument("--negative-prompt", default=None, help="what to avoid (default: the reference's list)")
+    d = p.add_argument_group("face-only dubbing (with --video; see docs/controls.md)")
+    add_argument(d, SamplerSettings, "face_only")
+    d.add_argument("--edit-mask", metavar="FILE", help="where the picture may change (white): an image (one mask for "
+                   "every frame) or a video of masks (one per frame), the source video's size; the rest stays the "
+                   "source's pixels")
+    add_arguments(d, SamplerSettings, "face_margin", "mask_feather")
 
     s = p.add_argument_group("sampling (defaults: the reference's, from wanvideo.sampling.SamplerSettings)")
     # steps/cfg/audio_cfg: None = decided at run time (the tiny embedded set and step-distillation LoRAs need other values)
@@ -74,7 +83,7 @@ def _add_generate(sub):
     add_arguments(s, SamplerSettings, "shift", "scheduler", "seed", "width", "height")
     add_argument(s, SamplerSettings, "size_bucket", flag="--size")
     add_arguments(s, SamplerSettings, "frame_window", "motion_frames", "max_frames", "fps", "color_correction",
-                  "vae_precision")
+                  "vae_precision", "audio_scale")
 
     m = p.add_argument_group("models (none given: the embedded tiny random-weight set)")
     m.add_argument("--model", help="Wan2.1 I2V 14B weights (diffusion_models)")
@@ -178,10 +187,12 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(message)s")
     try:
+        check_command_line(args, parser)  # every option, before any file is read or model loaded
         if args.command == "write-tiny-models":
             from ..tiny.files import write_tiny_models
 

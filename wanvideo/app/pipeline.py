@@ -18,16 +18,22 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..audio.settings import AudioSettings
+from ..errors import InputError
 from ..model.settings import LoaderSettings, SpeedSettings
+from ..progress_log import logged_progress
 from ..sampling.conditioning import ReferenceFrames
+from ..sampling.edit_mask import check_edit_inputs
 from ..sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from ..sampling.settings import SamplerSettings
 from ..sampling.sizes import resolve_size
 from ..sampling.vae import load_wan_vae
+from ..sampling.window_prompts import split_prompts, stand_in_context
 from ..torch_inputs import parse_device
+from ..video.work_folder import holding_work_folder
 from .jobs import (
     EMBEDDED_NOTICE,
     GenerateResult,
@@ -38,9 +44,9 @@ from .jobs import (
     settings_from_args,
     write_from_store,
 )
-from .media import need_file, read_audio, read_image, read_video
+from .media import IMAGE_EXTENSIONS, need_file, read_audio, read_image, read_video
 from .model_files import ModelPaths, resolve_models
-from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
+from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir, checked_work_folder
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,7 @@ class GenerateRequest:
     audio_2: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
+    edit_mask: str | None = None  # face-only dubbing: an image or a video of masks (white = may change)
     steps: int | None = None  # None: see AUTO_SAMPLING
     cfg: float | None = None
     audio_cfg: float | None = None
@@ -130,7 +137,9 @@ def _encode_conditioning(req, files, device, frames, windows_starts, size):
     log.info("encoding the prompt with %s", os.path.basename(files["text_encoder"]))
     text = load_text_encoder(files["text_encoder"], dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
                              device=device)
-    context = text.encode(req.prompt if req.prompt is not None else DEFAULT_PROMPT)[None]
+    # "a | b | c": one prompt per window (sampling/window_prompts.py)
+    prompts = split_prompts(req.prompt) or [DEFAULT_PROMPT]
+    context = [text.encode(p)[None] for p in prompts] if len(prompts) > 1 else text.encode(prompts[0])[None]
     # As the reference: an empty negative prompt means the InfiniteTalk config's default one.
     negative = req.negative_prompt or DEFAULT_NEGATIVE_PROMPT
     context_null = text.encode(negative)[None]
@@ -212,7 +221,14 @@ def sampler_settings(req: GenerateRequest, embedded: bool, src_h: int, src_w: in
 
 
 def make_video_file(req: GenerateRequest) -> GenerateResult:
-    """Run the whole job; the MP4 is written to `req.output`."""
+    """Run the whole job; the MP4 is written to `req.output`. The work folder is held from the first check to the
+    last file removed (another run of the same command waits, `--wait-for-lock`)."""
+    work = checked_work_folder(req)
+    with holding_work_folder(work, req.wait_for_lock, remove_when_empty=req.work_dir is None):
+        return _make_video_file(req)
+
+
+def _make_video_file(req: GenerateRequest) -> GenerateResult:
     from ..audio import build_audio_embeddings
     from ..sampling import generate as sample_video
     from ..sampling import plan_windows
@@ -225,10 +241,13 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         need_file(req.image, "portrait", "--image")
     else:
         need_file(req.video, "source video", "--video")
+    if req.edit_mask:
+        need_file(req.edit_mask, "edit mask", "--edit-mask")
     output = check_output(req.output)
     work = req.work_dir or (output + ".parts")
     check_work_dir(work, "--work-dir" if req.work_dir else "the work folder (--work-dir)")
     check_numbers(req)
+    prompts = split_prompts(req.prompt)  # an empty prompt between '|' is named before any work
     device = parse_device(req.device, "--device")
     two = req.audio_2 is not None
     embedded = req.models.embedded
@@ -249,6 +268,8 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     if embedded:
         print(EMBEDDED_NOTICE, file=sys.stderr)  # noqa: T201 - the CLI's user must see this even without logging
     settings = sampler_settings(req, embedded, src_h, src_w)
+    edit_mask = read_edit_mask(req.edit_mask) if req.edit_mask else None
+    check_edit_inputs(edit_mask, settings, ReferenceFrames(frames))  # before any model loads
 
     # Speech -> embeddings (the same engine function as the audio embeds node).
     if embedded:
@@ -263,7 +284,7 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     log.info("embedding the speech")
     embeds = build_audio_embeddings(encoder, wave_1, rate_1, wave_2, rate_2, mode=req.audio_settings.speaker_mode,
                                     fps=settings.fps, normalize_loudness=req.audio_settings.normalize_loudness,
-                                    frame_limit=settings.max_frames)
+                                    frame_limit=settings.max_frames, callback=logged_progress("embedding the speech"))
     total = embeds.num_frames
     if not embedded:
         del wav2vec
@@ -272,13 +293,17 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
         size = resolve_size(settings.width, settings.height, src_h, src_w, settings.size_bucket)
         models = _load_real(req, files, device, frames, starts, size)
 
+    if embedded and prompts and len(prompts) > 1:
+        # the tiny set has no text encoder: the first prompt keeps its stand-in, the others get one from their text
+        models.context = [models.context if p == prompts[0] else stand_in_context(p, models.context)
+                          for p in prompts]
     os.makedirs(work, exist_ok=True)
     bars = ProgressBars(req.quiet)
 
     def sample(dit):
         return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
                             context_null=models.context_null, settings=settings, store_root=work, on_progress=bars,
-                            lock_wait=req.wait_for_lock)
+                            lock_wait=req.wait_for_lock, edit_mask=edit_mask)
 
     try:
         if req.sequence_parallel:  # under torchrun: the other ranks run each DiT call with us (wanvideo.app.multi_gpu)
@@ -296,3 +321,26 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     else:
         audio, rate = wave_1, rate_1
     return write_from_store(store, output, audio, rate, req, work, embedded)
+
+
+def read_edit_mask(path: str) -> torch.Tensor:
+    """--edit-mask: an image (one mask for every frame) or a video (one per frame) -> [N, H, W] in 0..1, white =
+    may change."""
+    from ..images import read_image_file
+
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        rgb = read_image_file(path, f"--edit-mask {path}")[None]
+    else:
+        import av
+
+        try:
+            with av.open(path) as container:
+                if not container.streams.video:
+                    raise InputError(f"--edit-mask {path}: neither an image nor a video")
+                rgb = [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+        except av.error.FFmpegError as exc:
+            raise InputError(f"--edit-mask {path}: cannot decode it as an image or a video ({exc})") from None
+        if not rgb:
+            raise InputError(f"--edit-mask {path}: the video has no frames")
+        rgb = np.stack(rgb)
+    return torch.from_numpy(rgb.astype(np.float32).mean(-1) / 255.0)

@@ -192,16 +192,18 @@ class WanInfiniteTalkModel(nn.Module):
 
     # ----- forward ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def forward(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None, step_cache=None):
+    def forward(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None, step_cache=None,
+                audio_scale=1.0):
         """x [B,16,F,H,W] noisy latents; t [B] timesteps (0..1000); context [B,L,text_dim] text tokens (L <= text_len);
         clip_fea [B,257,clip_dim]; y [B,20,F,H,W] mask + reference latents; audio [speakers, frames, window, layers,
         channels] shared by the batch, or [B, speakers, ...] one per batch row (batched guidance), or None to skip
         the audio adapter (plain Wan I2V); ref_target_masks [3,H,W] (speaker 1, speaker 2, background; used with two
-        speakers); step_cache: a step cache's plan for this call (see step_residuals; None: run every row's blocks).
-        Returns [B,16,F,H,W] float32.
+        speakers); step_cache: a step cache's plan for this call (see step_residuals; None: run every row's blocks);
+        audio_scale: multiplies the audio cross-attention's output in every block (1: the reference; 0: the audio
+        adapter contributes nothing, as with audio=None). Returns [B,16,F,H,W] float32.
 
         The same computation in three public parts (`embed`, `run_blocks`, `finish`)."""
-        h, e, e0, state = self.embed(x, t, context, clip_fea, y, audio, ref_target_masks)
+        h, e, e0, state = self.embed(x, t, context, clip_fea, y, audio, ref_target_masks, audio_scale)
         return self.finish(self.run_blocks_cached(h, e0, state, step_cache), e, state)
 
     @property
@@ -219,7 +221,7 @@ class WanInfiniteTalkModel(nn.Module):
         return e, self.time_projection(e).unflatten(1, (6, cfg["dim"]))
 
     @torch.no_grad()
-    def embed(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None):
+    def embed(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None, audio_scale=1.0):
         """Inputs -> (tokens h [B, L, dim] (this rank's share under sequence parallel), time embedding e [B, dim],
         block modulation e0 [B, 6, dim], ForwardState)."""
         t = torch.as_tensor(t)
@@ -229,6 +231,7 @@ class WanInfiniteTalkModel(nn.Module):
         h = h.flatten(2).transpose(1, 2)
         if audio is not None:
             self._prepare_audio(state, audio, ref_target_masks)
+            state.audio_scale = check_audio_scale(audio_scale)
         return self._shard_tokens(h, state), e, e0, state
 
     @torch.no_grad()
@@ -325,6 +328,14 @@ class WanInfiniteTalkModel(nn.Module):
     def extra_repr(self) -> str:
         n = sum(p.numel() for p in self.parameters())
         return f"params={n / 1e9:.2f}B, dtype={self.compute_dtype}, device={self.main_device}"
+
+
+def check_audio_scale(value) -> float:
+    """The audio strength as a finite float (an InputError otherwise)."""
+    scale = float(value)
+    if not math.isfinite(scale):
+        raise InputError(f"audio_scale must be a finite number, got {value!r}")
+    return scale
 
 
 def flops_per_forward(config: dict, latent_shape, text_tokens=None, speakers=1) -> float:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from ..errors import InputError
 from ..options import option
+from ..validation import check_settings
 from .animate_clips import DEFAULT_CLIP_LEN, REFERT_CHOICES, check_clip
 from .cache import CacheOptions
 from .guidance_settings import GuidanceOptions
@@ -56,6 +57,7 @@ class AnimateSettings(GuidanceOptions, CacheOptions):
         "of VRAM, ~1.5-2x the VAE's time); the refert frames' rounding no longer feeds forward from clip to clip."))
 
     def validated(self) -> "AnimateSettings":
+        check_settings(self)  # the registry's ranges, steps and choices, and the rules between options
         s = AnimateSettings(**asdict(self))
         s.clip_len, s.refert_frames, s.steps = int(s.clip_len), int(s.refert_frames), int(s.steps)
         check_clip(s.clip_len, s.refert_frames)

@@ -61,12 +61,15 @@ def denoise_window(
     *,
     predict: Callable | None = None,
     guide: Callable | None = None,
+    blend: Callable | None = None,
 ) -> torch.Tensor:
     """Denoise one window's latent [16, T, h, w]; `passes` maps pass name -> model keyword arguments.
 
     The motion latent (its first frames) is written into the latent before every model call and after
     every step, so those frames stay clean, as in the reference. `predict(x, t, step)` runs a step's passes
     (default: one model call per pass; see passes.PassRunner), `guide(preds)` combines them (default: CFG).
+    `blend(latent, i)`: face-only dubbing's source blend at step i's noise level (i = steps: the clean end; see
+    edit_mask.py), before every model call and after the last step.
     """
     predict = predict or PassRunner(model, passes, should_stop=should_stop)
     guide = guide or (lambda preds: combine(preds, cfg, audio_cfg, has_audio))
@@ -75,6 +78,8 @@ def denoise_window(
     for i in range(solver.num_steps):
         if should_stop is not None and should_stop():
             raise GenerationInterrupted(f"stopped before step {i + 1}/{solver.num_steps}")
+        if blend is not None:
+            latent = blend(latent, i)
         latent[:, :n_motion] = motion_latent
         t = solver.timesteps[i:i + 1].to(latent.device)
         preds = predict(latent[None], t, i)
@@ -88,4 +93,7 @@ def denoise_window(
         latent[:, :n_motion] = motion_latent
         if on_step is not None:
             on_step(i + 1)
+    if blend is not None:
+        latent = blend(latent, solver.num_steps)
+        latent[:, :n_motion] = motion_latent
     return latent

@@ -21,6 +21,7 @@ sets `label`, `unit`, `carry_name` and implements the hooks:
     latent_shape(window) -> (16, T, h, w)           the window's latent
     solver() -> FlowSolver                          the window's schedule (default: InfiniteTalk's)
     guidance() -> (cfg, audio_cfg, has_audio)       the scales the window's guidance combines
+    edit_region(window, noise, solver) -> region    default None; else blend(latent, i) and composite(video)
     decode(window, latent) -> video [3, F, H, W]    default: the whole latent through vae_call
     postprocess(window, video) -> video             default: unchanged (InfiniteTalk: colour correction)
     next_carry(window, video) -> carry              what the next window needs (only called when one follows)
@@ -94,12 +95,15 @@ class WindowRunner:
             # The host loads the weights (making room first) before the batching choice measures free memory.
             self.prepare_model((1, *shape))
         noise = window_noise(s.seed, window.index, shape, self.device)
+        solver = self.solver()
+        region = self.edit_region(window, noise, solver)
         predict = self.pass_runner(passes, shape)
         cfg, audio_cfg, has_audio = self.guidance()
         with torch.no_grad():
-            latent = denoise_window(self.model, noise, clean, self.solver(), passes, cfg, audio_cfg, has_audio,
+            latent = denoise_window(self.model, noise, clean, solver, passes, cfg, audio_cfg, has_audio,
                                     on_step=lambda i: self.report(window, i), should_stop=self.should_stop,
-                                    predict=predict, guide=window_guide(s, cfg, audio_cfg, has_audio))
+                                    predict=predict, guide=window_guide(s, cfg, audio_cfg, has_audio),
+                                    blend=region.blend if region is not None else None)
             del noise, passes, clean
             video = self.decode(window, latent)
             del latent
@@ -107,6 +111,8 @@ class WindowRunner:
                 raise NonFiniteError("the VAE decoded NaN/infinite pixels (they would be black frames): the VAE file is "
                                      "damaged, or it overflowed in fp16 (use a bf16 or fp32 VAE)")
             video = self.postprocess(window, video)
+            if region is not None:  # the given pixels outside the region (the carried frames too)
+                video = region.composite(video)
             next_carry = self.next_carry(window, video) if window.index < len(self.windows) - 1 else None
             kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
             del video
@@ -133,6 +139,11 @@ class WindowRunner:
 
     def guidance(self) -> tuple[float, float, bool]:
         return self.s.cfg, 1.0, False
+
+    def edit_region(self, window: Window, noise: torch.Tensor, solver: FlowSolver):
+        """None (the whole frame is generated), or the window's region to change: `blend(latent, i)` during
+        denoising and `composite(video)` after decoding (edit_mask.py: face-only dubbing)."""
+        return None
 
     def decode(self, window: Window, latent: torch.Tensor) -> torch.Tensor:
         return self.vae_call(window, DECODE, latent, self.s.steps)
