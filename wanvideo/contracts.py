@@ -40,6 +40,16 @@ class ClipEncoder(Protocol):
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
 
 
+class LoopRunner(Protocol):
+    """What `run_windows` (wanvideo/sampling/loop.py) drives: `run(window, carry)` samples, decodes and stores one
+    window and returns what the next needs, kept in the store under `carry_name`. The `WindowRunner` base class
+    meets it with the whole window recipe; a model may also bring its own (`unit`, `should_stop` optional)."""
+
+    carry_name: str
+
+    def run(self, window, carry): ...
+
+
 class VideoWriter(Protocol):
     """One video file being encoded: `open()`, `write(frame)` per frame, then `finish()`, or `abort()` on failure
     (removes the partial file). The ffmpeg writer and the PyAV / cv2 / imageio fallbacks (wanvideo/video/)."""

@@ -246,7 +246,7 @@ def check_command_line(args, parser) -> None:
     values = vars(args)
     for settings_cls in classes:
         check_options(settings_cls, values, label)
-    rules({k: v for k, v in values.items() if v is not None}, label)  # type: ignore[misc]  # set with classes
+    rules({k: v for k, v in values.items() if v is not None}, label)
     check_work_dir(values.get("work_dir"), values.get("output") or "", label)
 
 

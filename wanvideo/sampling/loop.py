@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..contracts import VideoVAE
+from ..contracts import LoopRunner, VideoVAE
 from ..errors import NonFiniteError
 from ..video.frame_store import FrameStore
 from .apg import window_guide
@@ -198,7 +198,7 @@ def check_speed_options(model, s) -> None:
         use_batched_passes("batched", model, {COND: {}, DROP_TEXT: {}}, (1, 1, 1))  # raises the clear error
 
 
-def run_windows(runner: WindowRunner, windows: list, store: FrameStore, on_window_done=None) -> None:
+def run_windows(runner: LoopRunner, windows: list, store: FrameStore, on_window_done=None) -> None:
     """The one window loop: every window not (or no longer) on disk, in order, for any model's runner.
 
     runner.run(window, carry) samples, decodes and stores one window and returns what the next window needs
