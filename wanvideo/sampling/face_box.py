@@ -78,7 +78,8 @@ def face_boxes(frames, count: int) -> np.ndarray:
     if not have:
         raise InputError("face_only found no face in the source video (it looks for the largest skin-coloured "
                          "area): draw the region to change and connect it as edit_mask (--edit-mask) instead")
-    boxes = np.array([found[min(have, key=lambda j, i=i: abs(j - i))] for i in range(count)], dtype=np.float64)
+    boxes = np.array([found[min(have, key=lambda j, i=i: abs(j - i))]  # type: ignore[misc]  # a default-argument lambda
+                      for i in range(count)], dtype=np.float64)
     half = _SMOOTH_FRAMES // 2
     padded = np.concatenate([boxes[:1].repeat(half, 0), boxes, boxes[-1:].repeat(half, 0)])
     return np.stack([np.median(padded[i:i + _SMOOTH_FRAMES], axis=0) for i in range(count)])

@@ -113,6 +113,8 @@ def decode_segment(path: str, skip: int = 0, count: int | None = None) -> Iterat
 class FrameStore:
     """Frames on disk, written window by window. Open an existing store with `FrameStore(path)`."""
 
+    _lock: RunLock  # held by a store that open_for_run returned, until release()
+
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
         manifest_path = os.path.join(self.path, MANIFEST)
