@@ -138,6 +138,10 @@ def legacy_inputs(kwargs: dict) -> dict:
     {'speakers': choice, 'speaker_1_mask': ..., ...}; its masks become the V1 `speaker_*_mask` arguments. A mask
     linked at the top level (a workflow saved before the combo existed) is kept as it is."""
     out = dict(kwargs)
+    for name in SPEAKER_MASKS:  # a V3 front end's prompt run where the host has no DynamicCombo (0.3.64)
+        nested = out.pop(f"{SPEAKERS_INPUT}.{name}", None)
+        if nested is not None:
+            out[name] = nested
     chosen = out.pop(SPEAKERS_INPUT, None)
     if isinstance(chosen, dict):
         if chosen.get(SPEAKERS_INPUT) == TWO_SPEAKERS:
