@@ -1,0 +1,51 @@
+// Workflows saved before the sampler had its `speakers` choice link the two speaker masks to top-level inputs
+// `speaker_1_mask` / `speaker_2_mask`. Where the host declares the choice as a DynamicCombo (ComfyUI 0.33+) the
+// masks of new nodes live inside it (`speakers.speaker_1_mask`, shown only for two_speakers); an older workflow
+// keeps its saved mask inputs and links, and the server still accepts them under their old names. So that the
+// node says what it does, such a sampler shows two_speakers. Its inputs are left as saved: the front end restores
+// a saved node's inputs after configuring it, so moving the links here would not last.
+import { app } from "../../scripts/app.js";
+
+const SAMPLER = "InfiniteTalkSampler";
+const CHOICE = "speakers";
+const TWO = "two_speakers";
+const MASKS = ["speaker_1_mask", "speaker_2_mask"];
+
+function showTwoSpeakers(node) {
+  const choice = node.widgets?.find((w) => w?.name === CHOICE);
+  if (!choice || !choice.options?.values?.includes?.(TWO)) return; // no DynamicCombo here: plain mask inputs
+  if (!node.inputs?.some((i) => MASKS.includes(i?.name))) return;
+  choice.value = TWO; // the front end adds the option's inputs (speakers.speaker_1_mask, ...)
+  setTimeout(() => moveLinks(node), 0); // once the graph's links are configured
+}
+
+// Each saved mask link moves to the same mask inside the choice; the old input goes.
+function moveLinks(node) {
+  const graph = node.graph ?? app.graph;
+  for (const name of MASKS) {
+    const slot = node.inputs?.findIndex((i) => i?.name === name) ?? -1;
+    const target = node.inputs?.findIndex((i) => i?.name === `${CHOICE}.${name}`) ?? -1;
+    if (slot < 0 || target < 0) continue;
+    const links = graph?.links;
+    const id = node.inputs[slot].link;
+    const link = id == null ? null : links instanceof Map ? links.get(id) : links?.[id];
+    const from = link && graph.getNodeById(link.origin_id);
+    node.removeInput(slot);
+    if (from) from.connect(link.origin_slot, node, node.inputs.findIndex((i) => i?.name === `${CHOICE}.${name}`));
+  }
+}
+
+app.registerExtension({
+  name: "InfiniteTalk.SpeakersChoice",
+
+  // Every configure of a saved sampler (a loaded workflow, a pasted node, a tab the front end restores).
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name !== SAMPLER) return;
+    const onConfigure = nodeType.prototype.onConfigure;
+    nodeType.prototype.onConfigure = function () {
+      const result = onConfigure?.apply(this, arguments);
+      showTwoSpeakers(this);
+      return result;
+    };
+  },
+});
