@@ -15,6 +15,7 @@ from testlib.frontend_checks import (
     GRAPH_TO_PROMPT,
     NEW_NODE_DEFAULTS,
     NODE_RECTS,
+    NODES_OUT_OF_VIEW,
     PLAY_WITH_SOUND,
     PLAYER_STATE,
     VISIBLE_VIDEOS,
@@ -42,6 +43,12 @@ def test_template_loads_cleanly_without_overlaps(fe, path):
     assert fe.js(GRAPH_PROBLEMS, wf) == []
     assert overlaps(fe.js(NODE_RECTS)) == []
     assert our_errors(fe) == []
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.stem)
+def test_template_opens_with_all_of_it_in_view(fe, path):
+    fe.load(json.loads(path.read_text()))
+    assert fe.js(NODES_OUT_OF_VIEW) == []
 
 
 @pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.stem)

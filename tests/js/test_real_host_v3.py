@@ -1,11 +1,14 @@
-"""The V3 nodes in the REAL ComfyUI 0.33.0 server and the front end it ships (1.49.6), in Chromium, with Vue nodes
-on and off: every template loads with no missing node, broken link or invalid widget; a sampler shows the two mask
-inputs only in two-speaker mode; a two-speaker workflow saved before the speakers choice opens in two-speaker
-mode with its masks linked inside the choice, and Queue writes the prompt the V3 sampler runs.
+"""The V3 nodes in the REAL ComfyUI servers with real front ends, in Chromium, with Vue nodes on and off: ComfyUI
+0.33.0 with the front end it pins (1.49.6) and the newest checked (1.58.1), ComfyUI 0.3.64 with its pin (1.27.10).
+Every template loads with no missing node, broken link or invalid widget, and opens with all of it in view; where the
+host has DynamicCombo (0.33) a sampler shows the two mask inputs only in two-speaker mode, and a two-speaker workflow
+saved before the speakers choice opens in two-speaker mode with its masks linked inside the choice, so that Queue
+writes the prompt the V3 sampler runs; on 0.3.64 the masks stay plain inputs, linked as saved.
 
-The server runs from ../shared/hosts/ComfyUI-0.33.0.tar.gz with the host's Python (WANVIDEO_HOST_PYTHON, default
-the host virtualenv in ~/.cache/wanvideo-hosts/); the examples' model and input files are empty placeholders, as
-for the validation. Skipped, with the reason, where the archive or that Python is absent.
+The servers run from ../shared/hosts/ComfyUI-*.tar.gz (`--front-end-root`: the front-end wheels of
+testlib/frontend_wheels.py) with the host's Python (WANVIDEO_HOST_PYTHON, default the host virtualenv in
+~/.cache/wanvideo-hosts/); the examples' model and input files are empty placeholders, as for the validation.
+Skipped, with the reason, where an archive or that Python is absent.
 """
 from __future__ import annotations
 
@@ -21,25 +24,35 @@ from pathlib import Path
 
 import pytest
 from testlib import REPO_ROOT, SHARED
-from testlib.frontend_checks import GRAPH_PROBLEMS, GRAPH_TO_PROMPT
+from testlib.frontend_checks import GRAPH_PROBLEMS, GRAPH_TO_PROMPT, NODES_OUT_OF_VIEW
+from testlib.frontend_wheels import NEWEST_CHECKED, PINNED_BY_COMFYUI, PINNED_BY_COMFYUI_033, static_dir
 
-ARCHIVE = SHARED / "hosts" / "ComfyUI-0.33.0.tar.gz"
-HOST_PYTHON = Path(os.environ.get("WANVIDEO_HOST_PYTHON",
-                                  Path.home() / ".cache" / "wanvideo-hosts" / "venv-torch2.9.1" / "bin" / "python"))
+# (host, front end): each host with the front end it pins, and today's host with the newest front end checked.
+MATRIX = [("0.33.0", PINNED_BY_COMFYUI_033), ("0.33.0", NEWEST_CHECKED), ("0.3.64", PINNED_BY_COMFYUI)]
+
+
+def host_python(host: str) -> Path:
+    """WANVIDEO_HOST_PYTHON_0_3_64 (per host, e.g. where the hosts need different packages) or WANVIDEO_HOST_PYTHON."""
+    default = Path.home() / ".cache" / "wanvideo-hosts" / "venv-torch2.9.1" / "bin" / "python"
+    return Path(os.environ.get(f"WANVIDEO_HOST_PYTHON_{host.replace('.', '_')}")
+                or os.environ.get("WANVIDEO_HOST_PYTHON") or default)
 TEMPLATES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 SAMPLER_STATE = """() => { const n = app.graph._nodes.find((n) => n.type === 'InfiniteTalkSampler');
   return { id: n.id, speakers: n.widgets.find((w) => w.name === 'speakers')?.value,
            inputs: n.inputs.filter((i) => i.name.includes('mask')).map((i) => [i.name, i.link != null]) }; }"""
 
 
-@pytest.fixture(scope="module")
-def host_server(tmp_path_factory):
-    if not ARCHIVE.is_file():
-        pytest.skip(f"{ARCHIVE} is absent: the real-host tests need ../shared/hosts/")
-    if not HOST_PYTHON.is_file():
-        pytest.skip(f"no host Python at {HOST_PYTHON} (set WANVIDEO_HOST_PYTHON)")
+@pytest.fixture(scope="module", params=MATRIX, ids=lambda p: f"comfyui-{p[0]}-frontend-{p[1]}")
+def host_server(request, tmp_path_factory):
+    host, frontend = request.param
+    archive = SHARED / "hosts" / f"ComfyUI-{host}.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} is absent: the real-host tests need ../shared/hosts/")
+    python = host_python(host)
+    if not python.is_file():
+        pytest.skip(f"no host Python at {python} (set WANVIDEO_HOST_PYTHON)")
     work = tmp_path_factory.mktemp("host033")
-    with tarfile.open(ARCHIVE) as tar:
+    with tarfile.open(archive) as tar:
         tar.extractall(work, filter="data")
     base, models = work / "base", work / "models"
     (base / "custom_nodes").mkdir(parents=True)
@@ -54,15 +67,19 @@ def host_server(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(work / "comfyui.log", "w")
-    proc = subprocess.Popen([str(HOST_PYTHON), "main.py", "--cpu", "--port", str(port), "--listen", "127.0.0.1",
+    proc = subprocess.Popen([str(python), "main.py", "--cpu", "--port", str(port), "--listen", "127.0.0.1",
                              "--base-directory", str(base), "--extra-model-paths-config", str(config),
-                             "--disable-auto-launch"], cwd=work / "ComfyUI-0.33.0", stdout=log, stderr=subprocess.STDOUT,
+                             "--front-end-root", str(static_dir(frontend)), "--disable-auto-launch"],
+                            cwd=work / f"ComfyUI-{host}", stdout=log, stderr=subprocess.STDOUT,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
             if proc.poll() is not None:
                 text = (work / "comfyui.log").read_text()
+                if "comfyui_workflow_templates/templates" in text and host == "0.3.64":
+                    pytest.skip(f"{python} has ComfyUI 0.33's workflow templates package, which 0.3.64 cannot start "
+                                "with: set WANVIDEO_HOST_PYTHON_0_3_64 to a Python with 0.3.64's requirements")
                 if "ModuleNotFoundError" in text:
                     pytest.skip(f"the host Python lacks ComfyUI's requirements: {text.strip().splitlines()[-1]}")
                 pytest.fail(f"ComfyUI exited: {text[-3000:]}")
@@ -71,7 +88,7 @@ def host_server(tmp_path_factory):
                 break
             except OSError:
                 time.sleep(1)
-        yield url
+        yield host, url
     finally:
         proc.terminate()
         proc.wait(30)
@@ -80,11 +97,15 @@ def host_server(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=[False, True], ids=["vue-off", "vue-on"])
 def page(request, host_server, playwright_browser):
-    page = playwright_browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.goto(host_server)
+    page = playwright_browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
+    host, url = host_server
+    page.goto(url)
     page.wait_for_function("() => window.app?.graph && app.extensions?.some((e) => e.name === 'InfiniteTalk.SpeakersChoice')",
                            timeout=180_000)
     page.evaluate("async (on) => { await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', on); }", request.param)
+    page.wait_for_timeout(500)
+    page.keyboard.press("Escape")  # whatever the first start opens
+    page.host = host
     yield page
     page.close()
 
@@ -100,9 +121,16 @@ def test_template_loads_cleanly_in_the_real_host(page, path):
     workflow = json.loads(path.read_text())
     load(page, workflow)
     assert page.evaluate(GRAPH_PROBLEMS, workflow) == []
+    assert page.evaluate(NODES_OUT_OF_VIEW) == [], "the template must open with all of it in view"
+
+
+def needs_dynamic_combo(page):
+    if page.host == "0.3.64":
+        pytest.skip("ComfyUI 0.3.64 has no DynamicCombo: the masks are plain optional inputs there")
 
 
 def test_mask_inputs_appear_only_in_two_speaker_mode(page):
+    needs_dynamic_combo(page)
     state = page.evaluate("""async () => { app.graph.clear(); const n = LiteGraph.createNode('InfiniteTalkSampler');
       app.graph.add(n); const w = n.widgets.find((w) => w.name === 'speakers'); const masks = () => n.inputs
         .filter((i) => i.name.includes('mask')).map((i) => i.name); const out = { first: w.value, one: masks() };
@@ -113,6 +141,7 @@ def test_mask_inputs_appear_only_in_two_speaker_mode(page):
 
 
 def test_a_two_speaker_workflow_saved_before_v3_opens_in_two_speaker_mode(page):
+    needs_dynamic_combo(page)
     workflow = json.loads((REPO_ROOT / "example_workflows" / "infinitetalk_two_speakers.json").read_text())
     load(page, workflow)
     state = page.evaluate(SAMPLER_STATE)
@@ -124,3 +153,12 @@ def test_a_two_speaker_workflow_saved_before_v3_opens_in_two_speaker_mode(page):
     assert sent["speakers"] == "two_speakers"
     assert [sent["speakers.speaker_1_mask"], sent["speakers.speaker_2_mask"]] == [old["speaker_1_mask"],
                                                                                  old["speaker_2_mask"]]
+
+
+def test_two_speaker_masks_stay_linked_as_saved_without_dynamic_combo(page):
+    if page.host != "0.3.64":
+        pytest.skip("hosts with DynamicCombo move the masks into the speakers choice (test above)")
+    workflow = json.loads((REPO_ROOT / "example_workflows" / "infinitetalk_two_speakers.json").read_text())
+    load(page, workflow)
+    state = page.evaluate(SAMPLER_STATE)
+    assert state["speakers"] is None and state["inputs"] == [["speaker_1_mask", True], ["speaker_2_mask", True]]
