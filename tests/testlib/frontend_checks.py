@@ -61,7 +61,8 @@ PLAYER_STATE = """(id) => {
   const r = video.getBoundingClientRect();
   return { width: r.width, height: r.height, visible: video.checkVisibility?.() ?? true, controls: video.controls,
            muted: video.muted, volume: video.volume, src: video.currentSrc || video.src, ready: node.infinitetalkPlayer.ready,
-           caption: node.infinitetalkPlayer.caption.textContent };
+           caption: node.infinitetalkPlayer.caption.textContent, videoWidth: video.videoWidth,
+           videoHeight: video.videoHeight };
 }"""
 
 VISIBLE_VIDEOS = """(name) => [...document.querySelectorAll('video')].filter((v) => (v.currentSrc || v.src).includes(name))
