@@ -162,3 +162,46 @@ def test_two_speaker_masks_stay_linked_as_saved_without_dynamic_combo(page):
     load(page, workflow)
     state = page.evaluate(SAMPLER_STATE)
     assert state["speakers"] is None and state["inputs"] == [["speaker_1_mask", True], ["speaker_2_mask", True]]
+
+
+BLUEPRINT = REPO_ROOT / "subgraphs" / "Talking portrait (InfiniteTalk).json"
+# Drop the blueprint, feed it the example's portrait and speech, and post what Queue would post.
+QUEUE_BLUEPRINT = """async (blueprint) => {
+  await app.loadGraphData(blueprint);
+  const portrait = app.graph._nodes[0];
+  const image = LiteGraph.createNode('LoadImage'), audio = LiteGraph.createNode('LoadAudio');
+  app.graph.add(image); app.graph.add(audio);
+  image.widgets.find((w) => w.name === 'image').value = 'portrait.png';
+  audio.widgets.find((w) => w.name === 'audio').value = 'speech.wav';
+  image.connect(0, portrait, portrait.inputs.findIndex((i) => i.type === 'IMAGE'));
+  audio.connect(0, portrait, portrait.inputs.findIndex((i) => i.type === 'AUDIO'));
+  const { output } = await app.graphToPrompt();
+  const answer = await fetch('/api/prompt', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                               body: JSON.stringify({ prompt: output }) });
+  await fetch('/api/interrupt', { method: 'POST' });  // validation is the point: stop the placeholder run
+  return { status: answer.status, body: await answer.json(), types: Object.values(output).map((n) => n.class_type) };
+}"""
+
+
+def needs_blueprints(host):
+    if host == "0.3.64":
+        pytest.skip("ComfyUI 0.3.64 serves no subgraph blueprints")
+
+
+def test_the_real_server_lists_the_blueprint(host_server):
+    host, url = host_server
+    needs_blueprints(host)
+    listed = json.loads(urllib.request.urlopen(f"{url}/api/global_subgraphs", timeout=30).read())
+    ours = {k: v for k, v in listed.items() if v["source"] == "custom_node"}
+    assert [(v["name"], v["info"]["node_pack"]) for v in ours.values()] == [
+        ("Talking portrait (InfiniteTalk)", "custom_nodes.ComfyUI-WanVideo-InfiniteTalk")]
+    (entry_id,) = ours
+    served = json.loads(urllib.request.urlopen(f"{url}/api/global_subgraphs/{entry_id}", timeout=30).read())
+    assert json.loads(served["data"]) == json.loads(BLUEPRINT.read_text())
+
+
+def test_the_blueprint_expands_to_a_prompt_the_server_accepts(page):
+    needs_blueprints(page.host)
+    result = page.evaluate(QUEUE_BLUEPRINT, json.loads(BLUEPRINT.read_text()))
+    assert result["status"] == 200 and not result["body"].get("node_errors"), result["body"]
+    assert {"InfiniteTalkSampler", "InfiniteTalkVideoCombine", "LoadImage", "LoadAudio"} <= set(result["types"])
