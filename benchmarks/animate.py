@@ -7,7 +7,7 @@
    with all -1 face pixels) as one batched forward over the two forwards one after another, same small DiT.
 3. peak_rss_ratio: the whole WanAnimate loop (tiny random-weight DiT + diffusers AutoencoderKLWan of real
    compression, clip_len 77, refert 1, 2 steps) over a long driving clip vs a short one, each in its own
-   subprocess (peak = ru_maxrss). The driving frames are produced lazily by index, as a video reader gives them,
+   subprocess (peak resident size, benchmarks/_harness.py). The driving frames are produced lazily by index, as a video reader gives them,
    so what is measured is the loop's own memory; the goal is <= 1.1.
 
     .venv/bin/python benchmarks/animate.py            # --short 77 --long 385 --size 64x112 (a few minutes)
@@ -16,10 +16,7 @@ Ends with RESULT lines.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +26,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _harness import PeakMemory, child_result, result, run_child
 
 SMALL = dict(dim=256, ffn_dim=512, num_heads=4, num_layers=10, text_len=32, text_dim=64, freq_dim=64, clip_dim=64)
 FACE = dict(face_encoder_width=64, motion_encoder={"size": 64, "style_dim": 128, "motion_dim": 20,
@@ -110,23 +109,21 @@ def child(frames: int, height: int, width: int) -> dict:
     from wanvideo.sampling.animate import AnimateSettings, generate_animate
     from wanvideo.tiny import tiny_animate_models
 
-    tiny = tiny_animate_models(seed=0)
-    image = np.full((height, width, 3), 128, dtype=np.uint8)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as root:
-        store = generate_animate(
-            tiny.dit, tiny.vae, image, tiny.clip_fea, LazyClip(frames, height, width, 1), LazyClip(frames, 32, 32, 2),
-            context=tiny.context, settings=AnimateSettings(steps=2), store_root=root)
-        count = len(store)
+    with PeakMemory() as memory:  # the whole process: the models too, as they are the same in both runs
+        tiny = tiny_animate_models(seed=0)
+        image = np.full((height, width, 3), 128, dtype=np.uint8)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as root:
+            store = generate_animate(
+                tiny.dit, tiny.vae, image, tiny.clip_fea, LazyClip(frames, height, width, 1),
+                LazyClip(frames, 32, 32, 2), context=tiny.context, settings=AnimateSettings(steps=2), store_root=root)
+            count = len(store)
     return dict(frames=count, clips=store.num_windows, wall_s=time.perf_counter() - started,
-                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                peak_rss_mb=memory.peak / 2**20)
 
 
-def run_child(frames: int, height: int, width: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(frames), "--size", f"{width}x{height}"]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO, check=True)
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("CHILD_RESULT ")][-1]
-    return json.loads(line[len("CHILD_RESULT "):])
+def loop_run(frames: int, height: int, width: int) -> dict:
+    return run_child(__file__, ["--child", str(frames), "--size", f"{width}x{height}"])
 
 
 def main() -> None:
@@ -139,18 +136,18 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     if args.child:
-        print("CHILD_RESULT " + json.dumps(child(args.child, height, width)), flush=True)
+        child_result(child(args.child, height, width))
         return
     ratio, t_i2v, t_animate = overhead_ratio(args.repeats)
     print(f"forward i2v {t_i2v * 1000:.1f} ms, animate {t_animate * 1000:.1f} ms")
     batched_ratio, t_batched, t_sequential = batched_guidance_ratio(args.repeats)
     print(f"guidance passes: batched {t_batched * 1000:.1f} ms, sequential {t_sequential * 1000:.1f} ms")
-    short, long = run_child(args.short, height, width), run_child(args.long, height, width)
+    short, long = loop_run(args.short, height, width), loop_run(args.long, height, width)
     for tag, r in (("short", short), ("long", long)):
         print(f"{tag}: {r['frames']} frames, {r['clips']} clips, {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
-    print(f"RESULT animate_overhead_ratio={ratio:.3f}")
-    print(f"RESULT animate_batched_guidance_ratio={batched_ratio:.3f}")
-    print(f"RESULT peak_rss_ratio={long['peak_rss_mb'] / short['peak_rss_mb']:.3f}")
+    result("animate_overhead_ratio", ratio, ".3f")
+    result("animate_batched_guidance_ratio", batched_ratio, ".3f")
+    result("peak_rss_ratio", long["peak_rss_mb"] / short["peak_rss_mb"], ".3f")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ is its own.
   conv encoder over the whole waveform in one call, transformers' encoder
   layers with eager attention, as the reference forces), plus the same
   loudness step. Its memory grows about 1 GB per minute, so it is run only
-  where it stays under --baseline-max-gb (estimated from the issue's
+  where it stays under --baseline-max-gb (estimated from earlier
   measurements: 1.8 / 5.7 / 10.6 GB at 1 / 5 / 10 min).
 * oracle (10 min only): a whole-clip computation that fits in memory, used to
   measure our deviation at 10 minutes: the first conv layer + torch's GroupNorm
@@ -27,22 +27,16 @@ over the same at 1 minute).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _harness import PeakMemory, child_result, result, run_child
+
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO.parent / "shared" / "media" / "speech_long.flac"
-BASELINE_GB_PER_MIN = {1: 1.8, 5: 5.7, 10: 10.6}  # the issue's measurement of this baseline
-
-
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+BASELINE_GB_PER_MIN = {1: 1.8, 5: 5.7, 10: 10.6}  # an earlier measurement of this baseline
 
 
 def _speech(minutes: float):
@@ -110,47 +104,39 @@ def worker(args) -> None:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(REPO))
     torch.set_num_threads(args.threads)
     from wanvideo.audio import build_audio_embeddings, random_wav2vec2
     from wanvideo.audio.checkpoint import bundled_config
     from wanvideo.audio.preprocess import prepare_waveform
     from wanvideo.audio.whole_clip import embed_whole_clip
 
-    enc = random_wav2vec2(bundled_config()[0], seed=0)
-    wave, rate = _speech(args.minutes)
-    rss_before = _peak_rss_bytes()
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        if args.worker == "ours":
-            emb = build_audio_embeddings(enc, wave, rate).speakers[0]
-        elif args.worker == "baseline":
-            processed, _ = prepare_waveform(wave, rate)
-            emb = embed_whole_clip(enc, processed, attention="eager")
-        else:
-            processed, _ = prepare_waveform(wave, rate)
-            emb = _oracle(enc, processed)
-    seconds = time.perf_counter() - t0
-    peak = _peak_rss_bytes()
+    with PeakMemory() as memory:  # the whole worker process, the encoder included
+        enc = random_wav2vec2(bundled_config()[0], seed=0)
+        wave, rate = _speech(args.minutes)
+        rss_before = memory.peak
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            if args.worker == "ours":
+                emb = build_audio_embeddings(enc, wave, rate).speakers[0]
+            elif args.worker == "baseline":
+                processed, _ = prepare_waveform(wave, rate)
+                emb = embed_whole_clip(enc, processed, attention="eager")
+            else:
+                processed, _ = prepare_waveform(wave, rate)
+                emb = _oracle(enc, processed)
+        seconds = time.perf_counter() - t0
     if args.out:
         np.save(args.out, emb.numpy())
-    print(json.dumps({
-        "kind": args.worker, "minutes": args.minutes, "seconds": seconds, "peak_rss": peak,
+    child_result({
+        "kind": args.worker, "minutes": args.minutes, "seconds": seconds, "peak_rss": memory.peak,
         "rss_before_compute": rss_before, "embedding_bytes": emb.numel() * emb.element_size(),
         "shape": list(emb.shape),
-    }))
+    })
 
 
 def _run(kind: str, minutes: float, threads: int, out: str | None) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--minutes", str(minutes),
-           "--threads", str(threads)]
-    if out:
-        cmd += ["--out", out]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(REPO))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO))
-    if proc.returncode != 0:
-        raise SystemExit(f"{kind} {minutes} min failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(__file__, ["--worker", kind, "--minutes", str(minutes), "--threads", str(threads),
+                                *(["--out", out] if out else [])], threads=threads)
 
 
 def _max_abs_diff(a_path: str, b_path: str) -> tuple[float, float]:
@@ -216,18 +202,18 @@ def main() -> None:
 
     for m, row in rows.items():
         ours = row["ours"]
-        print(f"RESULT ours_seconds_per_minute_{m}min={ours['seconds'] / float(m):.3f}")
-        print(f"RESULT ours_peak_rss_gb_{m}min={ours['peak_rss'] / gib:.3f}")
+        result(f"ours_seconds_per_minute_{m}min", ours["seconds"] / float(m), ".3f")
+        result(f"ours_peak_rss_gb_{m}min", ours["peak_rss"] / gib, ".3f")
         if "baseline" in row:
-            print(f"RESULT baseline_seconds_per_minute_{m}min={row['baseline']['seconds'] / float(m):.3f}")
-            print(f"RESULT baseline_peak_rss_gb_{m}min={row['baseline']['peak_rss'] / gib:.3f}")
+            result(f"baseline_seconds_per_minute_{m}min", row["baseline"]["seconds"] / float(m), ".3f")
+            result(f"baseline_peak_rss_gb_{m}min", row["baseline"]["peak_rss"] / gib, ".3f")
         if "deviation" in row:
-            print(f"RESULT max_abs_deviation_{m}min={row['deviation']:.3e}")
+            result(f"max_abs_deviation_{m}min", row["deviation"], ".3e")
     first, last = min(rows), max(rows)
     if "baseline" in rows[first]:
-        print(f"RESULT time_ratio={rows[first]['ours']['seconds'] / rows[first]['baseline']['seconds']:.3f}")
+        result("time_ratio", rows[first]["ours"]["seconds"] / rows[first]["baseline"]["seconds"], ".3f")
     extra = {m: r["ours"]["peak_rss"] - r["ours"]["embedding_bytes"] for m, r in rows.items()}
-    print(f"RESULT extra_rss_ratio={extra[last] / extra[first]:.3f}")
+    result("extra_rss_ratio", extra[last] / extra[first], ".3f")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
   (1,170 tokens), float32. Ratios against baselines run in the same process: the
   InfiniteTalk call vs plain Wan I2V (audio=None: the adapter's cost), two speakers vs one
   (the attention-map routing's cost), and half the blocks swapped vs none.
-* GPU (only when CUDA is present): the real 14B config with random bf16 weights built
+* GPU (`--device cuda`, or `auto` when CUDA is present): the real 14B config with random bf16 weights built
   directly on the GPU, at 480p x 81 frames (latent 21x60x104 = 32,760 tokens), one speaker,
   with and without block swap (20 of 40 blocks), against the device's dense bf16 peak.
 
@@ -21,6 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _harness import PeakMemory, add_device_argument, resolve_device
+from _harness import results as print_results
 
 from wanvideo.model import build_model, preset
 from wanvideo.model.dit import flops_per_forward
@@ -99,12 +102,12 @@ def cpu_part(results, repeats):
                    cpu_two_speaker_ratio=round(t_two / t_audio, 3), cpu_block_swap_ratio=round(t_swap / t_audio, 3))
 
 
-def gpu_part(results, repeats, swap_blocks):
-    if not torch.cuda.is_available():
-        print("SKIPPED: 14B at 480p x 81 frames needs a CUDA GPU (none here)")
+def gpu_part(results, repeats, swap_blocks, device):
+    if not device.startswith("cuda"):
+        print("SKIPPED: 14B at 480p x 81 frames needs a CUDA GPU (--device cuda; none here with auto)")
         results["gpu_14b"] = "skipped"
         return
-    dev = torch.device("cuda")
+    dev = torch.device(device)
     name = torch.cuda.get_device_name(dev)
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
     cfg = preset("wan2.1-i2v-14b")
@@ -115,9 +118,9 @@ def gpu_part(results, repeats, swap_blocks):
     with torch.device(dev):
         model = build_model(cfg, dtype=torch.bfloat16, device=dev)
     args = inputs(cfg, frames, h, w, device=dev, dtype=torch.bfloat16)
-    torch.cuda.reset_peak_memory_stats()
-    t = timed(model, args, repeats, cuda=True)
-    mem = torch.cuda.max_memory_allocated() / 2**30
+    with PeakMemory(dev) as memory:
+        t = timed(model, args, repeats, cuda=True)
+    mem = memory.peak / 2**30
     print(f"  no swap: {t:.2f} s, {flops / t / 1e12:.0f} TFLOP/s"
           f"{f' ({flops / t / 1e12 / peak:.0%} of {peak:.0f} peak)' if peak else ''}, peak {mem:.1f} GiB")
     results.update(gpu_14b_forward_s=round(t, 3), gpu_14b_tflops=round(flops / t / 1e12, 1), gpu_14b_peak_gib=round(mem, 2))
@@ -125,9 +128,9 @@ def gpu_part(results, repeats, swap_blocks):
         results["gpu_14b_mfu"] = round(flops / t / 1e12 / peak, 3)
     model.enable_block_swap(swap_blocks)
     torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    ts = timed(model, args, repeats, cuda=True)
-    mem_s = torch.cuda.max_memory_allocated() / 2**30
+    with PeakMemory(dev) as memory:
+        ts = timed(model, args, repeats, cuda=True)
+    mem_s = memory.peak / 2**30
     print(f"  {swap_blocks} blocks swapped: {ts:.2f} s (x{ts / t:.2f}), peak {mem_s:.1f} GiB")
     results.update(gpu_14b_swap_forward_s=round(ts, 3), gpu_14b_swap_ratio=round(ts / t, 3),
                    gpu_14b_swap_peak_gib=round(mem_s, 2))
@@ -138,13 +141,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--swap-blocks", type=int, default=20)
     parser.add_argument("--skip-cpu", action="store_true")
+    add_device_argument(parser)
     opts = parser.parse_args()
     results = {}
     if not opts.skip_cpu:
         cpu_part(results, opts.repeats)
-    gpu_part(results, opts.repeats, opts.swap_blocks)
-    for key, value in results.items():
-        print(f"RESULT {key}={value}")
+    gpu_part(results, opts.repeats, opts.swap_blocks, resolve_device(opts.device))
+    print_results(results)
 
 
 if __name__ == "__main__":

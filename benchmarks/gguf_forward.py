@@ -10,8 +10,8 @@ on every call) and run on the same inputs.
   (a first, unmeasured load there takes the one-time costs). A safetensors file loaded to fp32 on
   the CPU stays memory-mapped (its pages come in when the forward first reads them), so its load
   peak is near zero; compare the held sizes for it.
-* GPU (only when CUDA is present): 4 blocks of the real 14B width (5120, ffn 13824) at 480p x 81
-  frames, bf16 compute; peak = torch.cuda.max_memory_allocated during the load.
+* GPU (`--device cuda`, or `auto` when CUDA is present): 4 blocks of the real 14B width (5120, ffn 13824) at 480p x 81
+  frames, bf16 compute; peak = torch's allocator peak during the load over what was allocated before it.
 
 Run alone on a shared machine:  flock /tmp/wanvideo-heavy.lock python benchmarks/gguf_forward.py
 Ends with RESULT name=value lines.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,11 +30,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _harness import PeakMemory, add_device_argument, child_result, resolve_device, run_child
+from _harness import results as print_results
 from dit_forward import SMALL, inputs
 from safetensors.torch import save_file
 
 from wanvideo.model import build_model, load_model, preset, tiny_config
-from wanvideo.model.gguf_write import write_gguf
+from wanvideo.model.quant.gguf_write import write_gguf
 
 KINDS = ("full", "Q8_0", "Q4_0")
 
@@ -61,39 +62,23 @@ def _load(path, dtype, device):
     return load_model(str(path), dtype=dtype, device=device)
 
 
-_PEAK_CHILD = """
-import sys, threading, time
-import psutil, torch
-sys.path.insert(0, {root!r})
-import gc
-from wanvideo.model import load_model
-# a first load pays one-time costs (imports, allocator and thread-pool set-up, ~50 MB): a tiny model of the same
-# kind takes them, so the measured load's own memory is new memory
-load_model({warm!r}, dtype=torch.float32, device="cpu")
-gc.collect()
-proc = psutil.Process()
-before = peak = proc.memory_info().rss
-done = False
-def sample():
-    global peak
-    while not done:
-        peak = max(peak, proc.memory_info().rss)
-        time.sleep(0.001)
-thread = threading.Thread(target=sample)
-thread.start()
-model = load_model({path!r}, dtype=torch.float32, device="cpu")
-done = True
-thread.join()
-peak = max(peak, proc.memory_info().rss)
-print((peak - before) / 2**20)
-"""
+def load_peak_child(path, warm) -> None:
+    """In a fresh process: the peak resident memory that loading `path` (fp32, CPU) adds, sampled every ms."""
+    import gc
+
+    # a first load pays one-time costs (imports, allocator and thread-pool set-up, ~50 MB): a tiny model of the
+    # same kind takes them, so the measured load's own memory is new memory
+    load_model(warm, dtype=torch.float32, device="cpu")
+    gc.collect()
+    with PeakMemory(interval=0.001) as memory:
+        model = load_model(path, dtype=torch.float32, device="cpu")
+    del model
+    child_result({"added_mib": memory.added / 2**20})
 
 
 def cpu_load_peak_mib(path, warm) -> float:
-    """Peak resident memory added by loading `path` (fp32, CPU), sampled every millisecond in a fresh process."""
-    code = _PEAK_CHILD.format(root=str(Path(__file__).resolve().parents[1]), path=str(path), warm=str(warm))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    """Peak resident memory added by loading `path` (fp32, CPU), measured in its own process."""
+    return run_child(__file__, ["--load-peak", str(path), "--warm", str(warm)])["added_mib"]
 
 
 def forward_times(models: dict, args, repeats, cuda=False) -> dict:
@@ -138,12 +123,12 @@ def cpu_part(results, repeats):
         results["gguf_q4_forward_ratio"] = round(times["Q4_0"] / times["full"], 3)
 
 
-def gpu_part(results, repeats):
-    if not torch.cuda.is_available():
-        print("SKIPPED: the 14B-width GPU part needs a CUDA GPU (none here)")
+def gpu_part(results, repeats, device):
+    if not device.startswith("cuda"):
+        print("SKIPPED: the 14B-width GPU part needs a CUDA GPU (--device cuda; none here with auto)")
         results["gpu_gguf"] = "skipped"
         return
-    dev = torch.device("cuda")
+    dev = torch.device(device)
     cfg = dict(preset("wan2.1-i2v-14b"), num_layers=4)
     frames, h, w = 21, 60, 104
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,10 +137,9 @@ def gpu_part(results, repeats):
         models = {}
         for kind, path in paths.items():
             torch.cuda.empty_cache()
-            base = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            models[kind] = _load(path, torch.bfloat16, dev)
-            peak = (torch.cuda.max_memory_allocated() - base) / 2**30
+            with PeakMemory(dev) as memory:
+                models[kind] = _load(path, torch.bfloat16, dev)
+            peak = memory.added / 2**30
             results[f"gpu_{kind.lower()}_load_peak_gib"] = round(peak, 3)
             results[f"gpu_{kind.lower()}_held_gib"] = round(held_mib(models[kind]) / 1024, 3)
         args = inputs(cfg, frames, h, w, device=dev, dtype=torch.bfloat16, text_tokens=512)
@@ -172,13 +156,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-cpu", action="store_true")
+    add_device_argument(parser)
+    parser.add_argument("--load-peak", help=argparse.SUPPRESS)
+    parser.add_argument("--warm", help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.load_peak:
+        load_peak_child(opts.load_peak, opts.warm)
+        return
     results = {}
     if not opts.skip_cpu:
         cpu_part(results, opts.repeats)
-    gpu_part(results, opts.repeats)
-    for key, value in results.items():
-        print(f"RESULT {key}={value}")
+    gpu_part(results, opts.repeats, resolve_device(opts.device))
+    print_results(results)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ embeddings (tiny wav2vec2) -> InfiniteTalk window loop (tiny random-weight DiT +
 compression: 8x space, 4x time, 16 latent channels) at 480x832 -> frame store on disk -> Video Combine
 (`wanvideo.video.write_video`, H.264 + AAC, one MP4).
 
-Each duration runs in its own subprocess so each peak RSS is its own (the Python process's ru_maxrss, plus the
-highest RSS sampled over its ffmpeg children while encoding). Defaults follow the reference loop (frame_window 81,
+Each duration runs in its own subprocess so each peak RSS is its own (the Python process's resident size plus
+its ffmpeg children's, sampled together: benchmarks/_harness.py). Defaults follow the reference loop (frame_window 81,
 motion_frames 9) with 2 Euler steps and cfg = audio_cfg = 1 (one model pass per step): guidance passes and
 steps repeat the same forward and do not change memory, only time.
 
@@ -16,13 +16,9 @@ Ends with RESULT lines; peak_rss_ratio = peak(longest) / peak(shortest), target 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,41 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("WANVIDEO_MEDIA", REPO.parent / "shared" / "media"))
 sys.path.insert(0, str(REPO))
 
-
-class RssSampler:
-    """Samples the RSS of this process and its children every `interval` s; keeps the peak per phase."""
-
-    def __init__(self, interval: float = 0.05):
-        import psutil
-
-        self.proc = psutil.Process()
-        self.interval = interval
-        self.phase = "start"
-        self.peaks = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def current(self) -> tuple[int, int]:
-        own = self.proc.memory_info().rss
-        children = 0
-        for child in self.proc.children(recursive=True):
-            try:
-                children += child.memory_info().rss
-            except Exception:  # noqa: BLE001 - a child may exit between listing and reading
-                pass
-        return own, children
-
-    def _run(self):
-        while not self._stop.is_set():
-            own, children = self.current()
-            peak = self.peaks.setdefault(self.phase, [0, 0, 0])
-            peak[0], peak[1], peak[2] = max(peak[0], own), max(peak[1], children), max(peak[2], own + children)
-            time.sleep(self.interval)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join()
+from _harness import PeakMemory, child_result, result, run_child
 
 
 def speech(seconds: float):
@@ -100,7 +62,7 @@ def child(args) -> dict:
     work = Path(args.work) / f"{args.minutes:g}min"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    sampler = RssSampler()
+    sampler = PeakMemory(interval=0.05).start()  # `phase` names the part of the work under way
     times = {}
     t0 = time.perf_counter()
 
@@ -146,17 +108,15 @@ def child(args) -> dict:
     sampler.stop()
     times["total"] = time.perf_counter() - t0
 
-    result = dict(
+    figures = dict(
         minutes=args.minutes, frames=len(store), expected_frames=embeds.num_frames, windows=store.num_windows,
         times=times, store_mb=store_bytes / 2**20, mp4_mb=mp4_bytes / 2**20,
-        ru_maxrss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        phase_peaks_mb={k: [v / 2**20 for v in vals] for k, vals in sampler.peaks.items()},
+        phase_peaks_mb={k: [v / 2**20 for v in vals] for k, vals in sampler.phase_peaks.items()},
+        peak_rss_mb=sampler.peak / 2**20,  # the whole path's: the Python process plus its encoder children
     )
-    # the whole path's peak: the Python process's own peak plus its encoder children's while encoding
-    result["peak_rss_mb"] = max(result["ru_maxrss_mb"], max(p[2] for p in result["phase_peaks_mb"].values()))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    return result
+    return figures
 
 
 def main():
@@ -175,7 +135,7 @@ def main():
 
     if args.child:
         args.minutes = float(args.minutes)
-        print("CHILD_RESULT " + json.dumps(child(args)), flush=True)
+        child_result(child(args))
         return
 
     results = []
@@ -186,31 +146,25 @@ def main():
         if args.keep:
             cmd.append("--keep")
         print(f"== {minutes:g} min of audio: {' '.join(cmd[1:])}", flush=True)
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO,
-                              env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("CHILD_RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(proc.stdout)
-            raise SystemExit(f"benchmark child for {minutes:g} min failed (exit {proc.returncode})")
-        result = json.loads(lines[-1][len("CHILD_RESULT "):])
-        results.append(result)
-        t = result["times"]
-        print(f"   frames {result['frames']} (audio {result['expected_frames']}), windows {result['windows']}; "
+        run = run_child(__file__, cmd[2:], threads=args.threads)
+        results.append(run)
+        t = run["times"]
+        print(f"   frames {run['frames']} (audio {run['expected_frames']}), windows {run['windows']}; "
               f"wall {t['total']:.0f} s (embeddings {t['embeddings']:.0f}, sampler {t['sampler']:.0f} = "
-              f"{t['sampler'] / result['windows']:.1f} s/window, combine {t['combine']:.0f}); "
-              f"peak RSS {result['peak_rss_mb']:.0f} MB; store {result['store_mb']:.0f} MB, mp4 {result['mp4_mb']:.1f} MB",
+              f"{t['sampler'] / run['windows']:.1f} s/window, combine {t['combine']:.0f}); "
+              f"peak RSS {run['peak_rss_mb']:.0f} MB; store {run['store_mb']:.0f} MB, mp4 {run['mp4_mb']:.1f} MB",
               flush=True)
-        for phase, (own, kids, both) in result["phase_peaks_mb"].items():
+        for phase, (own, kids, both) in run["phase_peaks_mb"].items():
             print(f"   peak {phase:<10} python {own:7.0f} MB  children {kids:6.0f} MB  together {both:7.0f} MB")
-        if result["frames"] != result["expected_frames"]:
+        if run["frames"] != run["expected_frames"]:
             raise SystemExit("frame count differs from the audio's")
 
     base, longest = results[0], results[-1]
     for r in results:
         tag = f"{r['minutes']:g}min"
-        print(f"RESULT wall_s_{tag}={r['times']['total']:.0f}")
-        print(f"RESULT peak_rss_mb_{tag}={r['peak_rss_mb']:.0f}")
-    print(f"RESULT peak_rss_ratio={longest['peak_rss_mb'] / base['peak_rss_mb']:.3f}")
+        result(f"wall_s_{tag}", r["times"]["total"], ".0f")
+        result(f"peak_rss_mb_{tag}", r["peak_rss_mb"], ".0f")
+    result("peak_rss_ratio", longest["peak_rss_mb"] / base["peak_rss_mb"], ".3f")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _harness import result
+
 from wanvideo.model import build_model, preset
 
 SMALL = dict(preset("tiny"), dim=256, ffn_dim=768, num_heads=8, num_layers=4, freq_dim=64, text_dim=64,
@@ -49,7 +51,7 @@ def _inputs(cfg, latent, device, dtype):
 
 def worker(size: str, mode: str, repeats: int) -> None:
     """One rank of a timed run (started by torchrun); rank 0 prints SECONDS <best forward>."""
-    from wanvideo import distributed
+    from wanvideo.model.parallel import distributed
 
     cuda = size != "small"
     info = distributed.init_from_env("cuda" if cuda else "cpu")
@@ -121,7 +123,7 @@ def main() -> None:
             suffix = "" if size in ("small", "480p") else f"_{size}"
             results[f"speedup_{n}{suffix}"] = base / timed_run(n, size, args.mode, args.repeats)
     for name, value in results.items():
-        print(f"RESULT {name}={value:.3f}")
+        result(name, value, ".3f")
 
 
 if __name__ == "__main__":

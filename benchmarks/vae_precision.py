@@ -16,11 +16,13 @@ time_ratio (fp32 / bf16 per window's VAE work), and on CUDA peak_gb_bf16, peak_g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _harness import PeakMemory, add_device_argument, resolve_device, result
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,13 +39,14 @@ def main() -> None:
     parser.add_argument("--size", default="480x832")
     parser.add_argument("--motion", type=int, default=9)
     parser.add_argument("--repeats", type=int, default=2)
+    add_device_argument(parser)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from diffusers import AutoencoderKLWan
 
     from wanvideo.sampling.vae import DiffusersWanVAE
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(resolve_device(args.device))
     height, width = (int(v) for v in args.size.split("x"))
     torch.manual_seed(0)
     vae = DiffusersWanVAE(AutoencoderKLWan(), device=device, dtype=torch.bfloat16)
@@ -56,26 +59,25 @@ def main() -> None:
     for name in ("host", "fp32"):
         with vae.precision(name):
             _window(vae, latent, motion)  # warm-up
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-            started = time.perf_counter()
-            for _ in range(args.repeats):
-                _window(vae, latent, motion)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            results[name] = (time.perf_counter() - started) / args.repeats
-            if device.type == "cuda":
-                results[name + "_peak"] = torch.cuda.max_memory_allocated() / 2**30
+            cuda = device.type == "cuda"
+            with PeakMemory(device) if cuda else contextlib.nullcontext() as memory:  # the CPU: time only
+                started = time.perf_counter()
+                for _ in range(args.repeats):
+                    _window(vae, latent, motion)
+                if cuda:
+                    torch.cuda.synchronize()
+                results[name] = (time.perf_counter() - started) / args.repeats
+            if cuda:
+                results[name + "_peak"] = memory.peak / 2**30
         print(f"{name}: {results[name]:.3f} s per window's VAE work")
 
     print(f"device={device.type} frames={args.frames} size={args.size} motion={motion}")
-    print(f"RESULT weights_mb_bf16={params * 2 / 2**20:.1f}")
-    print(f"RESULT weights_mb_extra_fp32={params * 2 / 2**20:.1f}")
-    print(f"RESULT time_ratio={results['fp32'] / results['host']:.2f}")
+    result("weights_mb_bf16", params * 2 / 2**20, ".1f")
+    result("weights_mb_extra_fp32", params * 2 / 2**20, ".1f")
+    result("time_ratio", results["fp32"] / results["host"], ".2f")
     if device.type == "cuda":
-        print(f"RESULT peak_gb_bf16={results['host_peak']:.2f}")
-        print(f"RESULT peak_gb_fp32={results['fp32_peak']:.2f}")
+        result("peak_gb_bf16", results["host_peak"], ".2f")
+        result("peak_gb_fp32", results["fp32_peak"], ".2f")
 
 
 if __name__ == "__main__":

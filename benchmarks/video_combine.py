@@ -21,13 +21,11 @@ Ends with RESULT name=value lines.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,6 +34,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
 sys.path.insert(0, str(REPO))
+
+from _harness import PeakMemory, child_result, result, run_child
 
 FPS = 25
 
@@ -75,61 +75,19 @@ def speech(seconds: float):
     return wave[: int(round(seconds * rate))], rate
 
 
-class ChildPeak(threading.Thread):
-    """Peak RSS of the ffmpeg child processes, from /proc/<pid>/status VmHWM, sampled every 50 ms.
-
-    RUSAGE_CHILDREN's ru_maxrss is no use here: a forked child counts the parent's pages (here the
-    1.2 GB of frames) until it execs, so it would report the Python process's size, not ffmpeg's.
-    VmHWM of the exec'd program belongs to its own address space; only processes already running
-    ffmpeg (by /proc/<pid>/comm) are read. The thread's own CPU time is reported so it can be
-    taken off the Python side's.
-    """
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.peak_kb = 0
-        self.cpu_s = 0.0
-        self._halt = threading.Event()
-
-    def run(self):
-        me = os.getpid()
-        while not self._halt.wait(0.05):
-            for pid in _children(me):
-                try:
-                    with open(f"/proc/{pid}/comm") as f:
-                        if "ffmpeg" not in f.read():
-                            continue
-                    with open(f"/proc/{pid}/status") as f:
-                        for line in f:
-                            if line.startswith("VmHWM:"):
-                                self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-                except OSError:
-                    pass
-        self.cpu_s = time.thread_time()
-
-    def stop(self) -> float:
-        self._halt.set()
-        self.join()
-        return self.peak_kb / 1024
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids.extend(int(x) for x in f.read().split())
-    except OSError:
-        pass
-    return kids
-
-
-def _rusage_mb(child_peak_mb: float):
+def _self_cpu_s() -> float:
     me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
+
+
+def _usage(memory: PeakMemory, self_cpu0: float) -> dict:
+    """Peak RSS of the Python process and of its ffmpeg children (sampled apart), CPU time of each side; the
+    sampling thread's own CPU time is taken off the Python side's."""
+    memory.stop()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
-        "self_peak_mb": me.ru_maxrss / 1024, "child_peak_mb": child_peak_mb,
-        "self_cpu_s": me.ru_utime + me.ru_stime, "child_cpu_s": kids.ru_utime + kids.ru_stime,
+        "self_peak_mb": memory.own_peak / 2**20, "child_peak_mb": memory.children_peak / 2**20,
+        "self_cpu_s": _self_cpu_s() - self_cpu0 - memory.sampler_cpu_s, "child_cpu_s": kids.ru_utime + kids.ru_stime,
     }
 
 
@@ -137,6 +95,8 @@ def _rusage_mb(child_peak_mb: float):
 
 def worker_ours(args) -> dict:
     from wanvideo.video import encode_video
+
+    memory = PeakMemory(interval=0.05).start()  # the whole worker, the frames in memory included
 
     source = Source(args.width, args.height)
     if args.worker == "ours_image":
@@ -149,16 +109,13 @@ def worker_ours(args) -> dict:
     else:
         frames = source.frames(args.frames)
     audio, rate = speech(args.frames / FPS)
-    cpu0 = _rusage_mb(0.0)
-    peak = ChildPeak()
-    peak.start()
+    cpu0 = _self_cpu_s()
     start = time.perf_counter()
-    result = encode_video(frames, args.out, FPS, audio, rate, crf=args.crf, preset=args.preset,
+    written = encode_video(frames, args.out, FPS, audio, rate, crf=args.crf, preset=args.preset,
                           temp_dir=args.workdir)
     elapsed = time.perf_counter() - start
-    usage = _rusage_mb(peak.stop())
-    usage["self_cpu_s"] -= cpu0["self_cpu_s"] + peak.cpu_s
-    return {"seconds": elapsed, "files": [result.path], "writer": result.writer,
+    usage = _usage(memory, cpu0)
+    return {"seconds": elapsed, "files": [written.path], "writer": written.writer,
             "input_mb": frames.nbytes / 2**20 if hasattr(frames, "nbytes") else frames.numel() * 4 / 2**20, **usage}
 
 
@@ -168,13 +125,12 @@ def worker_seed(args) -> dict:
 
     from wanvideo.video.ffmpeg_locate import find_ffmpeg
 
+    memory = PeakMemory(interval=0.05).start()
     frames = Source(args.width, args.height).frames(args.frames)
     audio, rate = speech(args.frames / FPS)
     base = os.path.splitext(args.out)[0]
     silent, wav = base + "_silent.mp4", base + "_audio.wav"
-    cpu0 = _rusage_mb(0.0)
-    peak = ChildPeak()
-    peak.start()
+    cpu0 = _self_cpu_s()
     start = time.perf_counter()
     writer = cv2.VideoWriter(silent, cv2.VideoWriter_fourcc(*"mp4v"), FPS, (args.width, args.height))
     for f in frames:
@@ -184,8 +140,7 @@ def worker_seed(args) -> dict:
     subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-i", silent, "-i", wav, "-c:v", "copy", "-c:a", "aac",
                     "-b:a", "192k", "-shortest", args.out], check=True)
     elapsed = time.perf_counter() - start
-    usage = _rusage_mb(peak.stop())
-    usage["self_cpu_s"] -= cpu0["self_cpu_s"] + peak.cpu_s
+    usage = _usage(memory, cpu0)
     return {"seconds": elapsed, "files": [args.out, silent, wav], "writer": "cv2 mp4v + ffmpeg mux",
             "input_mb": frames.nbytes / 2**20, **usage}
 
@@ -198,6 +153,7 @@ def worker_bound(args) -> dict:
     from wanvideo.video.ffmpeg_writer import FfmpegWriter
     from wanvideo.video.formats import get_format
 
+    memory = PeakMemory(interval=0.05).start()
     audio, rate = speech(args.frames / FPS)
     data, rate = prepare_audio(audio, rate)
     track = AudioTrack(data, rate, Fraction(FPS))
@@ -205,14 +161,11 @@ def worker_bound(args) -> dict:
                           args.crf, args.preset, audio=track)
     cmd = writer._build(audio_src=args.raw_audio, meta_src=None)  # exactly our arguments...
     cmd[cmd.index("pipe:0")] = args.raw_video  # ...with the frames read from a file on disk
-    cpu0 = _rusage_mb(0.0)
-    peak = ChildPeak()
-    peak.start()
+    cpu0 = _self_cpu_s()
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     elapsed = time.perf_counter() - start
-    usage = _rusage_mb(peak.stop())
-    usage["self_cpu_s"] -= cpu0["self_cpu_s"] + peak.cpu_s
+    usage = _usage(memory, cpu0)
     return {"seconds": elapsed, "files": [args.out], "writer": "ffmpeg from files", "input_mb": 0.0, **usage}
 
 
@@ -222,10 +175,7 @@ def run_worker(name: str, args, out: str, extra=()) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--out", out, "--frames", str(args.frames),
            "--width", str(args.width), "--height", str(args.height), "--crf", str(args.crf),
            "--preset", args.preset, "--workdir", args.workdir, *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {name} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(__file__, cmd[2:])
 
 
 def mean_psnr(path: str, source: Source, n: int, width: int, height: int) -> tuple[float, int]:
@@ -266,7 +216,7 @@ def main() -> None:
 
     if args.worker:
         fn = {"ours": worker_ours, "ours_image": worker_ours, "seed": worker_seed, "bound": worker_bound}[args.worker]
-        print(json.dumps(fn(args)))
+        child_result(fn(args))
         return
 
     from fractions import Fraction
@@ -274,7 +224,7 @@ def main() -> None:
     from wanvideo.video.audio_track import AudioTrack, prepare_audio
 
     own_tmp = args.workdir is None
-    args.workdir = args.workdir or tempfile.mkdtemp(prefix="wanvideo_bench_")
+    args.workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="wanvideo_bench_"))
     work = Path(args.workdir)
     source = Source(args.width, args.height)
     input_mb = args.frames * args.width * args.height * 3 / 2**20
@@ -333,19 +283,19 @@ def main() -> None:
         for p in work.iterdir():
             p.unlink()
         work.rmdir()
-    print(f"RESULT ours_fps={ours['fps']:.1f}")
-    print(f"RESULT bound_fps={bound['fps']:.1f}")
-    print(f"RESULT seed_fps={seed['fps']:.1f}")
+    result("ours_fps", ours["fps"], ".1f")
+    result("bound_fps", bound["fps"], ".1f")
+    result("seed_fps", seed["fps"], ".1f")
     if "ours_image" in figures:
-        print(f"RESULT ours_image_fps={figures['ours_image']['fps']:.1f}")
-        print(f"RESULT ours_image_peak_rss_mb={figures['ours_image']['peak']:.0f}")
-        print(f"RESULT ours_image_rss_over_input_mb={figures['ours_image']['peak'] - figures['ours_image']['input_mb']:.0f}")
-    print(f"RESULT psnr_ours_db={ours['psnr']:.2f}")
-    print(f"RESULT psnr_seed_db={seed['psnr']:.2f}")
-    print(f"RESULT rss_over_input_mb={ours['peak'] - input_mb:.0f}")
-    print(f"RESULT cpu_ratio={cpu_ratio:.3f}")
-    print(f"RESULT bound_ratio={ours['fps'] / bound['fps']:.3f}")
-    print(f"RESULT peak_rss_mb={ours['peak']:.0f}")
+        result("ours_image_fps", figures["ours_image"]["fps"], ".1f")
+        result("ours_image_peak_rss_mb", figures["ours_image"]["peak"], ".0f")
+        result("ours_image_rss_over_input_mb", figures["ours_image"]["peak"] - figures["ours_image"]["input_mb"], ".0f")
+    result("psnr_ours_db", ours["psnr"], ".2f")
+    result("psnr_seed_db", seed["psnr"], ".2f")
+    result("rss_over_input_mb", ours["peak"] - input_mb, ".0f")
+    result("cpu_ratio", cpu_ratio, ".3f")
+    result("bound_ratio", ours["fps"] / bound["fps"], ".3f")
+    result("peak_rss_mb", ours["peak"], ".0f")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np
 import torch
+from _harness import add_device_argument, resolve_device
+from _harness import results as print_results
 
 from wanvideo.audio import AudioEmbeddings
 from wanvideo.sampling import SamplerSettings, generate
@@ -218,16 +220,14 @@ class Runner:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu", help="cpu (small config), cuda (14B sizes) or auto")
+    add_device_argument(parser, default="cpu")  # cpu: the small config; cuda: the 14B sizes
     parser.add_argument("--steps", type=int, default=40, help="steps per window (reference 40)")
     parser.add_argument("--frames", type=int, default=0, help="frames per window (default 33 CPU, 81 GPU)")
     parser.add_argument("--size", default="", help="HEIGHTxWIDTH (default 128x192 CPU, 480x832 GPU)")
     parser.add_argument("--repeat", type=int, default=1, help="timed repeats of each configuration (best kept)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device)
     gpu = torch.device(device).type == "cuda"
     frames = args.frames or (81 if gpu else 33)
     height, width = (int(v) for v in (args.size or ("480x832" if gpu else "128x192")).split("x"))
@@ -254,8 +254,7 @@ def main(argv=None) -> int:
     results["loop_overhead_ratio"] = f"{max(0.0, fastest[0] - fastest[1]) / fastest[0]:.4f}"
     if gpu:
         results["seconds_per_window"] = f"{fastest[0]:.1f}"
-    for name, value in results.items():
-        print(f"RESULT {name}={value}")
+    print_results(results)
     return 0
 
 

@@ -15,6 +15,7 @@ NODE_MODULES = (
     "audio_nodes",
     "model_nodes",
     "sampler_nodes",
+    "prompt_nodes",
     "speed_nodes",
     "animate_nodes",
 )

@@ -5,16 +5,16 @@ import logging
 
 import torch
 
+from ..wanvideo.app.model_files import FOLDERS
 from ..wanvideo.audio import build_audio_embeddings, load_wav2vec
 from ..wanvideo.audio.settings import WAV2VEC_PRECISIONS, AudioSettings
 from ..wanvideo.errors import InputError
-from ..wanvideo.model_files import FOLDERS
 from ..wanvideo.options import node_input, node_inputs
 from . import host
 
 log = logging.getLogger(__name__)
 
-# wav2vec2 files live in models/wav2vec2 or models/audio_encoders: both are listed (wanvideo/model_files.py).
+# wav2vec2 files live in models/wav2vec2 or models/audio_encoders: both are listed (wanvideo/app/model_files.py).
 MODEL_FOLDERS = FOLDERS["wav2vec"]
 for _folder in MODEL_FOLDERS:
     host.register_model_folder(_folder)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ..wanvideo.model_files import HF_FOLDER_MARKERS, LISTED_EXTENSIONS
+from ..wanvideo.app.model_files import HF_FOLDER_MARKERS, LISTED_EXTENSIONS
 
 
 def _folder_paths():

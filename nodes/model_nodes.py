@@ -4,17 +4,17 @@ from __future__ import annotations
 import logging
 import os
 
+from ..wanvideo.app.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
 from ..wanvideo.model import load_model
 from ..wanvideo.model.loading import describe
 from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings, LoraSettings
-from ..wanvideo.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
 from ..wanvideo.options import node_input, node_inputs
 from . import host
 from .model_patcher import InfiniteTalkModelPatcher
 
 log = logging.getLogger(__name__)
 
-# Folders and file types: the engine's one map (wanvideo/model_files.py), shared with the command line.
+# Folders and file types: the engine's one map (wanvideo/app/model_files.py), shared with the command line.
 MODEL_FOLDERS = FOLDERS["model"]
 ADAPTER_FOLDERS = FOLDERS["infinitetalk"]
 LORA_FOLDERS = FOLDERS["lora"]

@@ -17,6 +17,7 @@ from ..wanvideo.video.frame_store import FrameStore
 from . import host
 from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context, mask_tensor
 from .model_patcher import hosted_sampling
+from .prompt_nodes import PROMPTS_TYPE, prompts_to_contexts
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,15 @@ class InfiniteTalkSampler:
                                "restarts). output: output/infinitetalk_frames, survives a ComfyUI crash or restart "
                                "so very long runs can resume (delete old runs there yourself)."}),
                 "vae_precision": node_input(SamplerSettings, "vae_precision"),
+                "audio_scale": node_input(SamplerSettings, "audio_scale"),
+                "positive_per_window": (PROMPTS_TYPE, {
+                    "tooltip": "A prompt per window from InfiniteTalk Prompts Per Window (prompt k for window k, the "
+                               "last for the windows after it). Connected, it replaces positive."}),
+                "edit_mask": ("MASK", {
+                    "tooltip": "Dubbing: where the picture may change (white), one mask or one per source frame, the "
+                               "video's size. Everything else stays the source video's pixels (face-only dubbing). "
+                               "Empty: the whole frame is generated, unless face_only is on."}),
+                **node_inputs(SamplerSettings, "face_only", "face_margin", "mask_feather"),
                 "clip_vision": ("CLIP_VISION", {
                     "tooltip": "Optional: the CLIP vision model (Load CLIP Vision, clip_vision_h). Connected, every "
                                "window's CLIP features are encoded from its conditioning frame as the model sees it "
@@ -131,10 +141,11 @@ class InfiniteTalkSampler:
 
     def sample(self, model, vae, image, clip_vision_output, audio_embeds=None, positive=None, negative=None,
                speaker_1_mask=None, speaker_2_mask=None, frames_folder="temp", cache=None, guidance=None,
-               clip_vision=None, **widgets):
+               clip_vision=None, positive_per_window=None, edit_mask=None, **widgets):
         if image is None or len(image) == 0:
             raise InputError("connect an image (or the frames of a source video for dubbing)")
         settings = sampler_settings({**widgets, **speed_settings(cache, guidance)})
+        context = positive_context(positive, positive_per_window)
         if negative is None and settings.cfg != 1.0:
             warn_no_negative(settings.cfg)
         masks = None
@@ -166,7 +177,7 @@ class InfiniteTalkSampler:
                     image,
                     clip_vision_features(clip_vision_output),
                     audio=audio_embeds,
-                    context=conditioning_to_context(positive, "positive"),
+                    context=context,
                     context_null=conditioning_to_context(negative, "negative"),
                     speaker_masks=masks,
                     settings=settings,
@@ -176,12 +187,22 @@ class InfiniteTalkSampler:
                     prepare_model=prepare_model,
                     clip_encoder=clip_vision_encoder(clip_vision),
                     on_window_done=on_window_done,
+                    edit_mask=edit_mask,
                 )
         except GenerationInterrupted:
             host.raise_if_interrupted()  # the host's own exception, so the UI shows "interrupted"
             raise
         host.send_progress_text(f"{len(store)} frames ({store.num_windows} windows)")
         return (store, len(store), float(store.fps))
+
+
+def positive_context(positive, positive_per_window):
+    """The engine's positive prompt: one embedding, or a list (one per window) from positive_per_window."""
+    if positive_per_window is None:
+        return conditioning_to_context(positive, "positive")
+    if positive is not None:
+        raise InputError("connect either positive or positive_per_window (a prompt per window), not both")
+    return prompts_to_contexts(positive_per_window)
 
 
 def progress_text(p) -> str:

@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import save_file
 from testlib import REPO_ROOT
 
-from wanvideo import cli
+from wanvideo.app import cli
+from wanvideo.app.model_files import ModelPaths, resolve_models
 from wanvideo.errors import InputError, ModelFileError
-from wanvideo.model_files import ModelPaths, resolve_models
 from wanvideo.sampling.vae import load_wan_vae
 
 SPEECH_SECONDS = 1.5  # 37 frames at 25 fps: three windows of 17 frames (12 new frames each after the first)
@@ -190,8 +190,8 @@ def test_real_weights_path_with_a_models_dir(model_format, tmp_path, short_speec
     import sentencepiece as spm
     from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
-    import wanvideo.encoders as encoders
-    import wanvideo.pipeline as pipeline
+    import wanvideo.app.encoders as encoders
+    import wanvideo.app.pipeline as pipeline
     from wanvideo.tiny import tiny_vae
 
     models = tmp_path / "models"
@@ -258,7 +258,7 @@ def test_real_weights_path_with_a_models_dir(model_format, tmp_path, short_speec
     (dit,) = loaded
     assert dit.has_audio_adapter
     if model_format == "gguf":
-        from wanvideo.model.quantized import is_packed
+        from wanvideo.model.quant.quantized import is_packed
 
         assert [Path(f).name for f in dit.loaded_from["files"]] == [names["gguf_model"], names["gguf_infinitetalk"]]
         q = dit.blocks[0].self_attn.q

@@ -8,7 +8,7 @@ import sys
 import av
 import pytest
 
-from wanvideo.cli import main
+from wanvideo.app.cli import main
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 FAST = ["--width", "48", "--height", "80", "--clip-len", "13", "--steps", "1", "--quiet"]
@@ -50,8 +50,8 @@ def test_bad_inputs_are_explained(media_dir, tmp_path, capsys, extra, message):
 
 
 def test_speed_flags_are_generates_and_reach_the_run(media_dir, tmp_path, capsys):
-    from wanvideo.animate_pipeline import AnimateRequest
-    from wanvideo.cli import build_parser
+    from wanvideo.app.animate_pipeline import AnimateRequest
+    from wanvideo.app.cli import build_parser
 
     def speed_flags(command):
         parser = build_parser()._subparsers._group_actions[0].choices[command]

@@ -10,7 +10,7 @@ import soundfile as sf
 from testlib import MEDIA, REPO_ROOT
 from testlib.ranks import free_port
 
-from wanvideo import cli
+from wanvideo.app import cli
 
 SMALL = ["--width", "64", "--height", "64", "--steps", "2", "--frame-window", "17", "--motion-frames", "5"]
 

@@ -1,4 +1,4 @@
-"""scripts/comfyui_e2e.py (run by hand in a real ComfyUI): the prompts it adapts from the API examples are whole
+"""scripts/comfyui/comfyui_e2e.py (run by hand in a real ComfyUI): the prompts it adapts from the API examples are whole
 graphs — every link points at a node that is still in the prompt (ComfyUI refuses the prompt otherwise)."""
 import importlib
 import json
@@ -7,7 +7,7 @@ import sys
 import pytest
 from testlib import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
+sys.path.insert(0, str(REPO_ROOT / "scripts" / "comfyui"))
 e2e = importlib.import_module("comfyui_e2e")
 
 NAMES = {"text_dim": 32, "clip_dim": 64, "clip_vision": "clip.safetensors", "vae": "vae.safetensors",

@@ -1,4 +1,4 @@
-"""`bash scripts/demo.sh`: the pack's own sample portrait and speech make a talking MP4 with sound."""
+"""`bash scripts/examples/demo.sh`: the pack's own sample portrait and speech make a talking MP4 with sound."""
 import os
 import subprocess
 import sys
@@ -34,7 +34,7 @@ def test_demo_without_inputs_makes_an_mp4_with_h264_and_aac_as_long_as_the_shipp
     fast = ["--output", str(out), "--width", "64", "--height", "64", "--steps", "2", "--frame-window", "33",
             "--motion-frames", "5", "--color-correction", "0"]
     env = dict(os.environ, OMP_NUM_THREADS="2", WANVIDEO_PYTHON=sys.executable)  # no venv set-up in tests
-    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "demo.sh"), *fast], cwd=tmp_path, env=env,
+    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "examples" / "demo.sh"), *fast], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"wrote {out}" in result.stdout  # it says where the MP4 is
@@ -51,6 +51,6 @@ def test_demo_without_inputs_makes_an_mp4_with_h264_and_aac_as_long_as_the_shipp
 
 
 def test_demo_with_one_or_two_names_explains_its_usage(tmp_path):
-    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "demo.sh"), "face.png"], cwd=tmp_path,
+    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "examples" / "demo.sh"), "face.png"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "usage: bash scripts/demo.sh" in result.stderr
+    assert result.returncode == 2 and "usage: bash scripts/examples/demo.sh" in result.stderr

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from wanvideo import encoders
+from wanvideo.app import encoders
 from wanvideo.errors import ModelFileError
 
 spm = pytest.importorskip("sentencepiece")

@@ -73,7 +73,7 @@ def test_comfyui_lists_only_ui_workflows_as_templates():
         # The front end refuses API-format files as templates ("Workflow does not contain a valid version").
         assert wf.get("version") == 0.4 and isinstance(wf.get("nodes"), list), f"{path.name} is not a UI workflow"
         thumb = path.with_suffix(".jpg")  # shown next to the name in the template browser
-        assert thumb.is_file(), f"{path.name} has no thumbnail {thumb.name} (scripts/frontend_snapshots.py thumbnails)"
+        assert thumb.is_file(), f"{path.name} has no thumbnail {thumb.name} (scripts/examples/frontend_snapshots.py thumbnails)"
         assert thumb.read_bytes()[:3] == b"\xff\xd8\xff", f"{thumb.name} is not a JPEG"
 
 

@@ -1,4 +1,4 @@
-"""scripts/gpu_checks.sh and scripts/gpu_option_checks.py: the prepared GPU run works as a script here too.
+"""scripts/gpu/gpu_checks.sh and scripts/gpu/gpu_option_checks.py: the prepared GPU run works as a script here too.
 
 The figures need a GPU; on the CPU the option checks run their own code on a tiny config (`--cpu-dry-run`), and the
 shell script runs a check, records its exit status and writes the RESULT lines where the device tool collects them.
@@ -11,7 +11,7 @@ import sys
 import pytest
 from testlib import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
+sys.path.insert(0, str(REPO_ROOT / "scripts" / "gpu"))
 import gpu_option_checks  # noqa: E402
 
 
@@ -53,14 +53,14 @@ def test_attention_check_reports_what_is_installed(dry_run, capsys):
 def test_without_a_gpu_a_check_says_so_and_fails():
     if gpu_option_checks.torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "gpu_option_checks.py"), "fp8"],
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "gpu" / "gpu_option_checks.py"), "fp8"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "needs a CUDA GPU" in done.stderr
 
 
 def test_the_gpu_script_records_each_check_and_its_results(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable, GPU_CHECKS_ONLY="env", GPU_CHECKS_BUDGET="120")
-    done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "gpu_checks.sh")], capture_output=True, text=True,
+    done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "gpu" / "gpu_checks.sh")], capture_output=True, text=True,
                           timeout=300, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     saved = (tmp_path / "results.txt").read_text()

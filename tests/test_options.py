@@ -17,12 +17,12 @@ from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
 )
 from wanvideo_infinitetalk_pack.nodes.video_combine import InfiniteTalkVideoCombine
 
+from wanvideo.app.cli import build_parser
+from wanvideo.app.pipeline import GenerateRequest, sampler_settings
 from wanvideo.audio.settings import AudioSettings
-from wanvideo.cli import build_parser
 from wanvideo.errors import InputError
 from wanvideo.model.settings import LoaderSettings, LoraSettings, ParallelSettings, SpeedSettings
 from wanvideo.options import node_input, options_of
-from wanvideo.pipeline import GenerateRequest, sampler_settings
 from wanvideo.sampling import SamplerSettings
 from wanvideo.sampling.animate_settings import AnimateSettings
 from wanvideo.sampling.cache import CacheOptions
@@ -177,7 +177,7 @@ def test_animate_cli_and_node_build_the_same_settings():
     args = _subparser("animate").parse_args(["--image", "c.png", "--pose-video", "p.mp4", "--face-video", "f.mp4",
                                              "--output", "o.mp4", "--refert-frames", "5", "--scheduler", "dpm++",
                                              "--dtype", "fp16", "--blocks-to-swap", "3"])
-    from wanvideo.animate_pipeline import AnimateRequest
+    from wanvideo.app.animate_pipeline import AnimateRequest
 
     request = AnimateRequest.from_args(args)
     assert request.sampler == AnimateSettings(refert_frames=5, scheduler="dpm++", seed=42)  # the CLI's seed: 42

@@ -1,7 +1,7 @@
-"""scripts/wrapper_side_by_side.py: our model against the wrapper's (kijai/ComfyUI-WanVideoWrapper) on the same weights.
+"""scripts/compare_wrapper/wrapper_side_by_side.py: our model against the wrapper's (kijai/ComfyUI-WanVideoWrapper) on the same weights.
 
 The end-to-end check needs checkouts of the wrapper and of ComfyUI, which are never part of this repository: set
-WANVIDEO_WRAPPER_CHECKOUT and WANVIDEO_COMFYUI_CHECKOUT to them (see README, "Speed"); without them it is skipped
+WANVIDEO_WRAPPER_CHECKOUT and WANVIDEO_COMFYUI_CHECKOUT to them (see docs/developing.md); without them it is skipped
 (CI has no network to fetch them). The key mapping and the placeholder modules are checked everywhere.
 """
 import os
@@ -13,7 +13,7 @@ import pytest
 import torch
 from testlib import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
+sys.path.insert(0, str(REPO_ROOT / "scripts" / "compare_wrapper"))
 import wrapper_model  # noqa: E402
 
 from wanvideo.model import build_model, tiny_config  # noqa: E402
@@ -44,7 +44,7 @@ def test_a_placeholder_module_refuses_to_be_used():
 @pytest.mark.skipif(not (WRAPPER and COMFYUI), reason="set WANVIDEO_WRAPPER_CHECKOUT and WANVIDEO_COMFYUI_CHECKOUT "
                     "to a ComfyUI-WanVideoWrapper and a ComfyUI checkout to compare against the wrapper")
 def test_the_wrapper_gives_the_same_forward_step_and_window_on_the_cpu():
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "wrapper_side_by_side.py"), "--wrapper", WRAPPER,
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "compare_wrapper" / "wrapper_side_by_side.py"), "--wrapper", WRAPPER,
                            "--comfyui", COMFYUI, "--device", "cpu", "--config", "small", "--repeat", "1",
                            "--window-steps", "2"], capture_output=True, text=True, timeout=900,
                           env=dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2")))

@@ -1,6 +1,6 @@
-"""`python -m wanvideo ...`: the command line (see wanvideo/cli.py)."""
+"""`python -m wanvideo ...`: the command line (see wanvideo/app/cli.py)."""
 import sys
 
-from .cli import main
+from .app.cli import main
 
 sys.exit(main())

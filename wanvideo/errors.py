@@ -17,10 +17,6 @@ class VideoWriteError(WanVideoError, RuntimeError):
     """Writing a video failed; the message names every file that was kept."""
 
 
-# The old name (it meant the video writer, not the text/image encoders); kept so existing code still imports it.
-EncoderError = VideoWriteError
-
-
 class OutputError(WanVideoError):
     """A file could not be written for a reason outside the pack (disk full, read-only folder, permission)."""
 

@@ -57,7 +57,7 @@ def host_server(request, tmp_path_factory):
     base, models = work / "base", work / "models"
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "ComfyUI-WanVideo-InfiniteTalk").symlink_to(REPO_ROOT, target_is_directory=True)
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    sys.path.insert(0, str(REPO_ROOT / "scripts" / "comfyui"))
     from comfyui_validate_examples import placeholders
 
     placeholders(base, models)

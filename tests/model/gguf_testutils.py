@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from wanvideo.model.gguf_dequant import BLOCK_SIZES
+from wanvideo.model.quant.gguf_dequant import BLOCK_SIZES
 
 # Byte offsets of each K-quant's fp16 super-block scales (d, and dmin where there is one) in its block.
 K_SCALE_OFFSETS = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}

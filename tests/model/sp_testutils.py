@@ -19,7 +19,11 @@ CASES = {
     "two_heads_two_speakers": (2, "ulysses", 2, 1, (3, 4, 6)),  # 4 ranks: ulysses 2 x ring 2
     "animate_face_blocks": ("animate", "ulysses", 0, 1, (3, 4, 6)),  # WanAnimate: pose + face blocks per frame
     "ring_per_row_audio": (4, "ring", -2, 2, (3, 4, 6)),  # batched guidance: each row its own two-speaker audio
+    "ulysses_two_speakers_audio_scale": (4, "ulysses", 2, 2, (3, 4, 6)),
+    "ring_one_speaker_audio_scale": (4, "ring", 1, 1, (3, 4, 6)),
 }
+# cases run with a non-default audio strength (the audio cross-attention's output scaled on every rank's shard)
+AUDIO_SCALE = {"ulysses_two_speakers_audio_scale": 2.0, "ring_one_speaker_audio_scale": 0.5}
 
 
 def _model(kind):
@@ -68,6 +72,8 @@ def forward_parity(rank: int, world: int, result_path: str) -> None:
             models[heads] = _model(heads)
         model = models[heads]
         inputs = case_inputs(model.config, speakers, batch, latent)
+        if name in AUDIO_SCALE:
+            inputs["audio_scale"] = AUDIO_SCALE[name]
         single = model(**inputs)
         model.enable_sequence_parallel(mode)
         sp = model.sequence_parallel

@@ -10,8 +10,8 @@ from model_testutils import load_animate_fixture, load_official
 from testlib import FIXTURES
 
 from wanvideo.model import build_model, config_from_reference
-from wanvideo.model.fp8 import quantize_fp8
 from wanvideo.model.layers import Linear
+from wanvideo.model.quant.fp8 import quantize_fp8
 from wanvideo.sampling.cache import CacheSettings, StepCache
 from wanvideo.sampling.guidance import COND, UNCOND, pass_groups
 from wanvideo.sampling.passes import PassRunner

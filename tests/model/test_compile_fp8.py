@@ -6,10 +6,10 @@ from torch._dynamo.utils import counters
 
 from wanvideo.errors import InputError
 from wanvideo.model import build_model, tiny_config
-from wanvideo.model import fp8 as fp8_module
 from wanvideo.model.compile import compile_unavailable_reason
-from wanvideo.model.fp8 import quantize_fp8
 from wanvideo.model.layers import Linear
+from wanvideo.model.quant import fp8 as fp8_module
+from wanvideo.model.quant.fp8 import quantize_fp8
 
 
 def inputs(model, batch=2, frames=3, seed=0):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from gguf_testutils import random_k_blocks
 
-from wanvideo.model.gguf_dequant import BLOCK_TYPES
-from wanvideo.model.gguf_file import SUPPORTED_TYPES, GGUFSource
-from wanvideo.model.gguf_write import write_gguf
+from wanvideo.model.quant.gguf_dequant import BLOCK_TYPES
+from wanvideo.model.quant.gguf_file import SUPPORTED_TYPES, GGUFSource
+from wanvideo.model.quant.gguf_write import write_gguf
 
 LIBRARY_QUANTISED = ["Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0"]
 K_QUANTS = ["Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K"]

@@ -19,10 +19,10 @@ from safetensors.torch import save_file
 
 from wanvideo.errors import ModelFileError
 from wanvideo.model import apply_lora, build_model, load_model, tiny_config
-from wanvideo.model.gguf_file import GGUFSource
-from wanvideo.model.gguf_write import write_gguf
 from wanvideo.model.layers import Linear
-from wanvideo.model.quantized import is_packed, weight_shape
+from wanvideo.model.quant.gguf_file import GGUFSource
+from wanvideo.model.quant.gguf_write import write_gguf
+from wanvideo.model.quant.quantized import is_packed, weight_shape
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from model_testutils import (
 )
 
 from wanvideo.model import build_model, load_model
-from wanvideo.model.fp8 import quantize_fp8
 from wanvideo.model.layers import Linear
+from wanvideo.model.quant.fp8 import quantize_fp8
 
 
 @pytest.fixture(scope="module")

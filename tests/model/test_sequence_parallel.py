@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from testlib.ranks import run_ranks
 
 from wanvideo.errors import InputError
-from wanvideo.model.ring_attention import block_attention, merge_blocks
-from wanvideo.model.sequence_parallel import FrameSpan, split_degrees
+from wanvideo.model.parallel.ring_attention import block_attention, merge_blocks
+from wanvideo.model.parallel.sequence_parallel import FrameSpan, split_degrees
 
 
 @pytest.mark.parametrize("world", [2, 4])

@@ -59,7 +59,7 @@ def _tiny_lora(path, dim):
 def host(tmp_path, monkeypatch):
     """A ComfyUI-like layout with tiny model files, the doubles configured, `folder_paths` replaced."""
     from wanvideo.tiny import tiny_vae
-    from wanvideo.tiny_files import write_tiny_models
+    from wanvideo.tiny.files import write_tiny_models
 
     fp = comfy_doubles.FolderPaths(tmp_path)
     monkeypatch.setitem(sys.modules, "folder_paths", fp)
@@ -178,6 +178,22 @@ def test_dubbing_example_conditions_on_the_source_clip(host):
     assert info.get("acodec") == "aac"
     parts = next(n for n in result.order if prompt[n]["class_type"] == "GetVideoComponents")
     assert result.outputs[parts][0].shape[0] == 12  # all source frames reached the sampler and CLIP vision
+    # face-only (the example's mode): outside the face box every pixel is the source frame's (at the output size)
+    from wanvideo.sampling import SamplerSettings
+    from wanvideo.sampling.conditioning import ReferenceFrames
+    from wanvideo.sampling.edit_mask import prepare_edit_region
+
+    sampler = next(n for n in result.order if prompt[n]["class_type"] == "InfiniteTalkSampler")
+    assert prompt[sampler]["inputs"]["face_only"] is True
+    store = result.outputs[sampler][0]
+    source = ReferenceFrames(result.outputs[parts][0])
+    region = prepare_edit_region(None, SamplerSettings(face_only=True), source, store.height, store.width)
+    frames = store.read_frames()
+    for f in (0, 5, len(frames) - 1):
+        outside = region.frame_mask(f) == 0
+        assert 0 < int(outside.sum()) < outside.numel()  # a face was found, and it is not the whole frame
+        expected = ((source.conditioning(min(f, 11), store.height, store.width)[:, 0] + 1) * 127.5).round()
+        assert torch.equal(torch.from_numpy(frames[f]).permute(2, 0, 1).float()[:, outside], expected[:, outside])
 
 
 def test_plain_i2v_example_runs_without_audio(host):

@@ -154,7 +154,7 @@ def test_loader_lists_put_the_files_each_slot_wants_first(monkeypatch):
 
 def test_loader_lists_and_loads_gguf_files(comfy_models, monkeypatch):
     """ComfyUI lists no .gguf in diffusion_models/unet by itself: the loader finds them (in sub-folders too)."""
-    from wanvideo_infinitetalk_pack.wanvideo.model.gguf_write import write_gguf
+    from wanvideo_infinitetalk_pack.wanvideo.model.quant.gguf_write import write_gguf
 
     models, weights, tensors = comfy_models
     adapter = lambda k: k.startswith("audio_proj.") or ".audio_cross_attn." in k or ".norm_x." in k  # noqa: E731

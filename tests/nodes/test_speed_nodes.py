@@ -17,10 +17,10 @@ from wanvideo_infinitetalk_pack.wanvideo.errors import InputError
 from wanvideo_infinitetalk_pack.wanvideo.model import build_model, tiny_config
 from wanvideo_infinitetalk_pack.wanvideo.tiny import tiny_models
 
-from wanvideo.cli import build_parser
+from wanvideo.app.cli import build_parser
+from wanvideo.app.pipeline import GenerateRequest
 from wanvideo.model.settings import SpeedSettings
 from wanvideo.options import options_of
-from wanvideo.pipeline import GenerateRequest
 from wanvideo.sampling.cache import CacheOptions
 from wanvideo.sampling.guidance_settings import GuidanceOptions
 

@@ -20,7 +20,7 @@ from reliability_utils import earlier_video, fill, names, unchanged
 from testlib import MEDIA, REPO_ROOT
 from video_testutils import probe
 
-from wanvideo import cli
+from wanvideo.app import cli
 
 SIZE = ["--width", "32", "--height", "32", "--steps", "1", "--frame-window", "9", "--motion-frames", "5"]
 
@@ -77,7 +77,7 @@ def _work_copy(finished_work, tmp_path):
 def test_nonsense_numbers_are_refused_up_front(tmp_path, speech, capsys, monkeypatch, extra, words):
     import re
 
-    monkeypatch.setattr("wanvideo.pipeline.read_audio", lambda *a: pytest.fail("work started before the checks"))
+    monkeypatch.setattr("wanvideo.app.pipeline.read_audio", lambda *a: pytest.fail("work started before the checks"))
     code, _, err = _run(_args(speech, tmp_path / "o.mp4", *extra), capsys)
     assert code == 2 and re.search(words, err), err
     assert names(tmp_path) == set()
@@ -155,7 +155,7 @@ def _fail_generation(monkeypatch, exc):
     def boom(*args, **kwargs):
         raise exc
 
-    monkeypatch.setattr("wanvideo.pipeline.read_audio", boom)
+    monkeypatch.setattr("wanvideo.app.pipeline.read_audio", boom)
 
 
 @pytest.mark.parametrize("exc, words", [
@@ -276,7 +276,7 @@ def test_no_traceback_from_the_real_command(read_only_folder, speech):
 def test_sixteen_bit_grey_portrait_is_read_as_shown(tmp_path):
     from PIL import Image
 
-    from wanvideo.media import read_image
+    from wanvideo.app.media import read_image
 
     Image.fromarray(np.full((16, 16), 30000, np.uint16)).save(tmp_path / "g.png")
     assert abs(float(read_image(str(tmp_path / "g.png")).mean()) - 30000 / 65535) < 0.01

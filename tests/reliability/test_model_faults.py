@@ -17,7 +17,7 @@ from wanvideo.model.weight_files import read_safetensors_header
 
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory):
-    from wanvideo.tiny_files import write_tiny_models
+    from wanvideo.tiny.files import write_tiny_models
 
     folder = tmp_path_factory.mktemp("models")
     names = write_tiny_models(str(folder))
@@ -177,7 +177,7 @@ def _tiny_clip():
 
 
 def test_nan_weights_in_the_umt5_text_encoder_are_found_while_loading(tmp_path):
-    from wanvideo.encoders import load_text_encoder
+    from wanvideo.app.encoders import load_text_encoder
 
     path = tmp_path / "umt5_xxl_fp16.safetensors"
     sd = _tiny_umt5_file(path)
@@ -191,7 +191,7 @@ def test_nan_weights_in_the_umt5_text_encoder_are_found_while_loading(tmp_path):
 
 
 def test_an_infinite_fp8_scale_in_the_umt5_file_is_found(tmp_path):
-    from wanvideo.encoders import load_text_encoder
+    from wanvideo.app.encoders import load_text_encoder
 
     path = tmp_path / "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
     sd = _tiny_umt5_file(path, fp8=True)
@@ -210,7 +210,7 @@ def test_an_infinite_fp8_scale_in_the_umt5_file_is_found(tmp_path):
 
 
 def test_nan_weights_in_the_clip_vision_file_and_folder_are_found_while_loading(tmp_path):
-    from wanvideo.encoders import load_clip_vision
+    from wanvideo.app.encoders import load_clip_vision
 
     model = _tiny_clip()
     sd = {"vision_model." + k if not k.startswith("vision_model.") else k: v.clone() for k, v in model.state_dict().items()}

@@ -1,5 +1,5 @@
 """Step-cached guidance passes split across gloo ranks (see test_step_cache_parallel.py): rank 0 drives the same
-window steps once on its own and once with the other ranks serving its calls (wanvideo.distributed)."""
+window steps once on its own and once with the other ranks serving its calls (wanvideo.model.parallel.distributed)."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import json
 import torch
 import torch.distributed as dist
 
-from wanvideo.distributed import run_sequence_parallel
 from wanvideo.model import build_model, tiny_config
 from wanvideo.model.config import audio_frames_for
+from wanvideo.model.parallel.distributed import run_sequence_parallel
 from wanvideo.sampling.cache import CacheSettings, StepCache
 from wanvideo.sampling.guidance import COND, DROP_TEXT, UNCOND
 from wanvideo.sampling.passes import PassRunner

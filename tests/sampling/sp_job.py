@@ -51,7 +51,7 @@ def run(model, root, on_window_done=None):
 
 
 if __name__ == "__main__":
-    from wanvideo.distributed import init_from_env, run_sequence_parallel, shutdown
+    from wanvideo.model.parallel.distributed import init_from_env, run_sequence_parallel, shutdown
 
     root, kill_after, mode = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     torch.set_num_threads(1)

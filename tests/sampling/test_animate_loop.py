@@ -33,7 +33,7 @@ def tiny():
 def driving(request):
     from testlib import MEDIA
 
-    from wanvideo.pipeline import read_image, read_video
+    from wanvideo.app.pipeline import read_image, read_video
 
     out = {"image": read_image(str(MEDIA / "portrait_480x832.png"))}
     for name in ("pose", "face", "background", "mask"):
@@ -66,7 +66,7 @@ def _run(tiny, driving, tmp_path, replace=False, model=None, **settings):
 def test_mode_end_to_end_has_the_driving_length_rate_and_sound(tiny, driving, tmp_path, replace):
     from testlib import MEDIA
 
-    from wanvideo.media import read_audio
+    from wanvideo.app.media import read_audio
     from wanvideo.video import write_video
 
     assert len(driving["pose"]) == 90 and driving["pose_fps"] == 30

@@ -46,7 +46,7 @@ def _shrunk(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def driving():
     from testlib import MEDIA
 
-    from wanvideo.pipeline import read_image, read_video
+    from wanvideo.app.pipeline import read_image, read_video
 
     pose, face = (torch.from_numpy(read_video(str(MEDIA / f"animate_{n}_3s.mp4"))[0][:25]).float() / 255
                   for n in ("pose", "face"))

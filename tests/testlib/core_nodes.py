@@ -1,6 +1,6 @@
 """Core ComfyUI node declarations, as data, for checking our example workflows without ComfyUI.
 
-Taken from ComfyUI v0.3.64 by `scripts/dump_core_node_specs.py` (run it with ComfyUI's
+Taken from ComfyUI v0.3.64 by `scripts/comfyui/dump_core_node_specs.py` (run it with ComfyUI's
 Python against a checkout to refresh). `{"files": folder}` marks a combo whose options are the
 files of a ComfyUI folder (models or the input folder): any file name with a suitable extension.
 

@@ -1,6 +1,6 @@
-"""TEST-ONLY stand-in nodes for the real-host run (`scripts/comfyui_e2e.py`).
+"""TEST-ONLY stand-in nodes for the real-host run (`scripts/comfyui/comfyui_e2e.py`).
 
-`scripts/comfyui_e2e.py` copies this file as `__init__.py` of a second, temporary custom node folder
+`scripts/comfyui/comfyui_e2e.py` copies this file as `__init__.py` of a second, temporary custom node folder
 next to the pack. It is never part of the pack.
 
 Why: ComfyUI's core text-encoder loader builds umt5-xxl at its real size (5.7 billion parameters,

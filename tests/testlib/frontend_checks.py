@@ -1,5 +1,5 @@
 """In-page checks of the pack in the real ComfyUI front end, shared by the browser tests (tests/js) and
-`scripts/comfyui_e2e.py` (the same checks against a real ComfyUI). Each constant is a JavaScript function
+`scripts/comfyui/comfyui_e2e.py` (the same checks against a real ComfyUI). Each constant is a JavaScript function
 for Playwright's `page.evaluate(expression, arg)`; it reads the front end's own objects (`app`, `LiteGraph`).
 """
 from __future__ import annotations

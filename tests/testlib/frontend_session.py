@@ -38,8 +38,8 @@ def chromium_path() -> str:
 
 
 def model_files() -> dict[str, list[str]]:
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    from build_examples import MODELS  # the model files the examples name, by folder
+    sys.path.insert(0, str(REPO_ROOT / "scripts" / "examples"))
+    from example_models import MODELS  # the model files the examples name, by folder
 
     files: dict[str, list[str]] = {"input": sorted(INPUT_FILES)}
     for name, (folder, _url) in MODELS.items():

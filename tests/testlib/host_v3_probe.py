@@ -63,7 +63,7 @@ def main(comfy_root: str) -> dict:
     base = work / "base"
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "ComfyUI-WanVideo-InfiniteTalk").symlink_to(REPO, target_is_directory=True)
-    sys.path.insert(0, str(REPO / "scripts"))
+    sys.path.insert(0, str(REPO / "scripts" / "comfyui"))
     from comfyui_validate_examples import placeholders  # empty model files, the examples' input media
 
     models = work / "models"

@@ -1,4 +1,4 @@
-"""Node declarations and workflow checks shared by the example tests and `scripts/build_examples.py`.
+"""Node declarations and workflow checks shared by the example tests and `scripts/examples/build_examples.py`.
 
 ComfyUI saves a graph two ways:
 - UI format (what you drag into the browser): `nodes` with `inputs` (sockets), `outputs`,

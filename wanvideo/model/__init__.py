@@ -5,8 +5,9 @@
 - `apply_lora(model, path, strength)`: merge a LoRA.
 - `preset(name)` / `tiny_config()`: the real 14B sizes and the fixtures' tiny sizes.
 """
+from .build import build_model
 from .config import PRESETS, config_from_reference, normalize_config, preset, tiny_config
-from .dit import WanInfiniteTalkModel, build_model
+from .dit import WanInfiniteTalkModel
 from .loading import load_model
 from .lora import apply_lora, apply_loras
 from .settings import LoaderSettings

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .layers import Linear
+from .parallel.sequence_parallel import FrameSpan
 from .rope import apply_rope_1d
-from .sequence_parallel import FrameSpan
 
 # Speaker RoPE labels of the reference (class_range 24, class_interval 4).
 SPEAKER1_RANGE = (0.0, 4.0)

@@ -14,8 +14,8 @@ import torch.nn as nn
 from .attention import attention
 from .audio_adapter import AudioCrossAttention, speaker_rope_positions
 from .layers import LayerNorm, LayerNormInputDtype, Linear, RMSNorm
+from .parallel.sequence_parallel import FrameSpan, TokenShard
 from .rope import apply_rope_3d
-from .sequence_parallel import FrameSpan, TokenShard
 
 
 @dataclass
@@ -34,6 +34,7 @@ class ForwardState:
     token_masks: torch.Tensor | None = None  # [3, tokens per latent frame] 0/1 (two speakers only)
     face_tokens: torch.Tensor | None = None  # WanAnimate: [B, latent frames, K, dim] face tokens per latent frame
     shard: TokenShard | None = None  # sequence parallel: this rank's tokens (hidden states hold only those)
+    audio_scale: float = 1.0  # multiplies the audio cross-attention's output (0: the blocks run as without audio)
 
     def self_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Full self-attention of the hidden states' tokens: the backend, or the sequence-parallel exchange."""
@@ -152,8 +153,9 @@ class AttentionBlock(nn.Module):
 
         x = x + self.cross_attn(self.norm3(x), state)
 
-        if self.has_audio and state.audio_tokens is not None:
-            x = x + self.audio_residual(x, q, k, state)
+        if self.has_audio and state.audio_tokens is not None and state.audio_scale != 0:
+            audio = self.audio_residual(x, q, k, state)
+            x = x + (audio if state.audio_scale == 1 else audio * state.audio_scale)
         del q, k
 
         y = self.ffn((self.norm2(x).float() * (1 + scale2) + shift2).to(dtype))

@@ -18,7 +18,7 @@ from ..errors import InputError
 from .attention import check_backend
 from .audio_adapter import AudioProjModel, audio_tokens_per_frame, token_masks_from
 from .blocks import AttentionBlock, ForwardState, Head, MLPProj
-from .config import audio_frames_for, is_animate, normalize_config
+from .config import audio_frames_for, normalize_config
 from .layers import Conv3d, Linear
 from .rope import grid_cos_sin
 from .step_residuals import BlockResiduals
@@ -88,7 +88,7 @@ class WanInfiniteTalkModel(nn.Module):
         Call on every rank, in the same order (it creates process groups). Each rank then runs the forward on the
         same inputs and gets the same whole output.
         """
-        from .sequence_parallel import SequenceParallel
+        from .parallel.sequence_parallel import SequenceParallel
 
         self.sequence_parallel = None if mode is None else SequenceParallel(mode, self.config["num_heads"],
                                                                             use_yunchang=use_yunchang)
@@ -97,7 +97,7 @@ class WanInfiniteTalkModel(nn.Module):
         """'on': multiply fp8 weights in fp8 (torch._scaled_mm; CUDA compute capability >= 8.9), an error where
         that cannot run; 'auto': on where it can run; 'off': dequantise each layer's weight (any GPU).
         Returns the number of layers that multiply in fp8."""
-        from .fp8 import FP8_MATMUL_MODES, fp8_matmul_unavailable_reason, is_fp8
+        from .quant.fp8 import FP8_MATMUL_MODES, fp8_matmul_unavailable_reason, is_fp8
 
         if mode not in FP8_MATMUL_MODES:
             raise InputError(f"fp8 matmul must be one of {', '.join(FP8_MATMUL_MODES)}, got {mode!r}")
@@ -192,16 +192,18 @@ class WanInfiniteTalkModel(nn.Module):
 
     # ----- forward ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def forward(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None, step_cache=None):
+    def forward(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None, step_cache=None,
+                audio_scale=1.0):
         """x [B,16,F,H,W] noisy latents; t [B] timesteps (0..1000); context [B,L,text_dim] text tokens (L <= text_len);
         clip_fea [B,257,clip_dim]; y [B,20,F,H,W] mask + reference latents; audio [speakers, frames, window, layers,
         channels] shared by the batch, or [B, speakers, ...] one per batch row (batched guidance), or None to skip
         the audio adapter (plain Wan I2V); ref_target_masks [3,H,W] (speaker 1, speaker 2, background; used with two
-        speakers); step_cache: a step cache's plan for this call (see step_residuals; None: run every row's blocks).
-        Returns [B,16,F,H,W] float32.
+        speakers); step_cache: a step cache's plan for this call (see step_residuals; None: run every row's blocks);
+        audio_scale: multiplies the audio cross-attention's output in every block (1: the reference; 0: the audio
+        adapter contributes nothing, as with audio=None). Returns [B,16,F,H,W] float32.
 
         The same computation in three public parts (`embed`, `run_blocks`, `finish`)."""
-        h, e, e0, state = self.embed(x, t, context, clip_fea, y, audio, ref_target_masks)
+        h, e, e0, state = self.embed(x, t, context, clip_fea, y, audio, ref_target_masks, audio_scale)
         return self.finish(self.run_blocks_cached(h, e0, state, step_cache), e, state)
 
     @property
@@ -219,7 +221,7 @@ class WanInfiniteTalkModel(nn.Module):
         return e, self.time_projection(e).unflatten(1, (6, cfg["dim"]))
 
     @torch.no_grad()
-    def embed(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None):
+    def embed(self, x, t, context, clip_fea, y, audio=None, ref_target_masks=None, audio_scale=1.0):
         """Inputs -> (tokens h [B, L, dim] (this rank's share under sequence parallel), time embedding e [B, dim],
         block modulation e0 [B, 6, dim], ForwardState)."""
         t = torch.as_tensor(t)
@@ -229,6 +231,7 @@ class WanInfiniteTalkModel(nn.Module):
         h = h.flatten(2).transpose(1, 2)
         if audio is not None:
             self._prepare_audio(state, audio, ref_target_masks)
+            state.audio_scale = check_audio_scale(audio_scale)
         return self._shard_tokens(h, state), e, e0, state
 
     @torch.no_grad()
@@ -327,17 +330,12 @@ class WanInfiniteTalkModel(nn.Module):
         return f"params={n / 1e9:.2f}B, dtype={self.compute_dtype}, device={self.main_device}"
 
 
-def build_model(config: dict, dtype=torch.float32, device="cpu") -> WanInfiniteTalkModel:
-    """A model with freshly initialised (random) weights built directly on `device` in `dtype`.
-
-    `config` uses the reference constructor names (see wanvideo.model.config); `model_type` 'i2v' (default) gives
-    the Wan2.1 I2V (+ InfiniteTalk) model, 'animate' the WanAnimate model. Use `load_model` for real checkpoints.
-    """
-    if is_animate(config):
-        from .animate_dit import WanAnimateModel
-
-        return WanAnimateModel(config, dtype=dtype, device=device)
-    return WanInfiniteTalkModel(config, dtype=dtype, device=device)
+def check_audio_scale(value) -> float:
+    """The audio strength as a finite float (an InputError otherwise)."""
+    scale = float(value)
+    if not math.isfinite(scale):
+        raise InputError(f"audio_scale must be a finite number, got {value!r}")
+    return scale
 
 
 def flops_per_forward(config: dict, latent_shape, text_tokens=None, speakers=1) -> float:

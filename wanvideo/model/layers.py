@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .fp8 import can_scaled_mm, scaled_fp8_linear
-from .quantized import unpacked_weight
+from .quant.fp8 import can_scaled_mm, scaled_fp8_linear
+from .quant.quantized import unpacked_weight
 
 
 class Linear(nn.Linear):

@@ -23,11 +23,11 @@ from ..torch_inputs import parse_device, parse_dtype
 from .config import config_from_reference, normalize_config
 from .detect import check_infinitetalk, check_wan_animate, check_wan_i2v, infer_animate_config, infer_config, is_animate
 from .dit import WanInfiniteTalkModel
-from .fp8 import check_quant_marker, check_quant_metadata, dequantize, fp8_dtype, is_fp8, quantize_fp8
-from .gguf_load import check_types, place_packed
 from .layers import Linear
 from .layouts import KeyMap, config_from_json, resolve_files
-from .quantized import is_packed, storage_label
+from .quant.fp8 import check_quant_marker, check_quant_metadata, dequantize, fp8_dtype, is_fp8, quantize_fp8
+from .quant.gguf_load import check_types, place_packed
+from .quant.quantized import is_packed, storage_label
 from .weight_files import open_weight_file
 
 FIXTURE_EXTRAS = ("input.", "output.", "aux.", "debug.", "derived.")

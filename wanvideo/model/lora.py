@@ -16,9 +16,9 @@ import logging
 import torch
 
 from ..errors import ModelFileError
-from .fp8 import dequantize, is_fp8, quantize_fp8
 from .layouts import diffusers_to_native, is_diffusers
-from .quantized import add_delta, add_lora, is_packed, weight_shape
+from .quant.fp8 import dequantize, is_fp8, quantize_fp8
+from .quant.quantized import add_delta, add_lora, is_packed, weight_shape
 from .weight_files import open_weight_file
 
 log = logging.getLogger(__name__)

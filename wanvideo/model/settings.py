@@ -10,8 +10,8 @@ from ..errors import InputError
 from ..options import option
 from .attention import BACKENDS
 from .compile import COMPILE_BACKENDS, COMPILE_MODES
-from .fp8 import FP8_MATMUL_MODES
-from .sequence_parallel import MODES as SEQUENCE_PARALLEL_MODES
+from .parallel.sequence_parallel import MODES as SEQUENCE_PARALLEL_MODES
+from .quant.fp8 import FP8_MATMUL_MODES
 
 PRECISIONS = ("bf16", "fp16", "fp32")
 QUANTIZATIONS = ("keep_fp8", "disabled", "fp8_e4m3fn", "fp8_e5m2")

@@ -157,7 +157,7 @@ def open_weight_file(path):
         raise ModelFileError(f"model file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".gguf":
-        from .gguf_file import GGUFSource
+        from .quant.gguf_file import GGUFSource
 
         return GGUFSource(path)
     if suffix in (".pt", ".pth", ".bin", ".ckpt"):

@@ -36,7 +36,8 @@ from ..video.frame_store import FrameStore
 from .apg import window_guide
 from .cache import StepCache
 from .color import match_and_blend_colors
-from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context, same_context
+from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context
+from .edit_mask import EditRegion, prepare_edit_region
 from .fingerprint import Digest, module_fingerprint
 from .guidance import COND, DROP_AUDIO, DROP_TEXT, combine, needed_passes
 from .masks import ref_target_masks
@@ -46,6 +47,7 @@ from .settings import GenerationInterrupted, Progress, SamplerSettings, key_sett
 from .sizes import resolve_size
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
 from .vae_progress import DECODE, ENCODE, chunk_count, vae_chunks
+from .window_prompts import WindowPrompts, reuse_matching_windows
 from .windows import Window, gather_audio, plan_windows
 
 log = logging.getLogger(__name__)
@@ -98,12 +100,15 @@ def denoise_window(
     *,
     predict: Callable | None = None,
     guide: Callable | None = None,
+    blend: Callable | None = None,
 ) -> torch.Tensor:
     """Denoise one window's latent [16, T, h, w]; `passes` maps pass name -> model keyword arguments.
 
     The motion latent (its first frames) is written into the latent before every model call and after
     every step, so those frames stay clean, as in the reference. `predict(x, t, step)` runs a step's passes
     (default: one model call per pass; see passes.PassRunner), `guide(preds)` combines them (default: CFG).
+    `blend(latent, i)`: face-only dubbing's source blend at step i's noise level (i = steps: the clean end; see
+    edit_mask.py), before every model call and after the last step.
     """
     predict = predict or PassRunner(model, passes, should_stop=should_stop)
     guide = guide or (lambda preds: combine(preds, cfg, audio_cfg, has_audio))
@@ -112,6 +117,8 @@ def denoise_window(
     for i in range(solver.num_steps):
         if should_stop is not None and should_stop():
             raise GenerationInterrupted(f"stopped before step {i + 1}/{solver.num_steps}")
+        if blend is not None:
+            latent = blend(latent, i)
         latent[:, :n_motion] = motion_latent
         t = solver.timesteps[i:i + 1].to(latent.device)
         preds = predict(latent[None], t, i)
@@ -125,6 +132,9 @@ def denoise_window(
         latent[:, :n_motion] = motion_latent
         if on_step is not None:
             on_step(i + 1)
+    if blend is not None:
+        latent = blend(latent, solver.num_steps)
+        latent[:, :n_motion] = motion_latent
     return latent
 
 
@@ -146,6 +156,7 @@ def generate(
     prepare_model: Callable[[tuple], None] | None = None,
     clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
     lock_wait: float = 0.0,
+    edit_mask=None,
 ) -> FrameStore:
     """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
 
@@ -162,10 +173,12 @@ def generate(
         `clip_fea` is not used. An encoder may carry `fingerprint()` (identifies its weights, for resuming).
     lock_wait: seconds to wait while another process runs the same job in the same folder (then a
         RunInProgressError naming that process; see video/run_lock.py).
+    edit_mask: dubbing only, where the picture may change ([H, W] or one per source frame, 1 = change); the rest
+        stays the source's pixels (edit_mask.py). `settings.face_only` builds it from the face box instead.
     """
     s = (settings or SamplerSettings()).validated()
     plan = plan_run(model, frames, None if clip_encoder is not None else clip_fea, audio, context, context_null,
-                    speaker_masks, s, clip_encoder=clip_encoder)
+                    speaker_masks, s, clip_encoder=clip_encoder, edit_mask=edit_mask)
     check_speed_options(model, s)
     store = _open_store(store_root, model, vae, plan, audio, s, lock_wait)
     if store.complete:
@@ -214,6 +227,8 @@ class RunPlan:
     audio_window: int
     clip_dim: int = 1280
     clip_encoder: Callable | None = None
+    prompts: WindowPrompts | None = None  # the positive prompt(s): one, or one per window
+    edit: EditRegion | None = None  # face-only dubbing: where the picture may change (None: everywhere)
 
     @property
     def lat_h(self) -> int:
@@ -237,7 +252,7 @@ def _frame_count(audio, source: ReferenceFrames, s: SamplerSettings) -> tuple[fl
 
 
 def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s: SamplerSettings,
-             clip_encoder=None) -> RunPlan:
+             clip_encoder=None, edit_mask=None) -> RunPlan:
     """Check the inputs against the model and decide sizes, windows and guidance passes."""
     config = dict(getattr(model, "config", {}) or {})
     if config.get("model_type") == "animate":
@@ -254,15 +269,17 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
     lat_h, lat_w = height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
     windows = plan_windows(total, s.frame_window, s.motion_frames, TEMPORAL_STRIDE)
 
-    ctx = prepare_context(context, text_dim, text_len, "positive")
+    prompts = WindowPrompts.prepare(context, text_dim, text_len)
+    ctx = prompts.first
     ctx_null = prepare_context(context_null, text_dim, text_len, "negative")
     clip_all = None if clip_encoder is not None else prepare_clip(clip_fea, clip_dim, len(source))
     num_speakers = audio.num_speakers if has_audio else 1
     masks = ref_target_masks(num_speakers, source.height, source.width, height, width, lat_h, lat_w,
                              speaker_masks) if has_audio else None
-    pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, same_context(ctx, ctx_null))
+    pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, prompts.all_same_as(ctx_null))
+    edit = prepare_edit_region(edit_mask, s, source, height, width)  # last: face_only searches every frame
     return RunPlan(source, has_audio, fps, total, height, width, windows, ctx, ctx_null, clip_all, masks,
-                   pass_names, num_speakers, audio_window, clip_dim, clip_encoder)
+                   pass_names, num_speakers, audio_window, clip_dim, clip_encoder, prompts, edit)
 
 
 def check_speed_options(model, s: SamplerSettings) -> None:
@@ -277,14 +294,18 @@ def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSet
                 lock_wait: float = 0.0) -> FrameStore:
     """The run's frame store: a new one, or the unfinished one of an identical earlier run (logged)."""
     clip = plan.clip_all if plan.clip_encoder is None else _encoder_id(plan.clip_encoder)
-    key = _run_key(model, vae, plan.source, audio, plan.ctx, plan.ctx_null, clip, plan.masks, s,
-                   plan.total, (plan.height, plan.width))
+    key = _run_key(model, vae, plan.source, audio, plan.prompts.run_key_context(), plan.ctx_null, clip, plan.masks, s,
+                   plan.total, (plan.height, plan.width), plan.edit)
     store = FrameStore.open_for_run(
         store_root, key, width=plan.width, height=plan.height, fps=plan.fps, total_frames=plan.total,
         num_windows=len(plan.windows),
         info=dict(settings=vars(s), passes=plan.pass_names, speakers=plan.num_speakers, dubbing=plan.source.is_video),
         lock_wait=lock_wait,
     )
+    changed = reuse_matching_windows(store, plan.prompts.window_keys(len(plan.windows)))
+    if changed is not None:
+        log.info("WanVideo InfiniteTalk: the prompt of window %d changed: %s, windows %d-%d made again", changed + 1,
+                 f"windows 1-{changed} are reused" if changed else "nothing is reused", changed + 1, len(plan.windows))
     if store.complete:
         return store
     resumed = store.finished_windows
@@ -312,7 +333,8 @@ class _WindowRunner:
         source = plan.source
         self.color_ref = source.conditioning(0, plan.height, plan.width)[:, 0] if s.color_correction > 0 else None
         self.cache = {}  # (frame index, window length) -> (y, clip): an image conditions every window the same way
-        self.ctx_d, self.ctx_null_d = plan.ctx.to(device), plan.ctx_null.to(device)
+        self.ctx_null_d = plan.ctx_null.to(device)
+        self.ctx_d = {}  # prompt index -> its embedding on the device
         self.masks_d = plan.masks.to(device) if plan.masks is not None else None
 
     def report(self, window: Window, step: int, stage: str = "denoise", chunk: int = 0, chunks: int = 0) -> None:
@@ -362,10 +384,19 @@ class _WindowRunner:
             audio_null = torch.zeros_like(audio_in[:1])
         passes = {}
         for name in self.plan.pass_names:
-            passes[name] = dict(context=self.ctx_d if name in (COND, DROP_AUDIO) else self.ctx_null_d,
+            passes[name] = dict(context=self.context(window) if name in (COND, DROP_AUDIO) else self.ctx_null_d,
                                 audio=audio_in if name in (COND, DROP_TEXT) else audio_null,
                                 clip_fea=clip_row, y=y, ref_target_masks=self.masks_d)
+            if audio_in is not None and self.s.audio_scale != 1.0:  # only then: models without the option still run
+                passes[name]["audio_scale"] = self.s.audio_scale
         return passes
+
+    def context(self, window: Window) -> torch.Tensor:
+        """The positive prompt's embedding for this window (prompt k for window k, the last for the rest)."""
+        index = self.plan.prompts.index_for(window.index)
+        if index not in self.ctx_d:
+            self.ctx_d[index] = self.plan.prompts.contexts[index].to(self.device)
+        return self.ctx_d[index]
 
     def run(self, window: Window, motion_latent):
         """Sample, decode and store one window; returns the next window's motion latent."""
@@ -387,11 +418,13 @@ class _WindowRunner:
             self.prepare_model((1, *shape))
         noise = window_noise(s.seed, window.index, shape, self.device)
         solver = FlowSolver(s.scheduler, s.steps, s.shift)
+        edit = self.window_edit(window, noise, solver)
         predict = self.pass_runner(passes, shape)
         with torch.no_grad():
             latent = denoise_window(self.model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg,
                                     plan.has_audio, on_step=lambda i: self.report(window, i),
-                                    should_stop=self.should_stop, predict=predict, guide=self.guide())
+                                    should_stop=self.should_stop, predict=predict, guide=self.guide(),
+                                    blend=edit.blend if edit is not None else None)
             del noise, passes
             video = self.vae_call(window, DECODE, latent, s.steps)
             del latent
@@ -400,6 +433,8 @@ class _WindowRunner:
                                      "damaged, or it overflowed in fp16 (use a bf16 or fp32 VAE)")
             if self.color_ref is not None:
                 video = match_and_blend_colors(video, self.color_ref.to(video.device), s.color_correction)
+            if edit is not None:  # face-only dubbing: the source's pixels outside the mask (motion frames too)
+                video = edit.composite(video)
             next_motion = None
             if window.index < len(plan.windows) - 1:
                 next_motion = self.vae_call(window, ENCODE, video[:, -s.motion_frames:], s.steps).float()
@@ -410,6 +445,13 @@ class _WindowRunner:
         log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)%s", window.index + 1,
                  len(plan.windows), time.perf_counter() - started, len(store), plan.total, cached)
         return next_motion
+
+    def window_edit(self, window: Window, noise, solver: FlowSolver):
+        """Face-only dubbing's blend and composite for this window (None: the whole frame is generated)."""
+        if self.plan.edit is None:
+            return None
+        return self.plan.edit.window(window, noise, solver.timesteps_full / 1000.0,
+                                     lambda pixels: self.vae_call(window, ENCODE, pixels, 0))
 
     def pass_runner(self, passes: dict, shape) -> PassRunner:
         """This window's model calls: batched or not, with a fresh step cache (nothing carries across windows)."""
@@ -472,7 +514,7 @@ def _encoder_id(encoder) -> str:
     return str(fingerprint()) if callable(fingerprint) else f"clip-encoder:{type(encoder).__qualname__}"
 
 
-def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, size) -> str:
+def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total, size, edit=None) -> str:
     """Digest of everything that decides the frames; equal digests mean a rerun may resume the store."""
     d = Digest()
     d.add("revision", STORE_FORMAT_REVISION)
@@ -492,4 +534,6 @@ def _run_key(model, vae, source, audio, ctx, ctx_null, clip_all, masks, s, total
     d.add("context_null", ctx_null)
     d.add("clip", clip_all)
     d.add("masks", masks)
+    if edit is not None:  # added only with a region: runs without one keep their key
+        d.add("edit_region", edit.key())
     return d.hexdigest()[:32]

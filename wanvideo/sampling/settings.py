@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from ..errors import InputError, WanVideoError
 from ..options import option
 from .cache import CacheOptions
+from .edit_mask import EditMaskOptions
 from .guidance_settings import GuidanceOptions
 from .schedules import DEFAULT_SHIFT, SCHEDULERS, normalize_scheduler
 from .sizes import ASPECT_BUCKETS
@@ -20,8 +21,8 @@ VAE_PRECISIONS = ("fp32", "host")
 
 
 @dataclass
-class SamplerSettings(GuidanceOptions, CacheOptions):
-    """The InfiniteTalk sampler's options; the speed options of issue 13 (how the guidance passes run, APG, step
+class SamplerSettings(GuidanceOptions, CacheOptions, EditMaskOptions):
+    """The InfiniteTalk sampler's options; the speed options (how the guidance passes run, APG, step
     caching) are inherited from GuidanceOptions and CacheOptions, where they are declared."""
 
     frame_window: int = option(81, min=5, max=1001, step=4, help=(
@@ -39,6 +40,10 @@ class SamplerSettings(GuidanceOptions, CacheOptions):
         "Text guidance scale (reference 5). 1 = no text guidance (two model passes per step instead of three)."))
     audio_cfg: float = option(4.0, min=0.0, max=30.0, step=0.1, help=(
         "Audio guidance scale: how strongly the lips follow the speech (reference 4; 3-5 usual)."))
+    audio_scale: float = option(1.0, min=-10.0, max=10.0, step=0.01, help=(
+        "Audio strength: multiplies the audio cross-attention's output in every block. 1 = the reference; below 1 "
+        "calmer mouth and head motion, above 1 stronger (1.5-2 exaggerates); 0 = the speech has no influence. "
+        "Unlike audio_cfg it costs no extra model pass."))
     scheduler: str = option("euler", choices=SCHEDULERS, help=(
         "euler: the reference's flow-matching Euler schedule. unipc / dpm++: diffusers' multistep solvers on the "
         "same schedule (fewer steps for similar quality)."))
@@ -75,6 +80,9 @@ class SamplerSettings(GuidanceOptions, CacheOptions):
             raise InputError(f"size bucket must be one of {sorted(ASPECT_BUCKETS)}, got {s.size_bucket!r}")
         if s.shift is None or s.shift == 0:
             s.shift = DEFAULT_SHIFT[s.size_bucket]  # the reference: shift follows the size bucket unless set
+        s.audio_scale = float(s.audio_scale)
+        if not math.isfinite(s.audio_scale):
+            raise InputError(f"audio_scale must be a finite number, got {self.audio_scale}")
         for name in ("shift", "cfg", "audio_cfg", "fps"):
             value = float(getattr(s, name))
             if not math.isfinite(value) or value < 0 or (name in ("shift", "fps") and value == 0):
@@ -92,14 +100,15 @@ class SamplerSettings(GuidanceOptions, CacheOptions):
         s.seed = int(s.seed)
         s.normalize_guidance_options()
         s.normalize_cache_options()
+        s.normalize_edit_options()
         return s
 
 
 # Settings a resumed run may change (same numbers within float tolerance: e.g. sequential passes after an out of
 # memory), and settings added later that only enter a run's key when not at their default (old runs still resume).
 RESUME_NEUTRAL = ("guidance_batching",)
-KEY_WHEN_SET = ("cache_method", "cache_threshold", "cache_start_step", "cache_end_step", "cache_magcache_k", "apg",
-                "apg_momentum", "apg_norm_threshold")
+KEY_WHEN_SET = ("audio_scale", "face_only", "face_margin", "mask_feather", "cache_method", "cache_threshold",
+                "cache_start_step", "cache_end_step", "cache_magcache_k", "apg", "apg_momentum", "apg_norm_threshold")
 
 
 def key_settings(s) -> dict:

@@ -12,8 +12,7 @@ continues exactly where the run stopped, and a damaged segment anywhere (sha256
 per segment and per state in the manifest) is regenerated alone from the state
 before it: the windows before and after it are reused. Where that state is lost
 too, the run goes back to the nearest window whose state survives (the minimal
-span). Cost: one state file per window (see README, "What happens when things
-go wrong").
+span). Cost: one state file per window (see docs/failures.md).
 
 Consumers rely only on `len(store)`, `store.fps`, `store.width`,
 `store.height` and `store.iter_frames()` (H×W×3 uint8 arrays, in order).
@@ -258,6 +257,28 @@ class FrameStore:
         self._manifest["windows"].sort(key=lambda e: e["index"])
         self._manifest["frames"] += int(len(frames))
         self._save_manifest()
+
+    def adopt_window_keys(self, keys: list[str]) -> int | None:
+        """Record a key per window for inputs that may change between runs of the same store (a prompt per
+        window): the windows on disk from the first whose recorded key differs are dropped, to be made again
+        (each window continues from the one before). Returns that window's index (None: nothing dropped)."""
+        old = list(self._manifest.get("window_keys") or [])
+        on_disk = sorted(e["index"] for e in self._manifest["windows"])
+        last = on_disk[-1] if on_disk else -1  # a window counts even when it is not on disk (damaged): later ones
+        changed = next((i for i in range(last + 1) if i >= len(old) or i >= len(keys) or old[i] != keys[i]), None)
+        stale = []
+        if changed is not None:
+            stale = [e["file"] for e in self._manifest["windows"] if e["index"] >= changed]
+            stale += [v["file"] for k, v in self._manifest["states"].items() if int(k) >= changed]
+            self._manifest["windows"] = [e for e in self._manifest["windows"] if e["index"] < changed]
+            self._manifest["frames"] = sum(e["frames"] for e in self._manifest["windows"])
+            self._manifest["complete"] = False
+            self._manifest["states"] = {k: v for k, v in self._manifest["states"].items() if int(k) < changed}
+        self._manifest["window_keys"] = list(keys)
+        self._save_manifest()  # first: a crash now leaves stray files, never a manifest naming removed ones
+        for name in stale:
+            _remove(os.path.join(self.path, name))
+        return changed
 
     def windows_to_make(self) -> list[int]:
         """Indices of the windows not (or no longer) on disk, in order: what a run with this store makes."""
