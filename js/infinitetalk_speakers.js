@@ -1,9 +1,9 @@
 // Workflows saved before the sampler had its `speakers` choice link the two speaker masks to top-level inputs
 // `speaker_1_mask` / `speaker_2_mask`. Where the host declares the choice as a DynamicCombo (ComfyUI 0.33+) the
-// masks of new nodes live inside it (`speakers.speaker_1_mask`, shown only for two_speakers); an older workflow
-// keeps its saved mask inputs and links, and the server still accepts them under their old names. So that the
-// node says what it does, such a sampler shows two_speakers. Its inputs are left as saved: the front end restores
-// a saved node's inputs after configuring it, so moving the links here would not last.
+// masks live inside it (`speakers.speaker_1_mask`, shown only for two_speakers). On load, a sampler whose saved
+// masks are linked switches to two_speakers and its links move into the choice (the server would also accept them
+// under their old names); a sampler with only the old empty mask slots stays single_speaker and loses them. Both
+// run after the front end has finished configuring the node (it restores the saved inputs until then).
 import { app } from "../../scripts/app.js";
 
 const SAMPLER = "InfiniteTalkSampler";
@@ -14,9 +14,22 @@ const MASKS = ["speaker_1_mask", "speaker_2_mask"];
 function showTwoSpeakers(node) {
   const choice = node.widgets?.find((w) => w?.name === CHOICE);
   if (!choice || !choice.options?.values?.includes?.(TWO)) return; // no DynamicCombo here: plain mask inputs
-  if (!node.inputs?.some((i) => MASKS.includes(i?.name))) return;
+  const legacy = node.inputs?.filter((i) => MASKS.includes(i?.name)) ?? [];
+  if (!legacy.length) return;
+  if (!legacy.some((i) => i.link != null)) {
+    setTimeout(() => dropUnlinked(node), 0); // one speaker: the old empty mask slots go
+    return;
+  }
   choice.value = TWO; // the front end adds the option's inputs (speakers.speaker_1_mask, ...)
   setTimeout(() => moveLinks(node), 0); // once the graph's links are configured
+}
+
+function dropUnlinked(node) {
+  for (const name of MASKS) {
+    const slot = node.inputs?.findIndex((i) => i?.name === name && i.link == null) ?? -1;
+    if (slot >= 0) node.removeInput(slot);
+  }
+  node.setDirtyCanvas?.(true, true);
 }
 
 // Each saved mask link moves to the same mask inside the choice; the old input goes.

@@ -9,9 +9,10 @@ input names, same widget order (saved workflows store widget values by position)
   ends that know it;
 - search aliases (`infinitetalk`, `lipsync`, `talking head`, `wananimate`);
 - one vs two speakers on the sampler as a `DynamicCombo` (`speakers`): the two mask inputs appear only in
-  two-speaker mode, as core's WanInfiniteTalkToVideo does. It is the sampler's last widget, so the widget values
-  of a workflow saved before it existed still land on the same widgets; a saved or API workflow that links the
-  masks at the top level (`speaker_1_mask`, as before) runs unchanged (see `legacy_inputs`).
+  two-speaker mode, as core's WanInfiniteTalkToVideo does. It comes after every widget the sampler had when it came,
+  so the widget values of a workflow saved before it existed still land on the same widgets; a saved or API workflow that links the
+  masks at the top level (`speaker_1_mask`, as before) runs unchanged (see `legacy_inputs`). A widget added to
+  the sampler later (at the end of INPUT_TYPES, where any new widget must go) comes after the choice.
 
 A host whose `comfy_api.latest` lacks one of these features gets the node without it (ComfyUI 0.3.64 has V3
 nodes but no DynamicCombo, `advanced` or search aliases: the masks stay plain optional inputs there).
@@ -46,6 +47,9 @@ ADVANCED = {
 SPEAKERS_INPUT = "speakers"
 ONE_SPEAKER, TWO_SPEAKERS = "single_speaker", "two_speakers"
 SPEAKER_MASKS = ("speaker_1_mask", "speaker_2_mask")
+# Saved workflows keep widget values by position: the choice sits right after the widget that was the sampler's
+# last when it came, so a widget added to the sampler later (after this one in INPUT_TYPES) comes after it.
+SPEAKERS_AFTER = "mask_feather"
 DYNAMIC_SPEAKERS = {"InfiniteTalkSampler"}
 
 # Core types the host's io module names; any other type (ours) is io.Custom(type).
@@ -118,9 +122,11 @@ def _schema_inputs(node_id: str, v1_cls) -> list:
             inputs.append(v3_input(name, declaration, optional=group == "optional", advanced=name in advanced))
     if dynamic:
         masks = [v3_input(name, declared["optional"][name], optional=True) for name in SPEAKER_MASKS]
-        inputs.append(io.DynamicCombo.Input(
+        ids = [i.id for i in inputs]
+        at = ids.index(SPEAKERS_AFTER) + 1 if SPEAKERS_AFTER in ids else len(inputs)
+        inputs.insert(at, io.DynamicCombo.Input(
             SPEAKERS_INPUT, options=[io.DynamicCombo.Option(ONE_SPEAKER, []), io.DynamicCombo.Option(TWO_SPEAKERS, masks)],
-            optional=True,  # the last widget, after frames_folder and vae_precision: saved widget values keep their places
+            optional=True,  # among the optional widgets, after SPEAKERS_AFTER: saved widget values keep their places
             tooltip="One speaker, or two: then connect where each one is in the image (default masks: left and "
                     "right half). Audio embeds with two speakers need two_speakers."))
     return inputs

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from testlib import REPO_ROOT, SHARED
-from testlib.frontend_checks import GRAPH_PROBLEMS, GRAPH_TO_PROMPT, NODES_OUT_OF_VIEW
+from testlib.frontend_checks import DROP_FILE, GRAPH_PROBLEMS, GRAPH_TO_PROMPT, NODES_OUT_OF_VIEW
 from testlib.frontend_wheels import NEWEST_CHECKED, PINNED_BY_COMFYUI, PINNED_BY_COMFYUI_033, static_dir
 
 # (host, front end): each host with the front end it pins, and today's host with the newest front end checked.
@@ -39,7 +40,7 @@ def host_python(host: str) -> Path:
 TEMPLATES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 SAMPLER_STATE = """() => { const n = app.graph._nodes.find((n) => n.type === 'InfiniteTalkSampler');
   return { id: n.id, speakers: n.widgets.find((w) => w.name === 'speakers')?.value,
-           inputs: n.inputs.filter((i) => i.name.includes('mask')).map((i) => [i.name, i.link != null]) }; }"""
+           inputs: n.inputs.filter((i) => /speaker_\\d_mask/.test(i.name)).map((i) => [i.name, i.link != null]) }; }"""
 
 
 @pytest.fixture(scope="module", params=MATRIX, ids=lambda p: f"comfyui-{p[0]}-frontend-{p[1]}")
@@ -88,7 +89,7 @@ def host_server(request, tmp_path_factory):
                 break
             except OSError:
                 time.sleep(1)
-        yield host, url
+        yield host, url, base
     finally:
         proc.terminate()
         proc.wait(30)
@@ -98,7 +99,7 @@ def host_server(request, tmp_path_factory):
 @pytest.fixture(scope="module", params=[False, True], ids=["vue-off", "vue-on"])
 def page(request, host_server, playwright_browser):
     page = playwright_browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
-    host, url = host_server
+    host, url, _ = host_server
     page.goto(url)
     page.wait_for_function("() => window.app?.graph && app.extensions?.some((e) => e.name === 'InfiniteTalk.SpeakersChoice')",
                            timeout=180_000)
@@ -133,7 +134,7 @@ def test_mask_inputs_appear_only_in_two_speaker_mode(page):
     needs_dynamic_combo(page)
     state = page.evaluate("""async () => { app.graph.clear(); const n = LiteGraph.createNode('InfiniteTalkSampler');
       app.graph.add(n); const w = n.widgets.find((w) => w.name === 'speakers'); const masks = () => n.inputs
-        .filter((i) => i.name.includes('mask')).map((i) => i.name); const out = { first: w.value, one: masks() };
+        .filter((i) => /speaker_\\d_mask/.test(i.name)).map((i) => i.name); const out = { first: w.value, one: masks() };
       w.value = 'two_speakers'; await new Promise((r) => setTimeout(r, 300)); out.two = masks();
       w.value = 'single_speaker'; await new Promise((r) => setTimeout(r, 300)); out.back = masks(); return out; }""")
     assert state == {"first": "single_speaker", "one": [], "two": ["speakers.speaker_1_mask", "speakers.speaker_2_mask"],
@@ -153,6 +154,14 @@ def test_a_two_speaker_workflow_saved_before_v3_opens_in_two_speaker_mode(page):
     assert sent["speakers"] == "two_speakers"
     assert [sent["speakers.speaker_1_mask"], sent["speakers.speaker_2_mask"]] == [old["speaker_1_mask"],
                                                                                  old["speaker_2_mask"]]
+
+
+def test_a_one_speaker_workflow_saved_before_v3_stays_one_speaker(page):
+    needs_dynamic_combo(page)
+    load(page, json.loads((REPO_ROOT / "example_workflows" / "infinitetalk_single_speaker.json").read_text()))
+    assert page.evaluate(SAMPLER_STATE)["speakers"] == "single_speaker"
+    page.wait_for_timeout(300)
+    assert page.evaluate(SAMPLER_STATE)["inputs"] == [], "the old empty mask slots go"
 
 
 def test_two_speaker_masks_stay_linked_as_saved_without_dynamic_combo(page):
@@ -189,7 +198,7 @@ def needs_blueprints(host):
 
 
 def test_the_real_server_lists_the_blueprint(host_server):
-    host, url = host_server
+    host, url, _ = host_server
     needs_blueprints(host)
     listed = json.loads(urllib.request.urlopen(f"{url}/api/global_subgraphs", timeout=30).read())
     ours = {k: v for k, v in listed.items() if v["source"] == "custom_node"}
@@ -205,3 +214,30 @@ def test_the_blueprint_expands_to_a_prompt_the_server_accepts(page):
     result = page.evaluate(QUEUE_BLUEPRINT, json.loads(BLUEPRINT.read_text()))
     assert result["status"] == 200 and not result["body"].get("node_errors"), result["body"]
     assert {"InfiniteTalkSampler", "InfiniteTalkVideoCombine", "LoadImage", "LoadAudio"} <= set(result["types"])
+
+
+POST_PROMPT = """async () => {
+  const { output } = await app.graphToPrompt();
+  const answer = await fetch('/api/prompt', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                               body: JSON.stringify({ prompt: output }) });
+  await fetch('/api/interrupt', { method: 'POST' });  // validation is the point: stop the placeholder run
+  return { status: answer.status, body: await answer.json() };
+}"""
+
+
+def test_an_mp4_from_todays_video_combine_restores_a_workflow_the_server_accepts(page, host_server, rendered_video):
+    """The MP4 (written by the Video Combine node of today, the single-speaker example embedded) dropped onto the
+    real front end: its workflow comes back on the V3 nodes and Queue's prompt passes POST /prompt."""
+    _, _, base = host_server
+    name = rendered_video["path"].name
+    (base / "output" / "InfiniteTalk").mkdir(parents=True, exist_ok=True)
+    shutil.copy(rendered_video["path"], base / "output" / "InfiniteTalk" / name)
+    page.evaluate("() => app.graph.clear()")
+    page.evaluate(DROP_FILE, {"url": f"/api/view?filename={name}&type=output&subfolder=InfiniteTalk", "name": name,
+                              "type": "video/mp4"})
+    expected = sorted(n["type"] for n in rendered_video["workflow"]["nodes"])
+    page.wait_for_function(f"() => app.graph._nodes.length === {len(expected)}", timeout=30_000)
+    assert sorted(page.evaluate("() => app.graph._nodes.map((n) => n.type)")) == expected
+    assert page.evaluate(GRAPH_PROBLEMS, rendered_video["workflow"]) == []
+    result = page.evaluate(POST_PROMPT)
+    assert result["status"] == 200 and not result["body"].get("node_errors"), result["body"]
