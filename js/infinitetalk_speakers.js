@@ -11,10 +11,11 @@ const CHOICE = "speakers";
 const TWO = "two_speakers";
 const MASKS = ["speaker_1_mask", "speaker_2_mask"];
 
-function showTwoSpeakers(node) {
+function showTwoSpeakers(node, info) {
   const choice = node.widgets?.find((w) => w?.name === CHOICE);
   if (!choice || !choice.options?.values?.includes?.(TWO)) return; // no DynamicCombo here: plain mask inputs
-  const legacy = node.inputs?.filter((i) => MASKS.includes(i?.name)) ?? [];
+  // The saved node tells which masks were linked (some front ends set the inputs' links only after configure).
+  const legacy = (info?.inputs ?? node.inputs ?? []).filter((i) => MASKS.includes(i?.name));
   if (!legacy.length) return;
   if (!legacy.some((i) => i.link != null)) {
     setTimeout(() => dropUnlinked(node), 0); // one speaker: the old empty mask slots go
@@ -55,9 +56,9 @@ app.registerExtension({
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData?.name !== SAMPLER) return;
     const onConfigure = nodeType.prototype.onConfigure;
-    nodeType.prototype.onConfigure = function () {
+    nodeType.prototype.onConfigure = function (info) {
       const result = onConfigure?.apply(this, arguments);
-      showTwoSpeakers(this);
+      showTwoSpeakers(this, info);
       return result;
     };
   },
