@@ -18,6 +18,8 @@ NODE_MODULES = (
     "prompt_nodes",
     "speed_nodes",
     "animate_nodes",
+    "longcat_nodes",
+    "animate_preprocess_nodes",
 )
 
 NODE_CLASS_MAPPINGS = {}

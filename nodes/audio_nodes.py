@@ -10,6 +10,7 @@ from ..wanvideo.audio import build_audio_embeddings, load_wav2vec
 from ..wanvideo.audio.settings import WAV2VEC_PRECISIONS, AudioSettings
 from ..wanvideo.errors import InputError
 from ..wanvideo.options import node_input, node_inputs
+from ..wanvideo.validation import check_options
 from . import host
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ class InfiniteTalkAudioEmbeds:
 
     def embed(self, wav2vec, audio_1, speaker_mode="para", normalize_loudness=True, fps=25.0, frame_limit=0,
               audio_2=None):
+        check_options(AudioSettings, dict(speaker_mode=speaker_mode, normalize_loudness=normalize_loudness, fps=fps,
+                                          frame_limit=frame_limit))  # the registry's ranges, before any work
         wave_1, rate_1 = _audio_input(audio_1, "audio_1")
         wave_2, rate_2 = _audio_input(audio_2, "audio_2") if audio_2 is not None else (None, None)
         bar = host.progress_bar(100)

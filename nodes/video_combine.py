@@ -11,6 +11,7 @@ import os
 
 from ..wanvideo.errors import InputError
 from ..wanvideo.options import node_input
+from ..wanvideo.validation import check_options
 from ..wanvideo.video import (
     EncodingInterrupted,
     encode_video,
@@ -102,6 +103,7 @@ class InfiniteTalkVideoCombine:
     def combine(self, frame_rate=_D.frame_rate, filename_prefix="InfiniteTalk/InfiniteTalk", format=_D.format,
                 crf=_D.crf, length_policy=_D.length_policy, save_output=True, save_metadata=True,
                 images=None, frames=None, audio=None, prompt=None, extra_pnginfo=None, unique_id=None):
+        check_options(VideoSettings, dict(frame_rate=frame_rate, format=format, crf=crf, length_policy=length_policy))
         if images is None and frames is None:
             raise InputError("Video Combine has no frames: connect `images` (IMAGE) or `frames` (INFINITETALK_FRAMES)")
         if images is not None and frames is not None:

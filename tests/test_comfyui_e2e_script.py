@@ -12,7 +12,8 @@ e2e = importlib.import_module("comfyui_e2e")
 
 NAMES = {"text_dim": 32, "clip_dim": 64, "clip_vision": "clip.safetensors", "vae": "vae.safetensors",
          "model": "m.safetensors", "model_no_audio": "m0.safetensors", "animate_model": "a.safetensors",
-         "wav2vec": "w2v", "lora": "l.safetensors"}
+         "wav2vec": "w2v", "lora": "l.safetensors", "longcat_model": "longcat_tiny/base_model",
+         "whisper": "whisper_tiny_longcat"}
 INPUTS = {"image": "portrait.png", "audio": "speech.wav"}
 
 
@@ -29,3 +30,13 @@ def test_adapted_example_links_only_nodes_it_keeps(example, clip_vision):
     assert not any(node["class_type"] in ("CLIPLoader", "CLIPTextEncode") for node in prompt.values())
     if clip_vision == "stand-in":
         assert not any(node["class_type"].startswith("CLIPVision") for node in prompt.values())
+
+
+def test_longcat_example_points_at_the_tiny_longcat_folders():
+    prompt = e2e.adapt_workflow(json.loads((REPO_ROOT / "examples" / "api" / "longcat_two_speakers_api.json").read_text()),
+                                NAMES, INPUTS, "stand-in", e2e.TINY_RUN)
+    by_class = {node["class_type"]: node["inputs"] for node in prompt.values()}
+    assert by_class["InfiniteTalkLongCatModelLoader"]["model"] == "longcat_tiny/base_model"
+    assert by_class["InfiniteTalkLongCatModelLoader"]["distill_lora"] == "none"
+    assert by_class["InfiniteTalkLongCatWhisperLoader"]["model"] == "whisper_tiny_longcat"
+    assert (by_class["InfiniteTalkLongCatSampler"]["width"], by_class["InfiniteTalkLongCatSampler"]["height"]) == (64, 64)

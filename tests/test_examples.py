@@ -28,6 +28,8 @@ REQUIRED = {
     "wan_i2v_no_audio": "Standard I2V without audio",
     "wananimate_animation": "WanAnimate: a character image animated by a driving clip",
     "wananimate_replacement": "WanAnimate: a character replacing the person in a driving clip",
+    "longcat_single_speaker": "LongCat-Video-Avatar 1.5: one portrait, one voice",
+    "longcat_two_speakers": "LongCat-Video-Avatar 1.5: two people, two voices, speaker masks",
 }
 
 # Model loader widgets: (node type, widget) -> the ComfyUI models folder(s) the file goes in.

@@ -7,7 +7,13 @@ import argparse
 import pytest
 from wanvideo_infinitetalk_pack.nodes import NODE_CLASS_MAPPINGS
 from wanvideo_infinitetalk_pack.nodes.animate_nodes import InfiniteTalkAnimateSampler
+from wanvideo_infinitetalk_pack.nodes.animate_preprocess_nodes import InfiniteTalkAnimatePreprocess
 from wanvideo_infinitetalk_pack.nodes.audio_nodes import InfiniteTalkAudioEmbeds, InfiniteTalkWav2VecLoader
+from wanvideo_infinitetalk_pack.nodes.longcat_nodes import (
+    LongCatAvatarAudioEmbeds,
+    LongCatAvatarModelLoader,
+    LongCatAvatarSampler,
+)
 from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkLoraSelect, InfiniteTalkModelLoader
 from wanvideo_infinitetalk_pack.nodes.sampler_nodes import InfiniteTalkSampler
 from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
@@ -17,12 +23,13 @@ from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
 )
 from wanvideo_infinitetalk_pack.nodes.video_combine import InfiniteTalkVideoCombine
 
+from wanvideo.animate_preprocess.settings import PreprocessSettings
 from wanvideo.app.cli import build_parser
 from wanvideo.app.pipeline import GenerateRequest, sampler_settings
 from wanvideo.audio.settings import AudioSettings
 from wanvideo.errors import InputError
 from wanvideo.model.settings import LoaderSettings, LoraSettings, ParallelSettings, SpeedSettings
-from wanvideo.options import node_input, options_of
+from wanvideo.options import LongCatSettings, node_input, options_of
 from wanvideo.sampling import SamplerSettings
 from wanvideo.sampling.animate_settings import AnimateSettings
 from wanvideo.sampling.cache import CacheOptions
@@ -42,12 +49,18 @@ NODES = [
     (InfiniteTalkAnimateSampler, "AnimateSettings", {}),
     (InfiniteTalkLoraSelect, "LoraSettings", {}),
     (InfiniteTalkVideoCombine, "VideoSettings", {}),
+    (LongCatAvatarModelLoader, ("LoaderSettings", "LoraSettings"), {"lora_strength": "strength"}),
+    (LongCatAvatarAudioEmbeds, ("LongCatSettings", "AudioSettings"), {}),
+    (LongCatAvatarSampler, "LongCatSettings", {}),
+    (InfiniteTalkAnimatePreprocess, "PreprocessSettings", {}),
 ]
 ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, "AudioSettings": AudioSettings,
           "CacheOptions": CacheOptions, "GuidanceOptions": GuidanceOptions, "SpeedSettings": SpeedSettings,
-          "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings}
+          "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings,
+          "LongCatSettings": LongCatSettings, "PreprocessSettings": PreprocessSettings}
 # A node widget whose default differs from the engine's on purpose: {(node id, input): {meta key: value}}.
-NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"}}  # adding the node = a cache
+NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"},  # adding the node = a cache
+                  ("InfiniteTalkAnimatePreprocess", "driving_fps"): {"forceInput": True}}  # from Load Video
 # Widgets that are the host's, not engine options (files in ComfyUI's folders, where frames are kept, how a store is
 # sliced, where Video Combine saves and what it embeds): {(node id, input): why}. Everything else with a default is an option.
 HOST_WIDGETS = {
@@ -55,23 +68,34 @@ HOST_WIDGETS = {
     ("InfiniteTalkWav2VecLoader", "device"): "ComfyUI's main / offload device",
     ("InfiniteTalkSampler", "frames_folder"): "ComfyUI's temp or output folder",
     ("InfiniteTalkAnimateSampler", "frames_folder"): "ComfyUI's temp or output folder",
+    ("InfiniteTalkLongCatSampler", "frames_folder"): "ComfyUI's temp or output folder",
+    ("InfiniteTalkLongCatModelLoader", "distill_lora"): "a file of ComfyUI's loras folder ('none' = the base model)",
     ("InfiniteTalkFramesToImages", "start"): "a slice of a finished store",
     ("InfiniteTalkFramesToImages", "count"): "a slice of a finished store",
     ("InfiniteTalkVideoCombine", "filename_prefix"): "Video Combine: ComfyUI's output file name",
     ("InfiniteTalkVideoCombine", "save_output"): "Video Combine: ComfyUI's output or temp folder",
     ("InfiniteTalkVideoCombine", "save_metadata"): "Video Combine: ComfyUI's workflow metadata",
+    ("InfiniteTalkAnimatePreprocess", "sam2_model"): "a folder of ComfyUI's models/sam2 (or none)",
 }
 # CLI flag -> (settings class, option name)
 CLI_FLAGS = {"--size": (SamplerSettings, "size_bucket"), "--dtype": (LoaderSettings, "precision")}
 # Decided at run time when not given (None): the embedded tiny set and step-distillation LoRAs need other values.
-CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}}
+CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}, "longcat": set(), "animate-preprocess": set()}
 # The settings each command builds its arguments from.
 CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings,
                              ParallelSettings, RunLockSettings),
-                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings)}
+                "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings,
+                            PreprocessSettings),
+                "longcat": (LongCatSettings, AudioSettings),
+                "animate-preprocess": (PreprocessSettings,)}
 # The command line's own arguments (files, the device, output handling): no engine option.
 CLI_OWN = {"device", "lora", "keep_parts", "quiet"}
 REFERENCE_ARGS = ["generate", "--image", "face.png", "--audio", "speech.wav", "--output", "talk.mp4"]
+
+
+def _engine_classes(names) -> tuple:
+    """The settings classes a node's widgets come from (one name, or a tuple of names)."""
+    return tuple(ENGINE[n] for n in ((names,) if isinstance(names, str) else names))
 
 
 def _inputs(node) -> dict:
@@ -103,7 +127,7 @@ def test_node_function_defaults_do_not_override_the_engine():
     import inspect
 
     for node, settings_name, renamed in NODES:
-        engine = options_of(ENGINE[settings_name])
+        engine = {k: v for cls in _engine_classes(settings_name) for k, v in options_of(cls).items()}
         fn = getattr(node, node.FUNCTION)
         for param in inspect.signature(fn).parameters.values():
             name = renamed.get(param.name, param.name)
@@ -130,7 +154,7 @@ def test_cli_arguments_equal_the_engine_options(command):
                 assert tuple(action.choices) == opt.choices
             assert action.type is not None
             seen += 1
-    assert seen >= (15 if command == "generate" else 12)
+    assert seen >= {"generate": 15, "animate-preprocess": 9}.get(command, 12)
 
 
 @pytest.mark.parametrize("command", sorted(CLI_SETTINGS))
@@ -147,7 +171,7 @@ def test_cli_declares_no_option_of_its_own(command):
 def test_node_widgets_come_from_the_registry():
     """Every widget of every node (a declared default) is the registry's entry (same default, range, choices,
     tooltip), or a listed host widget."""
-    declared = {cls: (ENGINE[name], renamed) for cls, name, renamed in NODES}
+    declared = {cls: (_engine_classes(name), renamed) for cls, name, renamed in NODES}
     checked = set()
     for node_id, node in NODE_CLASS_MAPPINGS.items():
         settings_cls, renamed = declared.get(node, (None, {}))
@@ -156,14 +180,16 @@ def test_node_widgets_come_from_the_registry():
             if "default" not in meta or (node_id, key) in HOST_WIDGETS:
                 continue
             name = renamed.get(key, key)
-            assert settings_cls is not None and name in options_of(settings_cls), \
-                f"{node_id}.{key} declares a widget outside the option registry (wanvideo/options.py)"
-            expected = node_input(settings_cls, name, **NODE_OVERRIDES.get((node_id, key), {}))
+            owners = [c for c in settings_cls or () if name in options_of(c)]
+            assert owners, f"{node_id}.{key} declares a widget outside the option registry (wanvideo/options.py)"
+            expected = node_input(owners[0], name, **NODE_OVERRIDES.get((node_id, key), {}))
             assert tuple(entry) == expected, f"{node_id}.{key}: {entry} != the registry's {expected}"
             checked.add((node_id, key))
     assert {("InfiniteTalkAnimateSampler", "refert_frames"), ("InfiniteTalkStepCache", "cache_threshold"),
             ("InfiniteTalkModelSpeed", "fp8_matmul"), ("InfiniteTalkModelLoader", "offload_after_sampling"),
-            ("InfiniteTalkLoraSelect", "strength"), ("InfiniteTalkVideoCombine", "crf")} <= checked
+            ("InfiniteTalkLoraSelect", "strength"), ("InfiniteTalkVideoCombine", "crf"),
+            ("InfiniteTalkLongCatSampler", "mask_frame_range"), ("InfiniteTalkLongCatModelLoader", "lora_strength"),
+            ("InfiniteTalkLongCatAudioEmbeds", "speaker_mode")} <= checked
 
 
 def test_option_groups_are_complete_on_their_nodes():
@@ -196,3 +222,14 @@ def test_cli_run_time_defaults_with_real_weights_are_the_engines():
     assert resolved == SamplerSettings().validated()
     request_720 = GenerateRequest.from_args(build_parser().parse_args(REFERENCE_ARGS + ["--size", "720p"]))
     assert sampler_settings(request_720, False, 480, 832).validated().shift == 11.0
+
+
+def test_longcat_defaults_are_the_official_v15():
+    """run_demo_avatar_*_audio_to_video.py, v1.5 with --use_distill: 8 steps, guidance forced to 1, 25 fps, 93 / 13
+    frames, ref_img_index 10, mask_frame_range 3, seed 42, 480p; without distillation 50 steps, 4 / 4, enhance_hf."""
+    s = LongCatSettings().validated()
+    assert (s.use_distill, s.steps, s.text_cfg, s.audio_cfg, s.fps, s.num_frames, s.num_cond_frames) == \
+        (True, 8, 1.0, 1.0, 25.0, 93, 13)
+    assert (s.ref_img_index, s.mask_frame_range, s.seed, s.resolution, s.enhance_hf) == (10, 3, 42, "480p", False)
+    base = LongCatSettings(use_distill=False).validated()
+    assert (base.steps, base.text_cfg, base.audio_cfg, base.enhance_hf) == (50, 4.0, 4.0, True)

@@ -41,6 +41,22 @@ def output_error(exc: OSError, path: str, what: str = "write") -> OutputError:
     return OutputError(f"cannot {what} {path}: {exc.strerror or exc} ({hint})")
 
 
+def final_path(path: str) -> str:
+    """Where `path`'s content goes: the file a symbolic link points to (so the link stays a link and its target gets
+    the new content, written atomically beside it), else `path` itself. A link to a missing folder is refused."""
+    path = os.path.abspath(path)
+    if not os.path.islink(path):
+        return path
+    target = os.path.realpath(path)
+    if not os.path.isdir(os.path.dirname(target)):
+        raise OutputError(f"{path} is a symbolic link to {target}, whose folder does not exist: fix the link or "
+                          "choose another output name")
+    if os.path.isdir(target):
+        raise OutputError(f"{path} is a symbolic link to the folder {target}: give a file name")
+    log.info("%s is a symbolic link: writing its target %s", path, target)
+    return target
+
+
 def temp_path(path: str) -> str:
     """A fresh temporary name beside `path`, hidden, with the same extension (writers pick formats by it)."""
     folder, name = os.path.split(os.path.abspath(path))
@@ -116,7 +132,8 @@ def discard(temp: str | None) -> None:
 
 
 def write_bytes(path: str, data: bytes) -> None:
-    """Write `data` to `path` atomically and durably; an OutputError says why it could not be."""
+    """Write `data` to `path` atomically and durably (a symbolic link: its target); an OutputError says why not."""
+    path = final_path(path)
     temp = temp_path(path)
     try:
         with open(temp, "wb") as handle:

@@ -49,7 +49,10 @@ def load_torch_state_dict(path, what: str = "a model checkpoint") -> dict:
 
     Memory-mapped when the file allows it; a {'state_dict': {...}} wrapper (training checkpoints) is removed.
     """
+    from .model.file_sniff import check_weights_file  # lazily: the model package imports this module
+
     path = Path(path)
+    check_weights_file(path)  # an LFS pointer, a web page, an empty file: said the same way by every loader
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - old (non-zip) files cannot be memory-mapped: read whole, which reports

@@ -131,6 +131,13 @@ save_file(sd, path)
 """
 
 
+TINY_LONGCAT = r"""
+import json, sys
+from wanvideo.tiny.longcat import write_tiny_longcat_files
+print(json.dumps(write_tiny_longcat_files(sys.argv[1])))
+"""
+
+
 def write_tiny_pack_models(python, models: Path, clip_dim: int) -> dict:
     """Tiny DiT and wav2vec2 files (python -m wanvideo write-tiny-models) and a tiny LoRA, for our own loaders."""
     out = subprocess.run([python, "-m", "wanvideo", "write-tiny-models", str(models), "--clip-dim", str(clip_dim)],
@@ -144,6 +151,10 @@ def write_tiny_pack_models(python, models: Path, clip_dim: int) -> dict:
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"could not write the tiny LoRA:\n{out.stderr[-3000:]}")
+    out = subprocess.run([python, "-c", TINY_LONGCAT, str(models)], capture_output=True, text=True, cwd=REPO)
+    if out.returncode != 0:
+        raise SystemExit(f"could not write the tiny LongCat files:\n{out.stderr[-3000:]}")
+    names.update(json.loads(out.stdout.strip().splitlines()[-1]))
     return names
 
 
@@ -491,9 +502,9 @@ def main(argv=None):
                                 "or --no-browser")
             else:
                 problems += browser_checks(base_url, entry, texts, video, args.chromium, work)
-        window_texts = [t for _, t in texts if re.search(r"window \d+/\d+", t)]
+        window_texts = [t for _, t in texts if re.search(r"(window|segment) \d+/\d+", t)]
         if not window_texts:
-            problems.append("the sampler sent no 'window k/n' progress text")
+            problems.append("the sampler sent no 'window k/n' (LongCat: 'segment k/n') progress text")
         else:
             log(f"{len(window_texts)} progress texts, last: {window_texts[-1]!r}")
         if not problems:

@@ -30,7 +30,18 @@ ANIMATE_EXAMPLE = REPO / "examples" / "api" / "wananimate_animation_api.json"
 # Two clips of the tiny WanAnimate model: 13 frames, then 12 more after the one carried over.
 TINY_ANIMATE = {"width": 64, "height": 64, "clip_len": 13, "refert_frames": 1, "steps": 2, "max_frames": 24}
 ANIMATE_INPUTS = {"character.png": "portrait_480x832.png", "pose.mp4": "animate_pose_3s.mp4",
-                  "face.mp4": "animate_face_3s.mp4"}
+                  "face.mp4": "animate_face_3s.mp4", "driving.mp4": "source_talk_4s.mp4"}
+# The Animate Preprocess node's models: the fixtures' tiny ONNX stand-ins under the official names, and a small size.
+PREPROCESS_STANDINS = {"yolov10m.onnx": "yolov10m_standin.onnx", "vitpose_h_wholebody.onnx": "vitpose_h_wholebody_standin.onnx"}
+TINY_PREPROCESS = {"resolution_width": 128, "resolution_height": 224}
+
+
+def detection_standins(base: Path) -> None:
+    """Copy the ONNX stand-ins where the host looks for models/detection (the work folder's and the base's)."""
+    for folder in (base.parent / "models" / "detection", base / "models" / "detection"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, src in PREPROCESS_STANDINS.items():
+            shutil.copy(MEDIA.parent / "fixtures" / "onnx" / src, folder / name)
 
 
 def seconds_of(frames: int, fps: float) -> float:
@@ -50,12 +61,15 @@ def animate_run(base_url: str, base: Path, names: dict, inputs: dict, clip_visio
     """The WanAnimate example with the tiny model; problems found (empty when it passed)."""
     for name, src in ANIMATE_INPUTS.items():
         shutil.copy(MEDIA / src, base / "input" / name)
+    detection_standins(base)
     prompt = adapt_workflow(json.loads(ANIMATE_EXAMPLE.read_text()), names, {**inputs, "image": "character.png"},
                             clip_vision, {})
     for node in prompt.values():
         if node["class_type"] == "InfiniteTalkAnimateSampler":
             node["inputs"].update(TINY_ANIMATE)
             fps = node["inputs"]["fps"]
+        if node["class_type"] == "InfiniteTalkAnimatePreprocess":
+            node["inputs"].update(TINY_PREPROCESS)
         if node["class_type"] == "InfiniteTalkVideoCombine":
             node["inputs"]["filename_prefix"] = "infinitetalk_e2e/animate"
     log("WanAnimate: queueing examples/api/wananimate_animation_api.json (tiny model, 64x64, 2 clips)")
@@ -134,6 +148,7 @@ def other_examples(base_url: str, base: Path, names: dict, inputs: dict, clip_vi
 
     for name, src in EXAMPLE_INPUTS.items():
         shutil.copy(MEDIA / src, base / "input" / name)
+    detection_standins(base)
     problems = []
     for stem in OTHER_EXAMPLES:
         original = json.loads((REPO / "examples" / "api" / f"{stem}_api.json").read_text())
@@ -146,6 +161,8 @@ def other_examples(base_url: str, base: Path, names: dict, inputs: dict, clip_vi
             elif node["class_type"] == "InfiniteTalkAnimateSampler":
                 node["inputs"].update(TINY_ANIMATE)
                 expected, fps = TINY_ANIMATE["max_frames"], node["inputs"]["fps"]
+            elif node["class_type"] == "InfiniteTalkAnimatePreprocess":
+                node["inputs"].update(TINY_PREPROCESS)
             elif node["class_type"] == "InfiniteTalkVideoCombine":
                 node["inputs"]["filename_prefix"] = f"infinitetalk_e2e/{stem}"
                 audio = "audio" in node["inputs"]

@@ -37,7 +37,7 @@ def placeholders(base: Path, models: Path) -> None:
              "speech.wav": "speech_en_mono16k.wav", "speech_1.wav": "speaker_a.wav", "speech_2.wav": "speaker_b.wav",
              "new_speech.wav": "speech_en_mono16k.wav", "source_clip.mp4": "source_talk_4s.mp4",
              "character.png": "portrait_480x832.png", "pose.mp4": "animate_pose_3s.mp4", "face.mp4": "animate_face_3s.mp4",
-             "background.mp4": "animate_background_3s.mp4", "mask.mp4": "animate_mask_3s.mp4"}
+             "driving.mp4": "source_talk_4s.mp4", "background.mp4": "animate_background_3s.mp4", "mask.mp4": "animate_mask_3s.mp4"}
     for name, src in media.items():
         shutil.copy(MEDIA / src, inputs / name)
 

@@ -81,6 +81,17 @@ def adapt_pack_nodes(prompt, by_class, names, tiny):
             inputs[key] = tiny[key]
     for nid in by_class.get("InfiniteTalkVideoCombine", []):
         prompt[nid]["inputs"]["filename_prefix"] = "infinitetalk_e2e/talk"
+    adapt_longcat_nodes(prompt, by_class, names, tiny)
+
+
+def adapt_longcat_nodes(prompt, by_class, names, tiny):
+    """LongCat-Video-Avatar: the tiny official-layout folders, no distillation LoRA, a small size."""
+    for nid in by_class.get("InfiniteTalkLongCatModelLoader", []):
+        prompt[nid]["inputs"].update(model=names.get("longcat_model"), distill_lora="none", precision="fp32")
+    for nid in by_class.get("InfiniteTalkLongCatWhisperLoader", []):
+        prompt[nid]["inputs"]["model"] = names.get("whisper")
+    for nid in by_class.get("InfiniteTalkLongCatSampler", []):
+        prompt[nid]["inputs"].update(width=tiny["width"], height=tiny["height"])
 
 
 # ----------------------------------------------------------------------------- server

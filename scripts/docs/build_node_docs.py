@@ -25,6 +25,7 @@ DOCS = REPO / "js" / "docs"
 
 # The manual's topic page for each node family (by id prefix match; the first that matches wins).
 TOPIC_PAGES = (
+    ("InfiniteTalkAnimatePreprocess", "wananimate-preprocess.md"),
     ("InfiniteTalkAnimate", "wananimate.md"),
     ("InfiniteTalkWav2Vec", "audio.md"),
     ("InfiniteTalkAudio", "audio.md"),

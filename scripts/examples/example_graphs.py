@@ -15,6 +15,7 @@ WAV2VEC = "wav2vec2-chinese-base_fp16.safetensors"
 LORA = "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors"
 ANIMATE = "Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors"
 RELIGHT = "WanAnimate_relight_lora_fp16.safetensors"
+PREPROCESS_FILES = ["yolov10m.onnx", "vitpose_h_wholebody_model.onnx", "vitpose_h_wholebody_data.bin"]
 
 assert all(name in MODELS for name in (WAN, IT_SINGLE, IT_MULTI, UMT5, CLIP_H, VAE, WAV2VEC, LORA, ANIMATE, RELIGHT))
 
@@ -213,20 +214,22 @@ def wan_i2v_no_audio(g):
     _combine(g, sampler, None, "InfiniteTalk/i2v")
 
 
-ANIMATE_NOTE = """**WanAnimate** (Wan2.2-Animate-14B, `infinitetalk` = none in the loader). Inputs are the driving clip's
-preprocessed videos: `pose.mp4` (rendered skeleton), `face.mp4` (512×512 face crops), and for replacement
-`background.mp4` (the clip without its person) and `mask.mp4` (white = person). Make them with the official
-preprocessing (`wan/modules/animate/preprocess/preprocess_data.py`), with **kijai/ComfyUI-WanAnimatePreprocess**
-inside ComfyUI, or the pose with **DWPose** (comfyui_controlnet_aux) — DWPose skeletons are drawn differently
-from the ones the model was trained on, so the motion follows more loosely.
+ANIMATE_NOTE = """**WanAnimate** (Wan2.2-Animate-14B, `infinitetalk` = none in the loader) from a raw driving
+video: **Load Video** (any clip of one person, with its sound) → **InfiniteTalk Animate Preprocess**, which makes
+what the model needs the way the official preprocessing does (person detector + ViTPose-H whole-body pose in
+onnxruntime, the official skeleton drawing and retargeting, 512×512 face crops; for replacement the person mask and
+the background) → Animate sampler → Video Combine with the clip's sound.
 
-The output has the pose video's length; set the sampler's `fps` and Video Combine's `frame_rate` to the
-driving video's rate (30 after the official preprocessing) so its sound, taken from the pose video, stays in
-sync. Settings: 20 steps UniPC, shift 5, cfg 1 (official); with a lightx2v LoRA 4–8 steps. `refert_frames` 5
-joins the 77-frame clips more smoothly."""
+The preprocessing files go to `models/detection/` (above; the official single-file
+`vitpose_h_wholebody.onnx` from Wan-AI/Wan2.2-Animate-14B `process_checkpoint/pose2d` works too). onnxruntime runs
+them on the CPU unless `onnxruntime-gpu` is installed (see docs/wananimate-preprocess.md).
+
+The clip is resampled to 30 fps (`preprocess_fps`); keep the sampler's `fps` and Video Combine's `frame_rate` at
+the same value so the sound stays in sync. Settings: 20 steps UniPC, shift 5, cfg 1 (official); with a lightx2v
+LoRA 4–8 steps. `refert_frames` 5 joins the 77-frame clips more smoothly."""
 
 
-def _animate_common(g, lora_name, lora_title, steps):
+def _animate_common(g, lora_name, lora_title, steps, mode):
     lora = g.add("InfiniteTalkLoraSelect", (LOADERS, None), {"lora": lora_name, "strength": 1.0}, title=lora_title,
                  size=(360, 0))
     loader = g.add("InfiniteTalkModelLoader", (LOADERS, None),
@@ -239,58 +242,58 @@ def _animate_common(g, lora_name, lora_title, steps):
     pos, neg = _prompts(g, clip, "视频中的人在做动作")
     image = g.add("LoadImage", (INPUTS, None), {"image": "character.png"}, size=(320, 360))
     encode = _clip_vision_encode(g, vision, (image, "IMAGE"))
-    videos = {}
-    for name in ("pose", "face"):
-        load = g.add("LoadVideo", (INPUTS, None), {"file": f"{name}.mp4"}, title=f"Load Video ({name})",
-                     size=(320, 200))
-        parts = g.add("GetVideoComponents", (INPUTS, None), {}, size=(260, 90))
-        g.link(load, "VIDEO", parts, "video")
-        videos[name] = parts
+    load = g.add("LoadVideo", (INPUTS, None), {"file": "driving.mp4"}, title="Load Video (driving clip)",
+                 size=(320, 200))
+    parts = g.add("GetVideoComponents", (INPUTS, None), {}, size=(260, 90))
+    g.link(load, "VIDEO", parts, "video")
+    pre = g.add("InfiniteTalkAnimatePreprocess", (INPUTS, None),
+                {"mode": mode, "resolution_width": 1280, "resolution_height": 720, "preprocess_fps": 30.0,
+                 "retarget": mode == "animate", "mask_kernel": 7, "mask_iterations": 3, "mask_grid_w": 1,
+                 "mask_grid_h": 1, "sam2_model": "none (pose-hull masks)"}, size=(360, 0))
+    for src, out, dst in ((parts, "images", "driving_video"), (parts, "fps", "driving_fps"),
+                          (image, "IMAGE", "character")):
+        g.link(src, out, pre, dst)
     sampler = g.add("InfiniteTalkAnimateSampler", (SAMPLER, None),
                     {"width": 0, "height": 0, "clip_len": 77, "refert_frames": 1, "steps": steps, "shift": 5.0,
                      "cfg": 1.0, "scheduler": "unipc", "seed": 42, "fps": 30.0, "max_frames": 0,
                      "frames_folder": "temp"}, size=(360, 0))
     for src, out, dst in ((loader, "model", "model"), (vae, "VAE", "vae"), (image, "IMAGE", "image"),
-                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (videos["pose"], "images", "pose_video"),
-                          (videos["face"], "images", "face_video"), (pos, "CONDITIONING", "positive"),
+                          (encode, "CLIP_VISION_OUTPUT", "clip_vision_output"), (pre, "pose_video", "pose_video"),
+                          (pre, "face_video", "face_video"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (vision, "CLIP_VISION", "clip_vision")):
         g.link(src, out, sampler, dst)
-    return sampler, videos
+    return sampler, parts, pre
 
 
-def _animate_combine(g, sampler, pose_parts, prefix):
+def _animate_combine(g, sampler, driving_parts, prefix):
     combine = g.add("InfiniteTalkVideoCombine", (OUTPUT, None),
                     {"frame_rate": 30.0, "filename_prefix": prefix, "format": "h264-mp4", "crf": 19,
                      "length_policy": "fit_audio_to_video", "save_output": True, "save_metadata": True},
                     size=(420, 560))
     g.link(sampler, "frames", combine, "frames")
-    g.link(pose_parts, "audio", combine, "audio")
+    g.link(driving_parts, "audio", combine, "audio")
 
 
 def wananimate_animation(g):
-    g.note(models_note([ANIMATE, UMT5, CLIP_H, VAE, LORA], ANIMATE_NOTE + "\n\n**Animation**: the character "
-                       "image moves like the driving person, on the character image's background. With the lightx2v "
-                       "LoRA: 6 steps; bypass it (Ctrl+B) for the official 20."), (NOTES, None), size=(440, 820))
-    sampler, videos = _animate_common(g, LORA, "LoRA: step distillation (lightx2v)", steps=6)
-    _animate_combine(g, sampler, videos["pose"], "InfiniteTalk/animate")
+    g.note(models_note([ANIMATE, UMT5, CLIP_H, VAE, LORA, *PREPROCESS_FILES], ANIMATE_NOTE + "\n\n**Animation**: "
+                       "the character image moves like the driving person, on the character image's background "
+                       "(the pose is retargeted to the character's proportions). With the lightx2v LoRA: 6 steps; "
+                       "bypass it (Ctrl+B) for the official 20."), (NOTES, None), size=(440, 980))
+    sampler, parts, _ = _animate_common(g, LORA, "LoRA: step distillation (lightx2v)", steps=6, mode="animate")
+    _animate_combine(g, sampler, parts, "InfiniteTalk/animate")
 
 
 def wananimate_replacement(g):
-    g.note(models_note([ANIMATE, UMT5, CLIP_H, VAE, RELIGHT], ANIMATE_NOTE + "\n\n**Replacement**: the character "
-                       "takes the driving person's place in the clip; the relighting LoRA matches it to the clip's "
-                       "light."), (NOTES, None), size=(440, 820))
-    sampler, videos = _animate_common(g, RELIGHT, "LoRA: relighting (replacement)", steps=20)
-    for name in ("background", "mask"):
-        load = g.add("LoadVideo", (INPUTS, None), {"file": f"{name}.mp4"}, title=f"Load Video ({name})",
-                     size=(320, 200))
-        parts = g.add("GetVideoComponents", (INPUTS, None), {}, size=(260, 90))
-        g.link(load, "VIDEO", parts, "video")
-        videos[name] = parts
-    to_mask = g.add("ImageToMask", (INPUTS, None), {"channel": "red"}, title="Person mask")
-    g.link(videos["mask"], "images", to_mask, "image")
-    g.link(videos["background"], "images", sampler, "background_video")
-    g.link(to_mask, "MASK", sampler, "character_mask")
-    _animate_combine(g, sampler, videos["pose"], "InfiniteTalk/replace")
+    g.note(models_note([ANIMATE, UMT5, CLIP_H, VAE, RELIGHT, *PREPROCESS_FILES], ANIMATE_NOTE + "\n\n"
+                       "**Replacement**: the character takes the driving person's place in the clip; the relighting "
+                       "LoRA matches it to the clip's light. For real person masks put a SAM2 folder "
+                       "([facebook/sam2.1-hiera-large](https://huggingface.co/facebook/sam2.1-hiera-large), "
+                       "transformers format) in `models/sam2/` and pick it in `sam2_model`; without it the masks are "
+                       "pose hulls (coarser)."), (NOTES, None), size=(440, 1040))
+    sampler, parts, pre = _animate_common(g, RELIGHT, "LoRA: relighting (replacement)", steps=20, mode="replace")
+    g.link(pre, "background_video", sampler, "background_video")
+    g.link(pre, "character_mask", sampler, "character_mask")
+    _animate_combine(g, sampler, parts, "InfiniteTalk/replace")
 
 
 GRAPHS = {
@@ -301,3 +304,7 @@ GRAPHS = {
     "wananimate_animation": wananimate_animation,
     "wananimate_replacement": wananimate_replacement,
 }
+
+from example_graphs_longcat import GRAPHS as _LONGCAT_GRAPHS  # noqa: E402 - the LongCat examples, in their own file
+
+GRAPHS.update(_LONGCAT_GRAPHS)

@@ -14,6 +14,9 @@ NEGATIVE_PROMPT = DEFAULT_NEGATIVE_PROMPT  # the reference's (wanvideo/sampling/
 HF_COMFY = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 HF_KIJAI_FP8 = "https://huggingface.co/Kijai/WanVideo_comfy_fp8_scaled/resolve/main"
 HF_KIJAI = "https://huggingface.co/Kijai/WanVideo_comfy/resolve/main"
+HF_LONGCAT = "https://huggingface.co/meituan-longcat/LongCat-Video-Avatar-1.5"
+HF_ANIMATE = "https://huggingface.co/Wan-AI/Wan2.2-Animate-14B/resolve/main"
+HF_VITPOSE = "https://huggingface.co/Kijai/vitpose_comfy/resolve/main/onnx"
 
 # Model files as users have them from the common repacks: name -> (folder, url).
 MODELS = {
@@ -35,6 +38,14 @@ MODELS = {
         ("diffusion_models", f"{HF_KIJAI_FP8}/Wan22Animate/Wan2_2-Animate-14B_fp8_e4m3fn_scaled_KJ.safetensors"),
     "WanAnimate_relight_lora_fp16.safetensors":
         ("loras", f"{HF_KIJAI}/LoRAs/Wan22_relight/WanAnimate_relight_lora_fp16.safetensors"),
+    # LongCat-Video-Avatar 1.5: the official folders (Hugging Face layout) and the distillation LoRA
+    "LongCat-Video-Avatar-1.5/base_model": ("diffusion_models", f"{HF_LONGCAT}/tree/main/base_model"),
+    "dmd_lora.safetensors": ("loras", f"{HF_LONGCAT}/resolve/main/lora/dmd_lora.safetensors"),
+    "whisper-large-v3": ("audio_encoders", f"{HF_LONGCAT}/tree/main/whisper-large-v3"),
+    # WanAnimate preprocessing (InfiniteTalk Animate Preprocess): person detector and whole-body pose, ONNX.
+    "yolov10m.onnx": ("detection", f"{HF_ANIMATE}/process_checkpoint/det/yolov10m.onnx"),
+    "vitpose_h_wholebody_model.onnx": ("detection", f"{HF_VITPOSE}/vitpose_h_wholebody_model.onnx"),
+    "vitpose_h_wholebody_data.bin": ("detection", f"{HF_VITPOSE}/vitpose_h_wholebody_data.bin"),
 }
 
 

@@ -129,3 +129,13 @@ def test_empty_and_too_short_audio_are_refused(enc):
         audio.embed_audio(enc, np.ones(16000, np.float32), 16000, fps=0)
     with pytest.raises(InputError, match="sample rate"):
         audio.embed_audio(enc, np.ones(16000, np.float32), 0)
+
+
+def test_vectorised_loudness_equals_pyloudnorms():
+    import pyloudnorm as pyln
+    from testlib import MEDIA
+
+    for name in ("speaker_a.wav", "speech_en_stereo24k.wav", "speech_long.flac"):
+        wave, rate = sf.read(str(MEDIA / name), dtype="float32")
+        mono = resample(to_mono(wave), rate, 16000)
+        assert integrated_loudness(mono) == pytest.approx(pyln.Meter(16000).integrated_loudness(mono), abs=1e-5)

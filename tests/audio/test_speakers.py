@@ -86,18 +86,34 @@ def test_add_speakers_take_turns(enc, voices):
     assert float((emb.speakers[0][half + 5:] - emb.speakers[1][half + 5:]).abs().mean()) > 1e-3
 
 
-def test_frame_limit_keeps_the_first_frames_of_a_full_run(enc, voices):
+def test_frame_limit_keeps_the_first_frames_and_embeds_only_the_speech_they_need(enc, voices):
+    from wanvideo.audio.embeddings import LIMIT_CONTEXT_S
+
     (a, ra), (b, rb) = voices
     full = audio.build_audio_embeddings(enc, a, ra, b, rb, mode="add")
     cut = audio.build_audio_embeddings(enc, a, ra, b, rb, mode="add", frame_limit=33)
     assert cut.num_frames == 33 and cut.extra["frames_full"] == full.num_frames
-    for s_cut, s_full in zip(cut.speakers, full.speakers, strict=False):
-        assert torch.equal(s_cut, s_full[:33])
+    assert cut.extra["seconds"] == full.extra["seconds"]
+    # the frames' speech plus the context after them, not the whole recording
+    assert cut.extra["seconds_embedded"] == pytest.approx(33 / 25 + LIMIT_CONTEXT_S, abs=0.05)
+    assert cut.extra["seconds_embedded"] < full.extra["seconds_embedded"] / 2
+    for s_cut, s_full in zip(cut.speakers, full.speakers, strict=True):
+        assert s_cut.shape == s_full[:33].shape and bool(torch.isfinite(s_cut).all())
     assert cut.waveform.numel() == math.ceil(33 * 16000 / 25)
     assert num_video_frames(cut.waveform.numel(), 25.0) == 33
-    assert torch.equal(cut.waveform, full.waveform[: cut.waveform.numel()])
+    assert torch.equal(cut.waveform, full.waveform[: cut.waveform.numel()])  # the muxed sound: the full run's
     beyond = audio.build_audio_embeddings(enc, a, ra, frame_limit=10_000)
     assert beyond.num_frames == audio.build_audio_embeddings(enc, a, ra).num_frames
+
+
+def test_the_speech_embedded_for_a_frame_limit_does_not_grow_with_the_recording(enc):
+    rate = 16000
+    tone = (0.2 * np.sin(np.arange(rate * 4) * 0.05)).astype(np.float32)
+    short = audio.build_audio_embeddings(enc, tone, rate, frame_limit=9)
+    long = audio.build_audio_embeddings(enc, np.tile(tone, 30), rate, frame_limit=9)  # 2 minutes
+    assert short.num_frames == long.num_frames == 9
+    assert long.extra["seconds_embedded"] == pytest.approx(short.extra["seconds_embedded"])
+    assert long.extra["seconds"] == pytest.approx(120.0)
 
 
 def test_bad_speaker_inputs(enc, voices):

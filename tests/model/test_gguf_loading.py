@@ -240,7 +240,7 @@ def test_wrong_model_gguf(reference, tmp_path):
         _load(tmp_path / "wan2.1-t2v-14b-Q8_0.gguf")
     flux = {"double_blocks.0.img_attn.qkv.weight": torch.randn(96, 64), "img_in.weight": torch.randn(64, 64)}
     write_gguf(tmp_path / "flux1-dev-Q8_0.gguf", flux, "Q8_0", arch="flux")
-    with pytest.raises(ModelFileError, match="flux1-dev-Q8_0.gguf: this is not a Wan model"):
+    with pytest.raises(ModelFileError, match="flux1-dev-Q8_0.gguf is another model, not Wan2.1 I2V 14B: this is not a Wan model"):
         _load(tmp_path / "flux1-dev-Q8_0.gguf")
     llm = {"token_embd.weight": torch.randn(100, 64), "blk.0.attn_q.weight": torch.randn(64, 64)}
     write_gguf(tmp_path / "llama-3-8b-Q8_0.gguf", llm, "Q8_0", arch="llama")

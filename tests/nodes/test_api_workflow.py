@@ -221,3 +221,45 @@ def test_runner_refuses_what_comfyui_refuses(host):
     bad[sampler]["inputs"]["vae"] = [loader, 0]  # an IMAGE where a VAE belongs
     with pytest.raises(PromptError, match="gets IMAGE, wants VAE"):
         run_prompt(bad, host["classes"])
+
+
+@pytest.mark.parametrize("example", ["wananimate_animation", "wananimate_replacement"])
+def test_wananimate_examples_run_from_a_raw_driving_video(host, example):
+    """Load Video -> Animate Preprocess (the ONNX stand-ins in models/detection) -> Animate sampler -> MP4 with the
+    driving clip's sound."""
+    import shutil
+
+    from testlib.preprocess_fixtures import DETECTOR, POSE
+    from testlib.synthetic_person import person_clip
+
+    from wanvideo.video import write_video
+
+    detection = host["tmp"] / "models" / "detection"
+    detection.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DETECTOR, detection / "yolov10m.onnx")
+    shutil.copy(POSE, detection / "vitpose_h_wholebody.onnx")
+    tone = (0.2 * np.sin(np.arange(12000) / 16000 * 2 * np.pi * 440)).astype(np.float32)
+    write_video(person_clip(15), str(host["tmp"] / "input" / "driving.mp4"), 25.0, audio=tone, sample_rate=16000)
+    from PIL import Image
+
+    Image.open(MEDIA / "portrait_480x832.png").convert("RGB").resize((120, 208)).save(
+        host["tmp"] / "input" / "character.png")
+    prompt = adapt(_load(example), host["names"])
+    for node in prompt.values():
+        if node["class_type"] == "InfiniteTalkModelLoader":
+            node["inputs"]["model"] = host["names"]["animate_model"]
+        elif node["class_type"] == "InfiniteTalkAnimatePreprocess":
+            node["inputs"].update(resolution_width=64, resolution_height=112)
+        elif node["class_type"] == "InfiniteTalkAnimateSampler":
+            node["inputs"].update(clip_len=13, steps=1)
+    result = run_prompt(prompt, host["classes"])
+    executed = [prompt[n]["class_type"] for n in result.order]
+    assert {"LoadVideo", "GetVideoComponents", "InfiniteTalkAnimatePreprocess", "InfiniteTalkAnimateSampler",
+            "InfiniteTalkVideoCombine"} <= set(executed)
+    pre = next(n for n in result.order if prompt[n]["class_type"] == "InfiniteTalkAnimatePreprocess")
+    pose, face, background, mask, _, fps, count = result.outputs[pre]
+    assert count == 18 and fps == 30.0  # 15 frames at 25 fps -> 18 at 30
+    assert (background is None) == (example == "wananimate_animation")
+    info = _video_info(_saved_video(result, host["fp"])[0])
+    assert info["frames"] == 18 and info["fps"] == 30 and info.get("acodec") == "aac"
+    assert info["size"] == (pose.shape[2], pose.shape[1])

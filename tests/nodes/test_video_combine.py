@@ -132,7 +132,7 @@ def test_disable_metadata_flag_of_the_host_is_honoured(comfy_dirs, monkeypatch):
     ({"filename_prefix": "../escape"}, "contains '..'"),
     ({"filename_prefix": "/tmp/abs"}, "absolute path"),
     ({"filename_prefix": "-vf"}, "starts with '-'"),
-    ({"frame_rate": 0.0}, "frame_rate must be more than 0"),
+    ({"frame_rate": 0.0}, "frame_rate 0: out of range, give a number from 0.01 to 240"),
     ({"audio": {"waveform": torch.zeros(1, 1, 0), "sample_rate": 16000}}, "the audio is empty"),
     ({"audio": "speech.wav"}, "not an AUDIO value"),
     ({"crf": 60}, "out of range for h264-mp4"),

@@ -66,13 +66,13 @@ def _work_copy(finished_work, tmp_path):
 # -- checked before any work ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra, words", [
-    (["--steps", "0"], "--steps 0: give at least 1 denoising step"),
-    (["--fps", "1e9"], "--fps 1e\\+09: give a frame rate above 0 and at most 120"),
-    (["--fps", "nan"], "--fps nan: give a frame rate"),
-    (["--fps", "0"], "--fps 0: give a frame rate above 0"),
-    (["--width", "100000"], "--width 100000: give 0 \\(automatic\\) or a size up to 2048 pixels"),
+    (["--steps", "0"], "--steps 0: out of range, give a number from 1 to 200"),
+    (["--fps", "1e9"], "--fps 1e\\+09: out of range, give a number from 1 to 120"),
+    (["--fps", "nan"], "--fps nan: give a real number"),
+    (["--fps", "0"], "--fps 0: out of range, give a number from 1 to 120"),
+    (["--width", "100000"], "--width 100000: out of range, give a number from 0 to 4096"),
     (["--max-frames", "-3"], "--max-frames -3"),
-    (["--wait-for-lock", "-5"], "--wait-for-lock -5: give 0 \\(do not wait\\) up to 604800 seconds"),
+    (["--wait-for-lock", "-5"], "--wait-for-lock -5: out of range, give a number from 0 to 604800"),
 ], ids=["steps0", "fps-huge", "fps-nan", "fps-zero", "width-huge", "max-frames", "wait-negative"])
 def test_nonsense_numbers_are_refused_up_front(tmp_path, speech, capsys, monkeypatch, extra, words):
     import re

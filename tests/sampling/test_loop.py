@@ -184,7 +184,7 @@ def test_colour_correction_pulls_toward_the_reference(tmp_path):
     (dict(width=50, height=32), "multiple of 16"),
     (dict(frame_window=20), "4n\\+1"),
     (dict(motion_frames=17), "smaller than frame_window"),
-    (dict(color_correction=2.0), "between 0 and 1"),
+    (dict(color_correction=2.0), "color_correction 2: out of range, give a number from 0 to 1"),
     (dict(scheduler="ddim"), "scheduler"),
 ])
 def test_bad_settings_are_explained_before_any_work(tmp_path, kw, match):

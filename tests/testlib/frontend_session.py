@@ -23,6 +23,7 @@ INPUT_FILES = {
     # WanAnimate examples
     "character.png": "portrait_480x832.png", "pose.mp4": "animate_pose_3s.mp4", "face.mp4": "animate_face_3s.mp4",
     "background.mp4": "animate_background_3s.mp4", "mask.mp4": "animate_mask_3s.mp4",
+    "driving.mp4": "source_talk_4s.mp4",
 }
 # A distractor sorted before the Wan model ("W" < "w"): the model loader must still preselect the Wan file.
 EXTRA_DIFFUSION_MODELS = ["Wan2_1-InfiniteTalk-Multi_fp16.safetensors"]

@@ -19,9 +19,13 @@ import torch
 
 from ..errors import InputError
 from ..model.settings import LoaderSettings, SpeedSettings
+from ..sampling.animate_checks import check_driving_inputs, resample_to_rate
+from ..sampling.animate_inputs import DrivingVideo
 from ..sampling.animate_settings import AnimateSettings
 from ..sampling.vae import load_wan_vae
 from ..torch_inputs import parse_device
+from ..validation import check_request
+from ..video.work_folder import holding_work_folder
 from .jobs import (
     EMBEDDED_NOTICE,
     GenerateResult,
@@ -34,6 +38,7 @@ from .jobs import (
 )
 from .media import need_file, read_audio, read_image, read_video
 from .model_files import ModelPaths, resolve_models
+from .run_checks import checked_work_folder
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,12 @@ def _check_files(req: AnimateRequest) -> None:
         raise InputError(f"--output {req.output}: the folder {out_dir} does not exist")
 
 
+def _at_pose_rate(path: str, pose_fps: float, name: str):
+    """A driving video's frames, resampled to the pose video's frame rate when its own differs."""
+    frames, fps = read_video(path, f"--{name}-video")
+    return resample_to_rate(frames, fps, pose_fps, name)
+
+
 def _pose_sound(path: str):
     """(waveform, rate) of the pose video's sound, or (None, None) when it has none."""
     try:
@@ -127,21 +138,32 @@ def _load_real(req: AnimateRequest, files: dict, device, image):
 
 
 def make_animate_file(req: AnimateRequest) -> GenerateResult:
-    """Run the whole WanAnimate job; the MP4 is written to `req.output`."""
+    """Run the whole WanAnimate job; the MP4 is written to `req.output` (the work folder held throughout, as
+    `make_video_file` does)."""
+    _check_files(req)
+    work = checked_work_folder(req)
+    with holding_work_folder(work, req.wait_for_lock, remove_when_empty=req.work_dir is None):
+        return _make_animate_file(req)
+
+
+def _make_animate_file(req: AnimateRequest) -> GenerateResult:
     from ..sampling.animate import generate_animate
 
     _check_files(req)
     # settings problems before any file is read or model loaded
+    check_request(req)
     dataclasses.replace(req.sampler, steps=req.steps or 1).validated()
     req.loader.load_kwargs()
     device = parse_device(req.device, "--device")
     embedded = req.models.embedded
     files = {} if embedded else resolve_models(req.models, two_speakers=False, need_audio=False, model_kind="animate")
     image = read_image(req.image)
-    pose, fps = read_video(req.pose_video)
-    face, _ = read_video(req.face_video)
-    background = read_video(req.background_video)[0] if req.background_video else None
-    mask = read_video(req.mask_video)[0] if req.mask_video else None
+    pose, fps = read_video(req.pose_video, "--pose-video")
+    face = _at_pose_rate(req.face_video, fps, "face")
+    background = _at_pose_rate(req.background_video, fps, "background") if req.background_video else None
+    mask = _at_pose_rate(req.mask_video, fps, "mask") if req.mask_video else None
+    check_driving_inputs(image, {name: DrivingVideo(v, name) if v is not None else None for name, v in
+                                 (("pose", pose), ("face", face), ("background", background), ("mask", mask))})
     sound, rate = _pose_sound(req.pose_video)
 
     if embedded:
@@ -153,7 +175,7 @@ def make_animate_file(req: AnimateRequest) -> GenerateResult:
         width, height = _embedded_size(req, pose.shape[1], pose.shape[2])
         steps = req.steps or 4
     else:
-        from ..sampling.animate_inputs import DrivingVideo, letterbox, output_size
+        from ..sampling.animate_inputs import letterbox, output_size
 
         out_h, out_w = output_size(DrivingVideo(pose, "pose"), req.sampler.width, req.sampler.height)
         boxed = letterbox(image.permute(2, 0, 1), out_h, out_w).permute(1, 2, 0)

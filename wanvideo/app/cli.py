@@ -24,7 +24,9 @@ from ..sampling.animate_settings import AnimateSettings
 from ..sampling.cache import CacheOptions
 from ..sampling.guidance_settings import GuidanceOptions
 from ..sampling.settings import SamplerSettings
+from ..validation import check_command_line
 from ..video.run_lock import RunLockSettings
+from . import preprocess_job
 
 EPILOG = """\
 model files (real weights; any option not given is looked up in --models-dir):
@@ -132,8 +134,8 @@ def _add_animate(sub):
                        "and --mask-video). The MP4 has the pose video's frame count, frame rate and sound.")
     src = p.add_argument_group("inputs")
     src.add_argument("--image", required=True, help="the character (png/jpg/webp)")
-    src.add_argument("--pose-video", required=True, help="the driving clip's rendered pose (skeleton) video")
-    src.add_argument("--face-video", required=True, help="the driving person's face crops, one per frame (square)")
+    src.add_argument("--pose-video", help="the driving clip's rendered pose (skeleton) video (or --driving-video)")
+    src.add_argument("--face-video", help="the driving person's face crops, one per frame (square)")
     src.add_argument("--background-video", help="replacement: the clip's background (person removed)")
     src.add_argument("--mask-video", help="replacement: the person mask video (white = person)")
     src.add_argument("--output", required=True, help="the MP4 to write (H.264 + AAC)")
@@ -154,6 +156,7 @@ def _add_animate(sub):
     o.add_argument("--keep-parts", action="store_true", help="keep the finished clips after the MP4 is written")
     add_argument(o, RunLockSettings, "wait_for_lock")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
+    preprocess_job.add_animate_route(p)
 
 
 def _add_tiny(sub):
@@ -174,7 +177,11 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
     _add_animate(sub)
+    preprocess_job.add_subcommand(sub)
     _add_tiny(sub)
+    from .longcat_cli import add_longcat_parser
+
+    add_longcat_parser(sub)
     return parser
 
 
@@ -186,19 +193,33 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(message)s")
     try:
+        check_command_line(args, parser)  # every option, before any file is read or model loaded
         if args.command == "write-tiny-models":
             from ..tiny.files import write_tiny_models
 
             names = write_tiny_models(args.models_dir, clip_dim=args.clip_dim, text_dim=args.text_dim, gguf=args.gguf)
             print(json.dumps(names))
             return 0
-        if args.command == "animate":
+        if args.command == "animate-preprocess":
+            out = preprocess_job.run_subcommand(args)
+            print(f"wrote {out.frames} frames at {out.fps:g} fps: " + ", ".join(
+                p for p in (out.pose, out.face, out.background, out.mask, out.character) if p))
+            return 0
+        if args.command == "longcat":
+            from .longcat_cli import LongCatRequest, make_longcat_file
+
+            request = LongCatRequest.from_args(args)
+            result = make_longcat_file(request)
+        elif args.command == "animate":
             from .animate_pipeline import AnimateRequest, make_animate_file
 
+            if args.driving_video:
+                preprocess_job.preprocess_for_animate(args)
             request = AnimateRequest.from_args(args)
             result = make_animate_file(request)
         else:

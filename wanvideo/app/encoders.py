@@ -33,6 +33,9 @@ def _open_safetensors(path: str) -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ..model.file_sniff import check_weights_file
+
+    check_weights_file(path)  # an LFS pointer, a web page, a cut download: the words every loader uses
     try:
         sd = load_file(path)
     except (SafetensorError, OSError) as exc:
@@ -153,6 +156,11 @@ def load_text_encoder(path: str, dtype=torch.bfloat16, device="cpu") -> UMT5Text
                              "use ComfyUI's umt5_xxl_fp8_e4m3fn_scaled.safetensors (or _fp16) from "
                              "Comfy-Org/Wan_2.1_ComfyUI_repackaged")
     raw = _open_safetensors(path)
+    if "spiece_model" not in raw and not any(k.startswith(("encoder.block.", "shared.")) for k in raw):
+        from ..model.file_sniff import wrong_model
+
+        raise wrong_model(path, "the umt5-xxl text encoder", "no umt5 tensors (encoder.block.*) and no tokenizer: use "
+                          "ComfyUI's umt5_xxl_*.safetensors repack (models/text_encoders)")
     if "spiece_model" not in raw:
         raise ModelFileError(f"{os.path.basename(path)} carries no tokenizer (no 'spiece_model' tensor): use "
                              "ComfyUI's umt5_xxl_*.safetensors repack or a Hugging Face umt5 folder")
@@ -226,6 +234,11 @@ def load_clip_vision(path: str, dtype=torch.float16, device="cpu") -> ClipVision
         _check_parameters(model, path)
         return ClipVisionEncoder(model.to(device), device)
     raw = _open_safetensors(path)
+    if not any(k.endswith("embeddings.patch_embedding.weight") or k.startswith("visual.") for k in raw):
+        from ..model.file_sniff import wrong_model
+
+        raise wrong_model(path, "a CLIP vision model", "not a CLIP vision model (no embeddings.patch_embedding); "
+                          "InfiniteTalk needs CLIP ViT-H/14, e.g. clip_vision_h.safetensors in models/clip_vision")
     if any(k.startswith("visual.transformer.") for k in raw):
         raise ModelFileError(f"{os.path.basename(path)} is an open_clip checkpoint; use ComfyUI's "
                              "clip_vision_h.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged)")

@@ -61,19 +61,19 @@ def read_audio(path: str, option: str = "--audio") -> tuple[np.ndarray, int]:
     return np.concatenate(chunks, axis=1), int(rate)
 
 
-def read_video(path: str) -> tuple[np.ndarray, float]:
+def read_video(path: str, option: str = "--video") -> tuple[np.ndarray, float]:
     """(frames [N, H, W, 3] uint8, fps) of the first video stream."""
     import av
 
     try:
         with av.open(path) as container:
             if not container.streams.video:
-                raise InputError(f"--video {path}: the file has no video stream")
+                raise InputError(f"{option} {path}: the file has no video stream")
             stream = container.streams.video[0]
             fps = float(stream.average_rate or Fraction(25))
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     except av.error.FFmpegError as exc:
-        raise InputError(f"--video {path}: cannot decode the video ({exc})") from None
+        raise InputError(f"{option} {path}: cannot decode the video ({exc})") from None
     if not frames:
-        raise InputError(f"--video {path}: the video has no frames")
+        raise InputError(f"{option} {path}: the video has no frames")
     return np.stack(frames), fps

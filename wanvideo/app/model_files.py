@@ -115,6 +115,12 @@ def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = Tru
 
     model_kind: what `--model` is: "model" (Wan2.1 I2V 14B) or "animate" (Wan2.2-Animate-14B)."""
     out = {}
+    for path, _ in paths.loras:  # the option the user typed is named first, whatever else is missing
+        if not os.path.isfile(path):
+            raise InputError(f"--lora {path}: file not found")
+    if paths.loras and not paths.models_dir and all(getattr(paths, f) is None for f in ModelPaths.FILES):
+        raise InputError("--lora applies to real weights: give --models-dir (your ComfyUI models folder) or the "
+                         "model files; the embedded tiny demo models take no LoRA")
     kinds = [k for k in ModelPaths.FILES if need_audio or k not in ("infinitetalk", "wav2vec")]
     for option in kinds:
         given = getattr(paths, option)
@@ -145,7 +151,4 @@ def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = Tru
             raise InputError(f"several {WHAT[kind]} candidates in {paths.models_dir}; choose one with "
                              f"--{option.replace('_', '-')}:\n  {listing}")
         out[option] = top[0]
-    for path, _ in paths.loras:
-        if not os.path.isfile(path):
-            raise InputError(f"--lora {path}: file not found")
     return out

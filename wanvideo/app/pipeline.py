@@ -24,6 +24,7 @@ import torch
 from ..audio.settings import AudioSettings
 from ..errors import InputError
 from ..model.settings import LoaderSettings, SpeedSettings
+from ..progress_log import logged_progress
 from ..sampling.conditioning import ReferenceFrames
 from ..sampling.edit_mask import check_edit_inputs
 from ..sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
@@ -32,6 +33,7 @@ from ..sampling.sizes import resolve_size
 from ..sampling.vae import load_wan_vae
 from ..sampling.window_prompts import split_prompts, stand_in_context
 from ..torch_inputs import parse_device
+from ..video.work_folder import holding_work_folder
 from .jobs import (
     EMBEDDED_NOTICE,
     GenerateResult,
@@ -44,7 +46,7 @@ from .jobs import (
 )
 from .media import IMAGE_EXTENSIONS, need_file, read_audio, read_image, read_video
 from .model_files import ModelPaths, resolve_models
-from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir
+from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir, checked_work_folder
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +221,14 @@ def sampler_settings(req: GenerateRequest, embedded: bool, src_h: int, src_w: in
 
 
 def make_video_file(req: GenerateRequest) -> GenerateResult:
-    """Run the whole job; the MP4 is written to `req.output`."""
+    """Run the whole job; the MP4 is written to `req.output`. The work folder is held from the first check to the
+    last file removed (another run of the same command waits, `--wait-for-lock`)."""
+    work = checked_work_folder(req)
+    with holding_work_folder(work, req.wait_for_lock, remove_when_empty=req.work_dir is None):
+        return _make_video_file(req)
+
+
+def _make_video_file(req: GenerateRequest) -> GenerateResult:
     from ..audio import build_audio_embeddings
     from ..sampling import generate as sample_video
     from ..sampling import plan_windows
@@ -275,7 +284,7 @@ def make_video_file(req: GenerateRequest) -> GenerateResult:
     log.info("embedding the speech")
     embeds = build_audio_embeddings(encoder, wave_1, rate_1, wave_2, rate_2, mode=req.audio_settings.speaker_mode,
                                     fps=settings.fps, normalize_loudness=req.audio_settings.normalize_loudness,
-                                    frame_limit=settings.max_frames)
+                                    frame_limit=settings.max_frames, callback=logged_progress("embedding the speech"))
     total = embeds.num_frames
     if not embedded:
         del wav2vec

@@ -5,17 +5,14 @@ not after the models loaded or the whole video was generated.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 from .. import outputs
 from ..errors import InputError, ModelFileError
-from ..video.run_lock import MAX_WAIT_S
+from ..validation import check_request
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm")
-MAX_SIDE = 2048  # pixels per side: 720p is 1280; beyond this a 14B video model does not fit any GPU
-MAX_FPS = 120.0  # InfiniteTalk is trained at 25 fps; past this the audio windows hold too little speech
 
 
 def check_output(output: str) -> str:
@@ -47,24 +44,9 @@ def check_work_dir(work: str, option: str) -> None:
 
 
 def check_numbers(req) -> None:
-    """Options whose nonsense values would run for hours or allocate terabytes: refused with the limit."""
-    s = getattr(req, "sampler", req)  # the request's SamplerSettings (wanvideo/options.py)
-    if req.steps is not None and req.steps < 1:
-        raise InputError(f"--steps {req.steps}: give at least 1 denoising step (4-8 with a distillation LoRA, 40 without)")
-    if not (math.isfinite(s.fps) and 0 < s.fps <= MAX_FPS):
-        raise InputError(f"--fps {s.fps:g}: give a frame rate above 0 and at most {MAX_FPS:g} (InfiniteTalk makes 25)")
-    for name in ("width", "height"):
-        value = getattr(s, name)
-        if value < 0 or value > MAX_SIDE:
-            raise InputError(f"--{name} {value}: give 0 (automatic) or a size up to {MAX_SIDE} pixels "
-                             "(480p is 832x480, 720p is 1280x720)")
-    if (s.width == 0) != (s.height == 0):
-        raise InputError("--width and --height go together: give both, or neither (automatic size)")
-    if s.max_frames < 0:
-        raise InputError(f"--max-frames {s.max_frames}: give 0 (the whole audio) or a number of frames")
-    wait = float(getattr(req, "wait_for_lock", 0.0) or 0.0)
-    if not (math.isfinite(wait) and 0 <= wait <= MAX_WAIT_S):
-        raise InputError(f"--wait-for-lock {wait:g}: give 0 (do not wait) up to {MAX_WAIT_S} seconds")
+    """Every option of the request, by the option registry's ranges and the rules between options
+    (`wanvideo.validation`: the nodes refuse exactly the same values)."""
+    check_request(req)
 
 
 def _check_weights_file(path: Path, option: str) -> None:
@@ -98,3 +80,13 @@ def check_model_headers(files: dict, loras=()) -> None:
             _check_weights_file(path, option)
     for lora, _strength in loras:
         _check_weights_file(Path(lora), "--lora")
+
+
+def checked_work_folder(req) -> str:
+    """The request's work folder (default `<output>.parts`), after the checks that need no file read: the output
+    path, the work folder, every option. Nothing is created when one fails."""
+    output = check_output(req.output)
+    work = req.work_dir or (output + ".parts")
+    check_work_dir(work, "--work-dir" if req.work_dir else "the work folder (--work-dir)")
+    check_numbers(req)
+    return work

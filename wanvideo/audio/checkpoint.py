@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelFileError
+from ..model.file_sniff import wrong_model
 
 BUNDLED_CONFIG_PATH = Path(__file__).with_name("chinese_wav2vec2_base.json")
 
@@ -79,8 +80,8 @@ def find_prefix(keys, source: str) -> str:
     if not candidates:
         keys = list(keys)
         sample = ", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
-        raise ModelFileError(
-            f"{source} is not a wav2vec2 model (it looks like {_guess_other_model(keys)}): expected Hugging Face "
+        raise wrong_model(
+            source, "a wav2vec2 model", f"it looks like {_guess_other_model(keys)}: expected Hugging Face "
             f"wav2vec2 weights such as '{ANCHOR}' (optionally prefixed 'wav2vec2.'), found {len(keys)} tensors "
             f"like {sample}. Pick a wav2vec2 file, e.g. TencentGameMate/chinese-wav2vec2-base "
             f"(or its fp16 .safetensors repack), placed in models/wav2vec2."

@@ -81,6 +81,25 @@ def arrange_speakers(wave_1: np.ndarray, wave_2: np.ndarray, mode: str) -> tuple
     raise InputError(f"speaker mode {mode!r} is unknown: use 'para' (both at once) or 'add' (one after the other)")
 
 
+LIMIT_CONTEXT_S = 2.0  # speech after the last frame still embedded: the transformer's context for those frames
+
+
+def _speech_the_frames_need(tracks: list, frame_limit: int, total_frames: int, fps: float) -> list:
+    """With a frame limit, only the speech those frames need is embedded (plus LIMIT_CONTEXT_S of context): a
+    preview of 9 frames from hours of speech takes a second, not the hours' embedding. The loudness was measured
+    on the whole recording already, so the level is the full run's; the features of the kept frames are close to
+    the full run's (wav2vec2 sees LIMIT_CONTEXT_S past them instead of the whole recording)."""
+    if not frame_limit or frame_limit >= total_frames:
+        return tracks
+    keep_frames = min(total_frames, frame_limit + int(math.ceil(LIMIT_CONTEXT_S * fps)))
+    keep = int(math.ceil(keep_frames * TARGET_RATE / fps))
+    if keep >= tracks[0].shape[0]:
+        return tracks
+    log.info("frame limit %d: embedding the first %.1f s of %.1f s of speech", frame_limit, keep / TARGET_RATE,
+             tracks[0].shape[0] / TARGET_RATE)
+    return [track[:keep] for track in tracks]
+
+
 def build_audio_embeddings(model, audio_1, sample_rate_1: int, audio_2=None, sample_rate_2: int | None = None,
                            mode: str = "para", fps: float = 25.0, normalize_loudness: bool = True,
                            frame_limit: int = 0, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
@@ -92,8 +111,8 @@ def build_audio_embeddings(model, audio_1, sample_rate_1: int, audio_2=None, sam
     (so speaker 2's rows in "add" mode are embeddings of silence while
     speaker 1 talks, exactly as in the reference). `waveform` is the mix of
     what was embedded, for muxing. `frame_limit` > 0 keeps the first frames
-    (and the matching audio) after embedding the whole clip, so those frames
-    are identical to a full run. `callback(done, total)` reports progress and may raise to stop.
+    (and the matching audio), embedding only the speech they need (see
+    `_speech_the_frames_need`). `callback(done, total)` reports progress and may raise to stop.
     """
     enc = as_encoder(model)
     fps = _check_fps(fps)
@@ -118,6 +137,8 @@ def build_audio_embeddings(model, audio_1, sample_rate_1: int, audio_2=None, sam
         mix = tracks[0] + tracks[1]
 
     total_frames = num_video_frames(tracks[0].shape[0], fps, TARGET_RATE)
+    mix_seconds = tracks[0].shape[0] / float(TARGET_RATE)
+    tracks = _speech_the_frames_need(tracks, frame_limit, total_frames, fps)
     def progress(stage, d, t, track_index):
         if callback is None:
             return
@@ -144,7 +165,8 @@ def build_audio_embeddings(model, audio_1, sample_rate_1: int, audio_2=None, sam
     extra = {
         "frames_full": total_frames,
         "frame_limit": frame_limit,
-        "seconds": tracks[0].shape[0] / float(TARGET_RATE),
+        "seconds": mix_seconds,
+        "seconds_embedded": tracks[0].shape[0] / float(TARGET_RATE),
         "loudness_lufs": [i["loudness_lufs"] for i in infos],
         "source_sample_rates": [i["source_sample_rate"] for i in infos],
         "normalize_loudness": bool(normalize_loudness),

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, ModelFileError
+from ..model.file_sniff import check_weights_file
 from ..torch_inputs import check_finite, load_torch_state_dict
 from .checkpoint import (
     OPTIONAL_KEYS,
@@ -56,6 +57,7 @@ def _load_torch_file(path: Path) -> dict:
 
 
 def _load_weights_file(path: Path) -> tuple[dict, dict]:
+    check_weights_file(path)  # an LFS pointer, a web page, a cut download: the words every loader uses
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
     return _load_torch_file(path), {}

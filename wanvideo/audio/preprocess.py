@@ -43,6 +43,9 @@ def to_mono(waveform, name: str = "audio") -> np.ndarray:
     if arr.ndim == 1:
         mono = arr.astype(np.float32, copy=False)
     elif arr.ndim == 2:
+        if 0 in arr.shape:
+            raise InputError(f"{name} is empty: its waveform of shape {tuple(arr.shape)} has no channels or no "
+                             "samples; connect a clip with sound")
         if arr.shape[1] <= 8 < arr.shape[0]:  # clearly [samples, channels] (soundfile's layout)
             log.info("%s: reading shape %s as [samples, channels]", name, arr.shape)
             arr = arr.T
@@ -100,9 +103,36 @@ def integrated_loudness(wave: np.ndarray, sample_rate: int = TARGET_RATE) -> flo
         return None
     import pyloudnorm as pyln
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # log10(0) of silent blocks
-        return float(pyln.Meter(sample_rate).integrated_loudness(wave))
+    meter = pyln.Meter(sample_rate)
+    if wave.ndim != 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # log10(0) of silent blocks
+            return float(meter.integrated_loudness(wave))
+    return _gated_loudness(meter, wave)
+
+
+def _gated_loudness(meter, wave: np.ndarray) -> float:
+    """pyloudnorm's `integrated_loudness` of a mono clip with its per-block Python loops vectorised (the same
+    K-weighting filters, 400 ms blocks, 75 % overlap, absolute and relative gates): hours of speech take seconds,
+    not minutes. Block energies come from a running sum (float64) instead of a sum per block."""
+    data = np.array(wave, copy=True)
+    for stage in meter._filters.values():
+        data[:] = stage.apply_filter(data)  # in place, in the clip's dtype, as pyloudnorm does
+    rate, block = meter.rate, meter.block_size
+    step = 1.0 - meter.overlap
+    count = int(np.round(((data.shape[0] / rate - block) / (block * step)))) + 1
+    j = np.arange(count)
+    lower = (block * (j * step) * rate).astype(np.int64)
+    upper = np.minimum((block * (j * step + 1) * rate).astype(np.int64), data.shape[0])
+    energy = np.concatenate([[0.0], np.cumsum(np.square(data, dtype=np.float64))])
+    z = (energy[upper] - energy[np.minimum(lower, upper)]) / (block * rate)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loudness = -0.691 + 10.0 * np.log10(z)
+        above = loudness >= -70.0
+        relative = -0.691 + 10.0 * np.log10(np.mean(z[above])) - 10.0 if above.any() else np.nan
+        gated = (loudness > relative) & (loudness > -70.0)
+        mean = np.nan_to_num(np.mean(z[gated])) if gated.any() else 0.0
+        return float(-0.691 + 10.0 * np.log10(mean))
 
 
 def loudness_normalize(wave: np.ndarray, sample_rate: int = TARGET_RATE, target_lufs: float = TARGET_LUFS,

@@ -12,8 +12,13 @@ def build_model(config: dict, dtype=torch.float32, device="cpu") -> WanInfiniteT
     """A model with freshly initialised (random) weights built directly on `device` in `dtype`.
 
     `config` uses the reference constructor names (see wanvideo.model.config); `model_type` 'i2v' (default) gives
-    the Wan2.1 I2V (+ InfiniteTalk) model, 'animate' the WanAnimate model. Use `load_model` for real checkpoints.
+    the Wan2.1 I2V (+ InfiniteTalk) model, 'animate' the WanAnimate model, 'longcat_avatar' LongCat-Video-Avatar
+    (official constructor names, see longcat_config). Use `load_model` / `load_longcat_model` for real checkpoints.
     """
+    if isinstance(config, dict) and config.get("model_type") == "longcat_avatar":
+        from .longcat_dit import LongCatAvatarModel
+
+        return LongCatAvatarModel(config, dtype=dtype, device=device)
     if is_animate(config):
         return WanAnimateModel(config, dtype=dtype, device=device)
     return WanInfiniteTalkModel(config, dtype=dtype, device=device)

@@ -6,6 +6,7 @@ import re
 
 from ..errors import ModelFileError
 from .config import ANIMATE_DEFAULTS, DEFAULTS
+from .file_sniff import WAN_I2V, wrong_model
 
 _BLOCK_INDEX = re.compile(r"^blocks\.(\d+)\.")
 # Wan uses 128-channel heads; the known sizes spelled out (1.3B: 12 heads, 5B: 24, 14B: 40).
@@ -62,12 +63,10 @@ def check_wan_i2v(shapes: dict, files) -> None:
     if not any(k.startswith(("blocks.", "patch_embedding.", "audio_proj.")) for k in keys):
         foreign = classify_foreign(keys)
         if foreign:
-            raise ModelFileError(f"{where}: {foreign}")
+            raise wrong_model(where, WAN_I2V, foreign)
         sample = ", ".join(keys[:5])
-        raise ModelFileError(
-            f"{where}: unknown layout: no tensor names of a Wan2.1 DiT (e.g. blocks.0.self_attn.q.weight) were found "
-            f"(first keys: {sample}); {WAN_I2V_HINT}"
-        )
+        raise wrong_model(where, WAN_I2V, f"unknown layout: no tensor names of a Wan2.1 DiT (e.g. "
+                          f"blocks.0.self_attn.q.weight) were found (first keys: {sample}); {WAN_I2V_HINT}")
     if any(k.startswith("vace_blocks.") for k in keys):
         raise ModelFileError(f"{where}: this is a Wan VACE model; {WAN_I2V_HINT}")
     if is_animate(keys):

@@ -16,6 +16,7 @@ import logging
 import torch
 
 from ..errors import ModelFileError
+from .file_sniff import WAN_I2V, wrong_model
 from .layouts import diffusers_to_native, is_diffusers
 from .quant.fp8 import dequantize, is_fp8, quantize_fp8
 from .quant.quantized import add_delta, add_lora, is_packed, weight_shape
@@ -154,10 +155,8 @@ def apply_lora(model, tensors_or_path, strength: float = 1.0) -> int:
             _update(module, "bias", strength * group["diff_b"].float())
         changed += 1
     if changed == 0:
-        raise ModelFileError(
-            f"{where}: this LoRA matches no layer of the model (first names: {', '.join(list(groups)[:3])}): "
-            "it is for another model (use a LoRA made for Wan2.1 I2V 14B)"
-        )
+        raise wrong_model(where, f"a LoRA for {WAN_I2V}", f"this LoRA matches no layer of the model (first names: "
+                          f"{', '.join(list(groups)[:3])}): use a LoRA made for {WAN_I2V}")
     if skipped:
         log.warning("LoRA %s: %d layers not in the model were skipped (e.g. %s)", where, len(skipped), skipped[0])
     return changed

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..torch_inputs import check_finite, load_torch_state_dict
+from .file_sniff import check_start, truncated
 
 SAFETENSORS_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -38,22 +39,14 @@ def read_safetensors_header(path) -> tuple[dict, dict]:
         start = f.read(64)
         f.seek(8)
         head = start[:8]
+        check_start(path, start, size)
         if len(head) < 8:
-            raise ModelFileError(f"{_name(path)} is empty or truncated ({size} bytes): re-download it")
-        if start.startswith(b"version https://git-lfs"):
-            raise ModelFileError(
-                f"{_name(path)} is a Git LFS pointer, not the weights: download the real file "
-                "(git lfs pull, or the download button on the model page)"
-            )
-        if start.lstrip().lower().startswith((b"<!doct", b"<html", b"<?xml")):
-            raise ModelFileError(f"{_name(path)} is a web page, not weights: the download failed; download the file again")
+            raise truncated(path, size)
         n = int.from_bytes(head, "little")
         if n <= 1 or n > _MAX_HEADER:
             raise ModelFileError(f"{_name(path)} is not a safetensors file (bad header): re-download it or pick another file")
         if 8 + n > size:
-            raise ModelFileError(
-                f"truncated safetensors file: {_name(path)} ends inside its header ({size} bytes): re-download it"
-            )
+            raise truncated(path, size, "it ends inside its header")
         try:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -69,10 +62,7 @@ def read_safetensors_header(path) -> tuple[dict, dict]:
     end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
     if 8 + n + end > size:
         missing = 8 + n + end - size
-        raise ModelFileError(
-            f"truncated safetensors file: {_name(path)} is {missing:,} bytes shorter than its header says "
-            f"({size:,} of {8 + n + end:,} bytes): re-download it"
-        )
+        raise truncated(path, size, f"{missing:,} bytes shorter than its header says, {8 + n + end:,}")
     return header, metadata
 
 

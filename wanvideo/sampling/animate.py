@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..video.frame_store import FrameStore
+from .animate_checks import check_driving_inputs
 from .animate_clips import padded_source_index, plan_clips
 from .animate_inputs import DrivingVideo, check_face_video, driving_length, letterbox, output_size
 from .animate_settings import AnimateSettings
@@ -96,6 +97,7 @@ def plan_animate(model, image, clip_fea, pose, face, background, mask, context, 
     videos = {"pose": DrivingVideo(pose, "pose"), "face": DrivingVideo(face, "face"),
               "background": DrivingVideo(background, "background") if background is not None else None,
               "mask": DrivingVideo(mask, "mask") if mask is not None else None}
+    check_driving_inputs(image, videos)  # disagreeing or broken inputs refused before any model call
     face_size = int(config["motion_encoder"]["size"])
     check_face_video(videos["face"], face_size)
     real_len = driving_length(videos)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from ..errors import InputError
 from ..options import option
+from ..validation import check_settings
 from .animate_clips import DEFAULT_CLIP_LEN, REFERT_CHOICES, check_clip
 from .cache import CacheOptions
 from .guidance_settings import GuidanceOptions
@@ -50,6 +51,7 @@ class AnimateSettings(GuidanceOptions, CacheOptions):
         "0 = the whole driving video. Otherwise at most this many frames (a preview)."))
 
     def validated(self) -> "AnimateSettings":
+        check_settings(self)  # the registry's ranges, steps and choices, and the rules between options
         s = AnimateSettings(**asdict(self))
         s.clip_len, s.refert_frames, s.steps = int(s.clip_len), int(s.refert_frames), int(s.steps)
         check_clip(s.clip_len, s.refert_frames)

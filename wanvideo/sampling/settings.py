@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from ..errors import InputError, WanVideoError
 from ..options import option
+from ..validation import check_settings
 from .cache import CacheOptions
 from .edit_mask import EditMaskOptions
 from .guidance_settings import GuidanceOptions
@@ -71,6 +72,7 @@ class SamplerSettings(GuidanceOptions, CacheOptions, EditMaskOptions):
         "ComfyUI on most GPUs): its rounding feeds forward from window to window."))
 
     def validated(self) -> "SamplerSettings":
+        check_settings(self)  # the registry's ranges, steps and choices, and the rules between options
         s = SamplerSettings(**asdict(self))
         s.frame_window, s.motion_frames, s.steps = int(s.frame_window), int(s.motion_frames), int(s.steps)
         check_window(s.frame_window, s.motion_frames)

@@ -99,13 +99,16 @@ def load_wan_vae(path: str, dtype=torch.float32, device="cpu"):
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
     from safetensors.torch import load_file
 
+    from ..model.file_sniff import check_weights_file, wrong_model
+
+    check_weights_file(path)  # an LFS pointer, a web page, a cut download: the words every loader uses
     try:
         sd = load_file(path) if path.endswith((".safetensors", ".sft")) else load_torch_state_dict(path, "a VAE")
     except Exception as exc:  # noqa: BLE001 - any read failure: name the file
         raise ModelFileError(f"cannot read the VAE {path}: {exc}; re-download it") from None
     if "decoder.middle.0.residual.0.gamma" not in sd and "decoder.mid_block.resnets.0.norm1.gamma" not in sd:
-        raise ModelFileError(f"{os.path.basename(path)} is not a Wan 2.1 VAE; use wan_2.1_vae.safetensors "
-                             "(Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/vae)")
+        raise wrong_model(path, "a Wan 2.1 VAE", "use wan_2.1_vae.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, "
+                          "split_files/vae)")
     for key, tensor in sd.items():
         check_finite(tensor, key, path)
     if "decoder.middle.0.residual.0.gamma" in sd:

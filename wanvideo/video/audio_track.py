@@ -84,10 +84,26 @@ def prepare_audio(audio, sample_rate) -> tuple[np.ndarray, int]:
         count = int(bad.sum())
         data = np.where(bad, np.float32(0.0), data)
         log.warning("audio had %d NaN/Inf samples (%.2f%%): they were replaced with silence", count, 100.0 * count / data.size)
+    data = limit_peaks(data)
     if data.shape[0] > 2:
         log.info("audio has %d channels: downmixed to mono (the channel layout is unknown)", data.shape[0])
         data = data.mean(axis=0, keepdims=True)
     return np.ascontiguousarray(data, dtype=np.float32), rate
+
+
+FULL_SCALE_HEADROOM = 0.98  # peak after scaling: just under full scale, so AAC's own overshoot does not clip
+
+
+def limit_peaks(data: np.ndarray) -> np.ndarray:
+    """Audio whose samples go past full scale (±1) would be written clipped (harsh distortion): the whole track is
+    scaled down so its peak is just under full scale, and the log says by how much. Quieter audio is unchanged."""
+    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    if peak <= 1.0:
+        return data
+    gain = FULL_SCALE_HEADROOM / peak
+    log.warning("the audio peaks at %.3g times full scale and would clip: normalised for the video's sound track "
+                "(scaled by %.1f dB to a peak of %.2f)", peak, 20.0 * np.log10(gain), FULL_SCALE_HEADROOM)
+    return (data * np.float32(gain)).astype(np.float32)
 
 
 def fps_fraction(fps) -> Fraction:

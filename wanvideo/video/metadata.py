@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 import logging
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 
 def metadata_strings(metadata: dict | None) -> dict[str, str]:
     """{key: text}: JSON for objects, strings kept as they are, None entries dropped."""
     out: dict[str, str] = {}
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InputError(f"metadata must be a dict of {{name: text or JSON value}}, got a {type(metadata).__name__}")
     for key, value in (metadata or {}).items():
         if value is None:
             continue
@@ -26,7 +30,11 @@ def metadata_strings(metadata: dict | None) -> dict[str, str]:
         if not key or any(c in key for c in "=;#\\\n\r"):
             log.warning("metadata entry %r not stored: a key must be non-empty without = ; # \\ or newlines", key)
             continue
-        out[key] = value if isinstance(value, str) else json.dumps(value)
+        try:
+            out[key] = value if isinstance(value, str) else json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"metadata {key!r} cannot be stored: {exc}; give text or a JSON value (numbers, "
+                             "strings, lists, dicts)") from None
     return out
 
 

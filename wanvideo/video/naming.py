@@ -20,7 +20,7 @@ def split_prefix(prefix: str) -> tuple[list[str], str]:
     text = prefix.strip()
     if "\x00" in text or any(ord(c) < 32 for c in text):
         raise InputError(f"filename_prefix {prefix!r} contains control characters: use letters, digits, '-', '_' and '/'")
-    if text.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", text) or os.path.isabs(text):
+    if text.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", text) or os.path.isabs(text):
         raise InputError(
             f"filename_prefix {prefix!r} is an absolute path: files are saved only inside ComfyUI's output "
             "(or temp) folder; use a relative name such as 'video/InfiniteTalk'"

@@ -210,8 +210,12 @@ class RunLock:
                 return held
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, LOCK_NAME)
-            for _ in range(3):
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            for _ in range(10):
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                except FileNotFoundError:  # the holder removed its finished folder as we came: make it again
+                    os.makedirs(folder, exist_ok=True)
+                    continue
                 if _try_lock(fd):
                     if not _same_file(fd, path):  # a stale lock was replaced under us: lock the new file
                         _unlock(fd)
@@ -247,6 +251,28 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
             _HELD.pop(os.path.realpath(self.folder), None)
+
+    def release_removing(self, remove_folder: bool) -> None:
+        """Release the lock; first, while it is still held, remove the lock file when the folder holds nothing else
+        (and the folder too when `remove_folder`). A process waiting for this lock then finds the file gone and
+        makes a new one: it never sees a half-removed folder."""
+        with _GUARD:
+            if self._fd is None:
+                return
+            try:
+                others = [name for name in os.listdir(self.folder) if name != LOCK_NAME]
+            except OSError:
+                others = None
+            if others == []:
+                path = os.path.join(self.folder, LOCK_NAME)
+                if _same_file(self._fd, path):
+                    _remove(path)
+                if remove_folder:
+                    try:
+                        os.rmdir(self.folder)
+                    except OSError:
+                        pass  # another process made its lock file there meanwhile: the folder is its now
+        self.release()
 
     def __del__(self):
         try:

@@ -164,6 +164,7 @@ def _make_writer(name, binary, path, fmt, width, height, fps, crf, preset, track
 
 # -- checks ---------------------------------------------------------------------------------------
 
+MIN_FPS = 0.01  # VideoSettings' lowest frame_rate; below it the audio track cannot be timed against the frames
 MAX_FPS = 240.0  # beyond this no player keeps up and the AAC track cannot be timed against the frames
 
 
@@ -174,6 +175,9 @@ def _check_fps(fps) -> Fraction:
         raise InputError(f"frame_rate must be a number of frames per second, got {fps!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"frame_rate must be more than 0, got {fps!r}: InfiniteTalk makes 25 frames per second")
+    if value < MIN_FPS:
+        raise InputError(f"frame_rate {fps!r} is below the lowest {MIN_FPS:g} frames per second (one frame every "
+                         f"{1 / MIN_FPS:g} s): InfiniteTalk makes 25 frames per second")
     if value > MAX_FPS:
         raise InputError(f"frame_rate {fps!r} is above the limit of {MAX_FPS:g} frames per second: "
                          "InfiniteTalk makes 25 frames per second")
@@ -274,6 +278,7 @@ def encode_video(frames, path, fps, audio=None, sample_rate=None, *, format=None
     if writer != "auto" and writer not in WRITERS:
         raise InputError(f"writer must be 'auto' or one of {', '.join(WRITERS)}, got {writer!r}")
     path = os.path.abspath(os.fspath(path))  # never a leading '-' that a tool could read as an option
+    path = outputs.final_path(path)  # a symbolic link keeps pointing at the new video
     if not path.lower().endswith("." + fmt.extension):
         log.warning("%s is written as %s (a .%s file) whatever its name says", path, fmt.name, fmt.extension)
     source = FramesToEncode(frames, frame_count=frame_count)

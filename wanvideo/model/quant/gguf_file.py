@@ -26,6 +26,7 @@ import torch
 
 from ...errors import ModelFileError
 from ...torch_inputs import check_finite
+from ..file_sniff import WAN_I2V, check_start, truncated, wrong_model
 from .gguf_dequant import BLOCK_TYPES, block_scales
 from .quantized import PackedFormat
 
@@ -47,14 +48,9 @@ def _check_magic(path: Path) -> None:
         start = f.read(64)
     if start.startswith(b"GGUF"):
         if len(start) < 24:
-            raise ModelFileError(f"truncated GGUF file: {_name(path)} ends inside its header ({len(start)} bytes): "
-                                 "re-download it")
+            raise truncated(path, len(start), "it ends inside its GGUF header")
         return
-    if start.startswith(b"version https://git-lfs"):
-        raise ModelFileError(f"{_name(path)} is a Git LFS pointer, not the weights: download the real file "
-                             "(git lfs pull, or the download button on the model page)")
-    if start.lstrip().lower().startswith((b"<!doct", b"<html", b"<?xml")):
-        raise ModelFileError(f"{_name(path)} is a web page, not weights: the download failed; download the file again")
+    check_start(path, start, path.stat().st_size)
     raise ModelFileError(f"{_name(path)} has a .gguf name but is not a GGUF file (no GGUF signature): re-download it")
 
 
@@ -195,13 +191,9 @@ class GGUFSource:
         """llama.cpp-style files (LLMs, the umt5 text encoder as GGUF) named as such; diffusion files go on to detect.py."""
         keys = self._tensors
         if any(k.startswith("enc.blk.") for k in keys) or self.architecture in ("t5", "t5encoder"):
-            raise ModelFileError(
-                f"{_name(self.path)}: this is a T5/umt5 text encoder in GGUF form, not the video model: load it with a "
-                "GGUF text-encoder loader (models/text_encoders)"
-            )
+            raise wrong_model(self.path, WAN_I2V, "this is a T5/umt5 text encoder in GGUF form, not the video model: "
+                              "load it with a GGUF text-encoder loader (models/text_encoders)")
         if any(k in keys for k in _LLM_KEYS) or any(k.startswith("blk.") for k in keys):
-            raise ModelFileError(
-                f"{_name(self.path)}: this is a language model (llama.cpp GGUF, architecture "
-                f"{self.architecture or 'unknown'}), not a video model: InfiniteTalk needs Wan2.1 I2V 14B "
-                "(e.g. wan2.1-i2v-14b-480p-Q8_0.gguf)"
-            )
+            raise wrong_model(self.path, WAN_I2V, f"this is a language model (llama.cpp GGUF, architecture "
+                              f"{self.architecture or 'unknown'}), not a video model: InfiniteTalk needs Wan2.1 I2V "
+                              "14B (e.g. wan2.1-i2v-14b-480p-Q8_0.gguf)")
