@@ -5,38 +5,30 @@ host has DynamicCombo (0.33) a sampler shows the two mask inputs only in two-spe
 saved before the speakers choice opens in two-speaker mode with its masks linked inside the choice, so that Queue
 writes the prompt the V3 sampler runs; on 0.3.64 the masks stay plain inputs, linked as saved.
 
-The servers run from ../shared/hosts/ComfyUI-*.tar.gz (`--front-end-root`: the front-end wheels of
-testlib/frontend_wheels.py) with the host's Python (WANVIDEO_HOST_PYTHON, default the host virtualenv in
-~/.cache/wanvideo-hosts/); the examples' model and input files are empty placeholders, as for the validation.
-Skipped, with the reason, where an archive or that Python is absent.
+Each server runs as scripts/comfyui/host_env.py prepares the host (tests/testlib/real_hosts.py: its unpacked
+source from ../shared/hosts/, the shared host virtualenv, its own overlay of pins), with `--front-end-root` the
+front-end wheels of testlib/frontend_wheels.py; the examples' model and input files are empty placeholders, as for
+the validation. Skipped, with the reason, where the host archives are absent (a user's clone).
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from testlib import REPO_ROOT, SHARED
+from testlib import REPO_ROOT
 from testlib.frontend_checks import DROP_FILE, GRAPH_PROBLEMS, GRAPH_TO_PROMPT, NODES_OUT_OF_VIEW
 from testlib.frontend_wheels import NEWEST_CHECKED, PINNED_BY_COMFYUI, PINNED_BY_COMFYUI_033, static_dir
+from testlib.real_hosts import host_environment, real_host
 
 # (host, front end): each host with the front end it pins, and today's host with the newest front end checked.
 MATRIX = [("0.33.0", PINNED_BY_COMFYUI_033), ("0.33.0", NEWEST_CHECKED), ("0.3.64", PINNED_BY_COMFYUI)]
 
-
-def host_python(host: str) -> Path:
-    """WANVIDEO_HOST_PYTHON_0_3_64 (per host, e.g. where the hosts need different packages) or WANVIDEO_HOST_PYTHON."""
-    default = Path.home() / ".cache" / "wanvideo-hosts" / "venv-torch2.9.1" / "bin" / "python"
-    return Path(os.environ.get(f"WANVIDEO_HOST_PYTHON_{host.replace('.', '_')}")
-                or os.environ.get("WANVIDEO_HOST_PYTHON") or default)
 TEMPLATES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 SAMPLER_STATE = """() => { const n = app.graph._nodes.find((n) => n.type === 'InfiniteTalkSampler');
   return { id: n.id, speakers: n.widgets.find((w) => w.name === 'speakers')?.value,
@@ -46,15 +38,8 @@ SAMPLER_STATE = """() => { const n = app.graph._nodes.find((n) => n.type === 'In
 @pytest.fixture(scope="module", params=MATRIX, ids=lambda p: f"comfyui-{p[0]}-frontend-{p[1]}")
 def host_server(request, tmp_path_factory):
     host, frontend = request.param
-    archive = SHARED / "hosts" / f"ComfyUI-{host}.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} is absent: the real-host tests need ../shared/hosts/")
-    python = host_python(host)
-    if not python.is_file():
-        pytest.skip(f"no host Python at {python} (set WANVIDEO_HOST_PYTHON)")
-    work = tmp_path_factory.mktemp("host033")
-    with tarfile.open(archive) as tar:
-        tar.extractall(work, filter="data")
+    prepared = real_host(host)
+    work = tmp_path_factory.mktemp("host")
     base, models = work / "base", work / "models"
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "ComfyUI-WanVideo-InfiniteTalk").symlink_to(REPO_ROOT, target_is_directory=True)
@@ -68,21 +53,16 @@ def host_server(request, tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(work / "comfyui.log", "w")
-    proc = subprocess.Popen([str(python), "main.py", "--cpu", "--port", str(port), "--listen", "127.0.0.1",
+    proc = subprocess.Popen([prepared["python"], "main.py", "--cpu", "--port", str(port), "--listen", "127.0.0.1",
                              "--base-directory", str(base), "--extra-model-paths-config", str(config),
                              "--front-end-root", str(static_dir(frontend)), "--disable-auto-launch"],
-                            cwd=work / f"ComfyUI-{host}", stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+                            cwd=prepared["root"], stdout=log, stderr=subprocess.STDOUT,
+                            env=host_environment(prepared, OMP_NUM_THREADS="1"))
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
             if proc.poll() is not None:
                 text = (work / "comfyui.log").read_text()
-                if "comfyui_workflow_templates/templates" in text and host == "0.3.64":
-                    pytest.skip(f"{python} has ComfyUI 0.33's workflow templates package, which 0.3.64 cannot start "
-                                "with: set WANVIDEO_HOST_PYTHON_0_3_64 to a Python with 0.3.64's requirements")
-                if "ModuleNotFoundError" in text:
-                    pytest.skip(f"the host Python lacks ComfyUI's requirements: {text.strip().splitlines()[-1]}")
                 pytest.fail(f"ComfyUI exited: {text[-3000:]}")
             try:
                 urllib.request.urlopen(f"{url}/object_info/InfiniteTalkSampler", timeout=2)

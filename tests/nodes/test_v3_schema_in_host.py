@@ -4,42 +4,26 @@ names are the V1 ones, the sampler's two-speaker masks sit in the `speakers` Dyn
 the two-speaker example saved before V3 (masks linked at the top level) and as today's front end writes it both
 deliver the masks to the sampler.
 
-The host's Python: WANVIDEO_HOST_PYTHON (default: the host virtualenv in ~/.cache/wanvideo-hosts/). Skipped, with
-the reason, where the host archives or that Python are absent (a user's clone).
+Each host runs as scripts/comfyui/host_env.py prepares it (tests/testlib/real_hosts.py: its unpacked source, the
+shared host virtualenv, its own overlay of front-end pins). Skipped, with the reason, where the host archives are
+absent (a user's clone).
 """
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tarfile
-from pathlib import Path
 
 import pytest
-from testlib import REPO_ROOT, SHARED
+from testlib import REPO_ROOT
+from testlib.real_hosts import HOST_VERSIONS, real_host, run_in_host
 
-HOSTS = SHARED / "hosts"
-HOST_PYTHON = Path(os.environ.get("WANVIDEO_HOST_PYTHON",
-                                  Path.home() / ".cache" / "wanvideo-hosts" / "venv-torch2.9.1" / "bin" / "python"))
 PROBE = REPO_ROOT / "tests" / "testlib" / "host_v3_probe.py"
 
 
-@pytest.fixture(scope="module", params=["0.33.0", "0.3.64"], ids=lambda v: f"comfyui-{v}")
-def probe(request, tmp_path_factory):
-    archive = HOSTS / f"ComfyUI-{request.param}.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} is absent: the real-host tests need ../shared/hosts/")
-    if not HOST_PYTHON.is_file():
-        pytest.skip(f"no host Python at {HOST_PYTHON} (set WANVIDEO_HOST_PYTHON to a Python with ComfyUI's "
-                    "requirements)")
-    where = tmp_path_factory.mktemp("host")
-    with tarfile.open(archive) as tar:
-        tar.extractall(where, filter="data")
-    done = subprocess.run([str(HOST_PYTHON), str(PROBE), str(where / f"ComfyUI-{request.param}")],
-                          capture_output=True, text=True, timeout=900, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    if "ModuleNotFoundError" in done.stderr and done.returncode != 0:
-        pytest.skip(f"the host Python lacks ComfyUI's requirements: {done.stderr.strip().splitlines()[-1]}")
+@pytest.fixture(scope="module", params=HOST_VERSIONS, ids=lambda v: f"comfyui-{v}")
+def probe(request):
+    host = real_host(request.param)
+    done = run_in_host(host, [str(PROBE), host["root"]], timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     return request.param, json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -45,9 +45,16 @@ def real_host(version: str) -> dict:
     return hosts[version]
 
 
-def run_in_host(host: dict, args: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
-    """Run `args` (a script and its arguments) with the host's Python and environment."""
+def host_environment(host: dict, **extra: str) -> dict:
+    """os.environ for a process of `host` (its overlay first on PYTHONPATH), plus `extra`."""
     env = _host_env().host_environment(host)
     env.setdefault("OMP_NUM_THREADS", "2")
+    env.update(extra)
+    return env
+
+
+def run_in_host(host: dict, args: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """Run `args` (a script and its arguments) with the host's Python and environment."""
+    env = host_environment(host)
     return subprocess.run([host["python"], *args], env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=REPO_ROOT, **kwargs)
