@@ -32,6 +32,9 @@ def placeholders(base: Path, models: Path) -> None:
 
     for name, (folder, _url) in MODELS.items():
         path = models / folder / name
+        if not path.suffix:  # a Hugging Face model folder (LongCat's base_model, whisper-large-v3): the loaders
+            path.mkdir(parents=True, exist_ok=True)  # list a folder by its config.json
+            path = path / "config.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
     inputs = base / "input"

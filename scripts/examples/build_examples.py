@@ -33,6 +33,8 @@ FRONTEND_SIZES_FILE = REPO / "scripts" / "examples" / "frontend_node_sizes.json"
 FRONTEND_SIZES = json.loads(FRONTEND_SIZES_FILE.read_text()) if FRONTEND_SIZES_FILE.is_file() else {}
 TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: drawn above a node's pos
 GAP = 30  # between a node's bottom and the next node's title in a column
+# Drawn at the size saved in the file (long text scrolls): their measured size is only the largest note asked.
+NOTE_TYPES = ("MarkdownNote", "Note")
 
 class Graph:
     """A workflow under construction; nodes are added with named widget values and linked by name."""
@@ -43,6 +45,7 @@ class Graph:
         self.links = []
         self.groups = []
         self._column_bottom = {}  # x -> y where the next node of that column starts (its body)
+        self._drawn = {}  # node id -> the size the front end draws it at (what the saved view must show)
 
     def add(self, node_type, pos, widgets=None, title=None, size=None, color=None, api_only=False):
         spec = self.specs[node_type]
@@ -92,6 +95,7 @@ class Graph:
             node["title"] = title
         if color:
             node["color"], node["bgcolor"] = color
+        self._drawn[node["id"]] = saved if node_type in NOTE_TYPES else drawn
         self.nodes.append(node)
         return node
 
@@ -156,7 +160,8 @@ class Graph:
             "links": self.links,
             "groups": self.groups,
             "config": {},
-            "extra": {"ds": fit_view(self.nodes), "frontendVersion": "1.27.10"},
+            "extra": {"ds": fit_view([{**n, "size": self._drawn[n["id"]]} for n in self.nodes]),
+                      "frontendVersion": "1.27.10"},
             "version": 0.4,
         }
 
@@ -170,7 +175,8 @@ TITLE_HEIGHT = 30  # a node's title bar sits above its `pos`
 def fit_view(nodes, view=VIEW_SIZE, margin=VIEW_MARGIN) -> dict:
     """The saved view (`extra.ds`) that shows every node, notes included, when the template opens: the scale that
     fits the graph's bounding box into `view` (at most 1) and the offset that puts its top-left corner at the
-    margin. The front end draws a graph point p at (p + offset) * scale."""
+    margin. The front end draws a graph point p at (p + offset) * scale. `size` must be the size the front end
+    draws (a node saved smaller, e.g. with height 0, grows to its content), not the saved one."""
     x0 = min(n["pos"][0] for n in nodes)
     y0 = min(n["pos"][1] for n in nodes) - TITLE_HEIGHT
     x1 = max(n["pos"][0] + n["size"][0] for n in nodes)
