@@ -178,3 +178,22 @@ def test_core_declarations_match_the_recorded_comfyui():
     assert spec_from_core("LoadImage").widget_value_count() == 2  # file, upload button
     assert CORE_NODES["CLIPVisionEncode"]["outputs"] == ["CLIP_VISION_OUTPUT"]
     assert {"fixed", "randomize"} <= CONTROL_VALUES
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
+def test_saved_view_shows_every_node_at_the_size_the_front_end_draws(path):
+    """A node saved smaller than its content (height 0: let the front end size it) is drawn at its measured size
+    (scripts/examples/frontend_node_sizes.json), so the saved view must hold that size, not the saved one; notes
+    are drawn at their saved size. The real front end checks the same in tests/js/test_real_host_v3.py."""
+    wf = json.loads(path.read_text())
+    measured = json.loads((REPO_ROOT / "scripts" / "examples" / "frontend_node_sizes.json").read_text())
+    view_w, view_h = 1280, 640  # build_examples.VIEW_SIZE: a laptop screen less the front end's bars
+    scale, (ox, oy) = wf["extra"]["ds"]["scale"], wf["extra"]["ds"]["offset"]
+    outside = []
+    for n in wf["nodes"]:
+        w, h = n["size"] if n["type"] in ("MarkdownNote", "Note") else (
+            max(n["size"][0], measured.get(n["type"], (0, 0))[0]), max(n["size"][1], measured.get(n["type"], (0, 0))[1]))
+        x, y = n["pos"]
+        if x + ox < 0 or y - 30 + oy < 0 or (x + w + ox) * scale > view_w or (y + h + oy) * scale > view_h:
+            outside.append(f"{n['type']}#{n['id']}")
+    assert outside == [], f"drawn outside the saved view: {outside}"
