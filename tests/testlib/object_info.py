@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from pathlib import PurePosixPath
 
 from .core_nodes import CORE_NODES
 
@@ -55,7 +56,10 @@ def model_folders(pack, files_by_folder: dict[str, list[str]]):
 
     try:
         host.model_files = model_files
-        host.model_subfolders = lambda *a, **k: []
+        # Names without a file extension are model folders (LongCat's base_model, whisper-large-v3), as the
+        # placeholders of the real-host tests make them.
+        host.model_subfolders = lambda *folders, **_: sorted(
+            {f for folder in folders for f in files_by_folder.get(folder, []) if not PurePosixPath(f).suffix})
         yield
     finally:
         for name, original in saved.items():
