@@ -48,6 +48,7 @@ from .jobs import (
 from .media import IMAGE_EXTENSIONS, need_file, read_audio, read_image, read_video
 from .model_files import ModelPaths, resolve_models
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir, checked_work_folder
+from .window_executor import window_executor
 
 log = logging.getLogger(__name__)
 
@@ -307,8 +308,6 @@ def _make_video_file(req: GenerateRequest) -> GenerateResult:
     bars = ProgressBars(req.quiet)
 
     def sample(dit):
-        from .multi_gpu import window_executor
-
         return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
                             context_null=models.context_null, settings=settings, store_root=work, on_progress=bars,
                             lock_wait=req.wait_for_lock, edit_mask=edit_mask,
