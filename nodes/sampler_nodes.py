@@ -11,10 +11,12 @@ from ..wanvideo.errors import InputError
 from ..wanvideo.options import node_input, node_inputs, option_values, settings_from_inputs
 from ..wanvideo.sampling import GenerationInterrupted, SamplerSettings, generate
 from ..wanvideo.sampling.cache import CacheOptions
+from ..wanvideo.sampling.face_box import face_models_for
 from ..wanvideo.sampling.guidance_settings import GuidanceOptions
 from ..wanvideo.sampling.prompts import DEFAULT_NEGATIVE_PROMPT
 from ..wanvideo.video.frame_store import FrameStore
 from . import host
+from .animate_preprocess_nodes import detection_model_folders
 from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context, mask_tensor
 from .model_patcher import hosted_sampling
 from .prompt_nodes import PROMPTS_TYPE, prompts_to_contexts
@@ -146,6 +148,8 @@ class InfiniteTalkSampler:
             raise InputError("connect an image (or the frames of a source video for dubbing)")
         settings = sampler_settings({**widgets, **speed_settings(cache, guidance)})
         context = positive_context(positive, positive_per_window)
+        # face_only's detector files, named before any work when missing (one image: refused as "for dubbing" later)
+        face_models = face_models_for(edit_mask, settings, detection_model_folders()) if len(image) > 1 else None
         if negative is None and settings.cfg != 1.0:
             warn_no_negative(settings.cfg)
         masks = None
@@ -188,6 +192,7 @@ class InfiniteTalkSampler:
                     clip_encoder=clip_vision_encoder(clip_vision),
                     on_window_done=on_window_done,
                     edit_mask=edit_mask,
+                    face_models=face_models,
                 )
         except GenerationInterrupted:
             host.raise_if_interrupted()  # the host's own exception, so the UI shows "interrupted"
