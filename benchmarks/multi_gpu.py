@@ -1,4 +1,12 @@
-"""Sequence parallel: one DiT forward on 1, 2 and 4 ranks (torchrun), speedups against 1 rank in the same run.
+"""Several devices: one DiT forward on 1, 2 and 4 ranks (torchrun), and the in-host modes (guidance split, layer
+split, the sequence-parallel worker pool with and without FSDP) per window; speedups against one device in the
+same run. `--part torchrun|in-host|all` (default all).
+
+In-host (benchmarks/multi_gpu_in_host.py): RESULT pool_max_abs_dev= (the pool's window latent against one
+process), fsdp_param_fraction= (the largest share of the weights one of 2 FSDP ranks holds; goal <= 0.55) and
+fsdp_bytes_read_fraction=, on 2 CPU workers; with 2+ GPUs also window_speedup_guidance_split=,
+window_speedup_layer_split=, window_speedup_sequence_parallel(_fsdp)= and peak_vram_gib_<mode>_gpu<i>= (a
+14B-wide model with 8 blocks at 480p, bf16). Without 2 GPUs those lines are left out (said so).
 
 * GPU (CUDA with at least 2 devices): the real 14B config with random bf16 weights on every GPU (nccl), one speaker,
   at 480p x 81 frames (latent 21x60x104, 32,760 tokens) and 720p x 81 (21x90x160, 75,600 tokens); `ulysses`.
@@ -27,6 +35,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _harness import result
 
@@ -109,11 +118,33 @@ def main() -> None:
     parser.add_argument("--size", default=None, choices=sorted(LATENTS))
     parser.add_argument("--mode", default="ulysses", choices=("ulysses", "ring"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--part", default="all", choices=("all", "torchrun", "in-host"))
     args = parser.parse_args()
     if args.worker:
         worker(args.size, args.mode, args.repeats)
         return
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    results = {}
+    if args.part in ("all", "in-host"):
+        results.update(in_host(gpus))
+    if args.part in ("all", "torchrun"):
+        results.update(torchrun_speedups(args, gpus))
+    for name, value in results.items():
+        result(name, value, ".3g" if "dev" in name else ".3f")
+
+
+def in_host(gpus: int) -> dict:
+    from multi_gpu_in_host import cpu_checks, gpu_runs
+
+    results = cpu_checks()
+    if gpus >= 2:
+        results.update(gpu_runs(gpus))
+    else:
+        print(f"in-host speedups and peak VRAM need 2 GPUs ({gpus} visible): not measured", flush=True)
+    return results
+
+
+def torchrun_speedups(args, gpus: int) -> dict:
     sizes = [args.size] if args.size else (["480p", "720p"] if gpus >= 2 else ["small"])
     counts = [n for n in (2, 4) if gpus >= n] if gpus >= 2 else [2, 4]
     results = {}
@@ -122,8 +153,7 @@ def main() -> None:
         for n in counts:
             suffix = "" if size in ("small", "480p") else f"_{size}"
             results[f"speedup_{n}{suffix}"] = base / timed_run(n, size, args.mode, args.repeats)
-    for name, value in results.items():
-        result(name, value, ".3f")
+    return results
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ NODE_MODULES = (
     "animate_nodes",
     "longcat_nodes",
     "animate_preprocess_nodes",
+    "multi_gpu_nodes",
 )
 
 NODE_CLASS_MAPPINGS = {}

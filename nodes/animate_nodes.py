@@ -10,6 +10,7 @@ from ..wanvideo.sampling.animate import AnimateSettings, generate_animate
 from . import host
 from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context
 from .model_patcher import hosted_sampling
+from .multi_gpu_nodes import parallel_executor
 from .sampler_nodes import FRAMES_FOLDERS, speed_settings, store_root
 
 # The node's widgets, in their saved-workflow order (names, defaults, ranges: the engine's AnimateSettings).
@@ -81,14 +82,18 @@ class InfiniteTalkAnimateSampler:
                 "guidance": ("INFINITETALK_GUIDANCE", {
                     "tooltip": "From InfiniteTalk Guidance Options: with cfg > 1, the two guidance passes batched or "
                                "one by one, APG. Not connected: passes batched when memory allows, plain CFG."}),
+                "parallel": ("INFINITETALK_PARALLEL", {
+                    "tooltip": "Several GPUs, from InfiniteTalk Multi-GPU (guidance split, layer split or "
+                               "sequence-parallel workers). Not connected: one GPU."}),
             },
         }
 
     def sample(self, model, vae, image, clip_vision_output, pose_video, face_video, background_video=None,
                character_mask=None, positive=None, negative=None, frames_folder="temp", clip_vision=None, cache=None,
-               guidance=None, **widgets):
+               guidance=None, parallel=None, **widgets):
         if image is None or len(image) == 0:
             raise InputError("connect the character image")
+        executor, host_loads = parallel_executor(parallel, model)
         settings = settings_from_inputs(AnimateSettings, {**widgets, **speed_settings(cache, guidance)},
                                         "Animate sampler")
         bar = {"pbar": None, "window": 0}
@@ -109,8 +114,8 @@ class InfiniteTalkAnimateSampler:
                     context=conditioning_to_context(positive, "positive"),
                     context_null=conditioning_to_context(negative, "negative"),
                     settings=settings, store_root=store_root(frames_folder), on_progress=on_progress,
-                    should_stop=host.interrupt_requested, prepare_model=prepare_model,
-                    clip_encoder=clip_vision_encoder(clip_vision),
+                    should_stop=host.interrupt_requested, prepare_model=prepare_model if host_loads else None,
+                    clip_encoder=clip_vision_encoder(clip_vision), parallel=executor,
                 )
         except GenerationInterrupted:
             host.raise_if_interrupted()

@@ -327,3 +327,25 @@ def total_vram(device) -> int | None:
     if device.type == "cuda" and torch.cuda.is_available():
         return int(torch.cuda.get_device_properties(device).total_memory)
     return None
+
+
+def on_unload_all_models(release) -> bool:
+    """Also call `release()` whenever the host unloads all its models (its "Free model and node cache", /free):
+    what the pack holds outside the host's model management (the multi-GPU workers) goes with them. Installed
+    once; False outside the host."""
+    mm = _model_management()
+    if mm is None or not hasattr(mm, "unload_all_models"):
+        return False
+    current = mm.unload_all_models
+    if getattr(current, "wanvideo_release", None) is release:
+        return True
+
+    def unload_all_models(*args, **kwargs):
+        try:
+            release()
+        finally:
+            return current(*args, **kwargs)  # noqa: B012 - the host's unload runs whatever happened to ours
+
+    unload_all_models.wanvideo_release = release
+    mm.unload_all_models = unload_all_models
+    return True

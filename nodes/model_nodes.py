@@ -7,6 +7,7 @@ import os
 from ..wanvideo.app.model_files import DIFFUSERS_FOLDER_MARKERS, FOLDERS, GGUF_EXTENSION, LISTED_EXTENSIONS
 from ..wanvideo.model import load_model
 from ..wanvideo.model.loading import describe
+from ..wanvideo.model.parallel.pool import ModelSource
 from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings, LoraSettings
 from ..wanvideo.options import node_input, node_inputs
 from . import host
@@ -111,6 +112,8 @@ class InfiniteTalkModelLoader:
             progress=progress,
             **load_kwargs,
         )
+        # what the multi-GPU workers load (they read the files themselves)
+        result.wanvideo_source = ModelSource.of_loaded(result, [model_path, adapter_path], load_kwargs, loras)
         if result.config.get("model_type") == "animate":
             adapter = "WanAnimate (Wan2.2-Animate-14B) model: use the InfiniteTalk Animate Sampler"
         else:

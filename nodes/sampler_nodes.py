@@ -19,6 +19,7 @@ from . import host
 from .animate_preprocess_nodes import detection_model_folders
 from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context, mask_tensor
 from .model_patcher import hosted_sampling
+from .multi_gpu_nodes import parallel_executor
 from .prompt_nodes import PROMPTS_TYPE, prompts_to_contexts
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,9 @@ class InfiniteTalkSampler:
                 "guidance": ("INFINITETALK_GUIDANCE", {
                     "tooltip": "From InfiniteTalk Guidance Options: batched or one-by-one guidance passes, APG. "
                                "Not connected: passes batched when memory allows, plain CFG."}),
+                "parallel": ("INFINITETALK_PARALLEL", {
+                    "tooltip": "Several GPUs, from InfiniteTalk Multi-GPU (guidance split, layer split or "
+                               "sequence-parallel workers). Not connected: one GPU."}),
                 "frames_folder": (list(FRAMES_FOLDERS), {
                     "default": "temp",
                     "tooltip": "Where finished windows are kept. temp: ComfyUI's temp folder (emptied when ComfyUI "
@@ -143,13 +147,14 @@ class InfiniteTalkSampler:
 
     def sample(self, model, vae, image, clip_vision_output, audio_embeds=None, positive=None, negative=None,
                speaker_1_mask=None, speaker_2_mask=None, frames_folder="temp", cache=None, guidance=None,
-               clip_vision=None, positive_per_window=None, edit_mask=None, **widgets):
+               clip_vision=None, positive_per_window=None, edit_mask=None, parallel=None, **widgets):
         if image is None or len(image) == 0:
             raise InputError("connect an image (or the frames of a source video for dubbing)")
         settings = sampler_settings({**widgets, **speed_settings(cache, guidance)})
-        context = positive_context(positive, positive_per_window)
         # face_only's detector files, named before any work when missing (one image: refused as "for dubbing" later)
         face_models = face_models_for(edit_mask, settings, detection_model_folders()) if len(image) > 1 else None
+        executor, host_loads = parallel_executor(parallel, model)
+        context = positive_context(positive, positive_per_window)
         if negative is None and settings.cfg != 1.0:
             warn_no_negative(settings.cfg)
         masks = None
@@ -188,9 +193,10 @@ class InfiniteTalkSampler:
                     store_root=store_root(frames_folder),
                     on_progress=on_progress,
                     should_stop=host.interrupt_requested,
-                    prepare_model=prepare_model,
+                    prepare_model=prepare_model if host_loads else None,
                     clip_encoder=clip_vision_encoder(clip_vision),
                     on_window_done=on_window_done,
+                    parallel=executor,
                     edit_mask=edit_mask,
                     face_models=face_models,
                 )

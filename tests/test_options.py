@@ -15,6 +15,7 @@ from wanvideo_infinitetalk_pack.nodes.longcat_nodes import (
     LongCatAvatarSampler,
 )
 from wanvideo_infinitetalk_pack.nodes.model_nodes import InfiniteTalkLoraSelect, InfiniteTalkModelLoader
+from wanvideo_infinitetalk_pack.nodes.multi_gpu_nodes import VRAM_NOTE, InfiniteTalkMultiGPU
 from wanvideo_infinitetalk_pack.nodes.sampler_nodes import InfiniteTalkSampler
 from wanvideo_infinitetalk_pack.nodes.speed_nodes import (
     InfiniteTalkGuidanceOptions,
@@ -28,8 +29,9 @@ from wanvideo.app.cli import build_parser
 from wanvideo.app.pipeline import GenerateRequest, sampler_settings
 from wanvideo.audio.settings import AudioSettings
 from wanvideo.errors import InputError
+from wanvideo.model.parallel.settings import MultiGPUSettings
 from wanvideo.model.settings import LoaderSettings, LoraSettings, ParallelSettings, SpeedSettings
-from wanvideo.options import LongCatSettings, node_input, options_of
+from wanvideo.options import LongCatSettings, get_option, node_input, options_of
 from wanvideo.sampling import SamplerSettings
 from wanvideo.sampling.animate_settings import AnimateSettings
 from wanvideo.sampling.cache import CacheOptions
@@ -53,14 +55,19 @@ NODES = [
     (LongCatAvatarAudioEmbeds, ("LongCatSettings", "AudioSettings"), {}),
     (LongCatAvatarSampler, "LongCatSettings", {}),
     (InfiniteTalkAnimatePreprocess, "PreprocessSettings", {}),
+    (InfiniteTalkMultiGPU, "MultiGPUSettings", {}),
 ]
 ENGINE = {"SamplerSettings": SamplerSettings, "LoaderSettings": LoaderSettings, "AudioSettings": AudioSettings,
           "CacheOptions": CacheOptions, "GuidanceOptions": GuidanceOptions, "SpeedSettings": SpeedSettings,
           "AnimateSettings": AnimateSettings, "LoraSettings": LoraSettings, "VideoSettings": VideoSettings,
-          "LongCatSettings": LongCatSettings, "PreprocessSettings": PreprocessSettings}
+          "LongCatSettings": LongCatSettings, "PreprocessSettings": PreprocessSettings,
+          "MultiGPUSettings": MultiGPUSettings}
 # A node widget whose default differs from the engine's on purpose: {(node id, input): {meta key: value}}.
 NODE_OVERRIDES = {("InfiniteTalkStepCache", "cache_method"): {"default": "teacache"},  # adding the node = a cache
-                  ("InfiniteTalkAnimatePreprocess", "driving_fps"): {"forceInput": True}}  # from Load Video
+                  ("InfiniteTalkAnimatePreprocess", "driving_fps"): {"forceInput": True},  # from Load Video
+                  # the node says what ComfyUI cannot see on the other GPUs
+                  ("InfiniteTalkMultiGPU", "parallel"): {"tooltip": f"{get_option(MultiGPUSettings, 'parallel').help} "
+                                                                    f"{VRAM_NOTE}"}}
 # Widgets that are the host's, not engine options (files in ComfyUI's folders, where frames are kept, how a store is
 # sliced, where Video Combine saves and what it embeds): {(node id, input): why}. Everything else with a default is an option.
 HOST_WIDGETS = {
@@ -83,7 +90,7 @@ CLI_FLAGS = {"--size": (SamplerSettings, "size_bucket"), "--dtype": (LoaderSetti
 CLI_AUTO = {"generate": {"steps", "cfg", "audio_cfg"}, "animate": {"steps"}, "longcat": set(), "animate-preprocess": set()}
 # The settings each command builds its arguments from.
 CLI_SETTINGS = {"generate": (SamplerSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, AudioSettings,
-                             ParallelSettings, RunLockSettings),
+                             ParallelSettings, MultiGPUSettings, RunLockSettings),
                 "animate": (AnimateSettings, GuidanceOptions, CacheOptions, LoaderSettings, SpeedSettings, RunLockSettings,
                             PreprocessSettings),
                 "longcat": (LongCatSettings, AudioSettings),

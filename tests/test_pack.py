@@ -10,6 +10,7 @@ EXPECTED_NODE_IDS = {  # grows as node families land; ids are forever
     "InfiniteTalkModelLoader", "InfiniteTalkLoraSelect",
     "InfiniteTalkVideoCombine",
     "InfiniteTalkSampler", "InfiniteTalkFramesToImages",
+    "InfiniteTalkMultiGPU",
 }
 
 

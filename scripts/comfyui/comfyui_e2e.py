@@ -376,6 +376,10 @@ def further_runs(args, base_url, base, names, inputs, prompt, video) -> list[str
         problems += animate_run(base_url, base, names, inputs, args.clip_vision, args.timeout)
     if args.all_examples:
         problems += other_examples(base_url, base, names, inputs, args.clip_vision, TINY_RUN, args.timeout)
+    if args.multi_gpu:
+        from comfyui_e2e_multi_gpu import multi_gpu_runs
+
+        problems += multi_gpu_runs(base_url, base, prompt, args.timeout)
     return problems
 
 
@@ -397,6 +401,8 @@ def main(argv=None):
     ap.add_argument("--no-browser", action="store_true", help="skip the checks in the front end (step 5)")
     ap.add_argument("--no-cancel", action="store_true", help="skip the Cancel-and-resume run (step 6)")
     ap.add_argument("--no-animate", action="store_true", help="skip the WanAnimate run (step 7)")
+    ap.add_argument("--multi-gpu", action="store_true", help="also run the InfiniteTalk Multi-GPU node (guidance "
+                    "split and the worker pool on cpu,cpu; scripts/comfyui/comfyui_e2e_multi_gpu.py)")
     ap.add_argument("--all-examples", action="store_true",
                     help="also run the other four API examples (two speakers, dubbing, no audio, replacement)")
     args = ap.parse_args(argv)

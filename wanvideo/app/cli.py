@@ -17,6 +17,7 @@ import sys
 
 from ..audio.settings import AudioSettings
 from ..errors import WanVideoError
+from ..model.parallel.settings import MultiGPUSettings
 from ..model.settings import LoaderSettings, ParallelSettings, SpeedSettings
 from ..options import add_argument, add_arguments
 from ..outputs import is_user_fault, output_error
@@ -97,7 +98,8 @@ def _add_generate(sub):
 
     _add_speed_options(p)
 
-    g = p.add_argument_group("several GPUs")
+    g = p.add_argument_group("several GPUs (--parallel in one process; or torchrun with --sequence-parallel)")
+    add_arguments(g, MultiGPUSettings)
     add_argument(g, ParallelSettings, "sequence_parallel")
 
     o = p.add_argument_group("other")
@@ -233,6 +235,13 @@ def main(argv=None) -> int:
                 result = make_video_file_on_ranks(request)
                 if result is None:  # a helper rank: rank 0 reports
                     return 0
+            elif request.multi_gpu.parallel:
+                from ..model.parallel.settings import release_executors
+
+                try:
+                    result = make_video_file(request)
+                finally:
+                    release_executors()  # the worker processes end with the command
             else:
                 result = make_video_file(request)
         sound = "with sound" if getattr(result, "has_audio", True) else "WITHOUT sound"

@@ -23,6 +23,7 @@ import torch
 
 from ..audio.settings import AudioSettings
 from ..errors import InputError
+from ..model.parallel.settings import MultiGPUSettings
 from ..model.settings import LoaderSettings, SpeedSettings
 from ..progress_log import logged_progress
 from ..sampling.conditioning import ReferenceFrames
@@ -85,6 +86,8 @@ class GenerateRequest:
     device: str = "auto"
     sequence_parallel: str | None = None  # ulysses | ring: each window's tokens split across torchrun's ranks
     model_speed: SpeedSettings = field(default_factory=SpeedSettings)  # --compile, --fp8-matmul
+    # --parallel guidance_split|layer_split|sequence_parallel --devices ... (None: one device)
+    multi_gpu: MultiGPUSettings = field(default_factory=lambda: MultiGPUSettings(parallel=None))
     work_dir: str | None = None
     keep_parts: bool = False
     quiet: bool = False
@@ -94,6 +97,7 @@ class GenerateRequest:
     def from_args(cls, args) -> "GenerateRequest":
         models = model_paths_from_args(args, infinitetalk=args.infinitetalk, wav2vec=args.wav2vec)
         return cls(models=models, model_speed=settings_from_args(SpeedSettings, args),
+                   multi_gpu=settings_from_args(MultiGPUSettings, args),
                    sampler=settings_from_args(SamplerSettings, args, skip=AUTO_SAMPLING),
                    loader=settings_from_args(LoaderSettings, args),
                    audio_settings=settings_from_args(AudioSettings, args), **plain_fields_from_args(cls, args))
@@ -175,8 +179,10 @@ def _load_dit(req, files, device):
 
     log.info("loading the video model: %s%s", os.path.basename(files["model"]),
              f" + {os.path.basename(files['infinitetalk'])}" if files["infinitetalk"] else "")
+    # layer split / worker pool: the weights wait in RAM (no single card must hold them all)
+    initial = torch.device("cpu") if req.multi_gpu.parallel in ("layer_split", "sequence_parallel") else None
     dit = load_model([files["model"]], device=device, infinitetalk=files["infinitetalk"], require_audio=True,
-                     loras=list(req.models.loras), **req.loader.load_kwargs())
+                     loras=list(req.models.loras), initial_device=initial, **req.loader.load_kwargs())
     return _speed_up(dit, req)
 
 
@@ -304,9 +310,12 @@ def _make_video_file(req: GenerateRequest) -> GenerateResult:
     bars = ProgressBars(req.quiet)
 
     def sample(dit):
+        from .multi_gpu import window_executor
+
         return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
                             context_null=models.context_null, settings=settings, store_root=work, on_progress=bars,
-                            lock_wait=req.wait_for_lock, edit_mask=edit_mask, face_models=face_models)
+                            lock_wait=req.wait_for_lock, edit_mask=edit_mask, face_models=face_models,
+                            parallel=window_executor(req, files, dit, work))
 
     try:
         if req.sequence_parallel:  # under torchrun: the other ranks run each DiT call with us (wanvideo.app.multi_gpu)

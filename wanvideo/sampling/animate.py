@@ -32,15 +32,13 @@ from .animate_checks import check_driving_inputs
 from .animate_clips import padded_source_index, plan_clips
 from .animate_inputs import DrivingVideo, check_face_video, driving_length, letterbox, output_size
 from .animate_settings import AnimateSettings
-from .apg import window_guide
 from .conditioning import ReferenceFrames, prepare_clip, prepare_context
 from .fingerprint import Digest, module_fingerprint
 from .guidance import UNCOND, needed_passes
-from .loop import check_speed_options, denoise_window, latent_frames, run_windows, to_uint8_frames, window_noise
-from .passes import window_pass_runner
-from .schedules import FlowSolver
+from .loop import check_speed_options, latent_frames, run_windows, to_uint8_frames, window_noise
 from .settings import GenerationInterrupted, Progress, key_settings
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
+from .window_job import LOCAL, WindowJob
 from .windows import Window
 
 log = logging.getLogger(__name__)
@@ -157,6 +155,7 @@ class AnimateClipRunner:
         self.clip_d = plan.clip_fea.to(device)
         self._y_ref = None
         self.prepare_model = None  # optional host hook before each clip's denoising (generate_animate sets it)
+        self.parallel = LOCAL  # where a clip's model calls run (window_job.py; generate_animate sets it)
 
     def report(self, window: Window, step: int) -> None:
         if self.on_progress is not None:
@@ -218,24 +217,22 @@ class AnimateClipRunner:
         if self.prepare_model is not None:
             self.prepare_model((1, *shape))
         noise = window_noise(s.seed, window.index, shape, self.device)
-        solver = FlowSolver(s.scheduler, s.steps, s.shift, schedule="wan22")
         no_clean_frames = noise.new_zeros(LATENT_CHANNELS, 0, plan.lat_h, plan.lat_w)
         # the InfiniteTalk sampler's speed machinery: batched passes, a fresh step cache and APG state per clip
-        predict = window_pass_runner(self.model, passes, shape, s, (plan.height, plan.width), self.should_stop)
+        job = WindowJob(window.index, noise, no_clean_frames, passes, s, s.cfg, 1.0, False, (plan.height, plan.width),
+                        schedule="wan22")
+        del noise, passes
+        latent, note = self.parallel.denoise(self.model, job, lambda i: self.report(window, i), self.should_stop)
+        del job
         with torch.no_grad():
-            latent = denoise_window(self.model, noise, no_clean_frames, solver, passes, s.cfg, 1.0, False,
-                                    on_step=lambda i: self.report(window, i), should_stop=self.should_stop,
-                                    predict=predict, guide=window_guide(s, s.cfg, 1.0, False))
-            del noise, passes
             video = self.vae.decode(latent[:, 1:])  # the reference slot is dropped
             del latent
             next_refert = video[:, -s.refert_frames:].float().cpu() if window.index < len(plan.clips) - 1 else None
             kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
             del video
         store.write_window(window.index, kept, {CARRY: next_refert} if next_refert is not None else None)
-        cached = f"; {predict.cache.summary()}" if predict.cache is not None else ""
         log.info("WanAnimate: clip %d/%d done in %.1f s (%d/%d frames)%s", window.index + 1, len(plan.clips),
-                 time.perf_counter() - started, len(store), plan.real_len, cached)
+                 time.perf_counter() - started, len(store), plan.real_len, f"; {note}" if note else "")
         return next_refert
 
 
@@ -282,6 +279,7 @@ def generate_animate(
     prepare_model: Callable[[tuple], None] | None = None,
     clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
     lock_wait: float = 0.0,
+    parallel=None,
 ) -> FrameStore:
     """Animate `image` with the driving clip (pose + face videos), or replace the person in it (+ background and
     mask videos), into a FrameStore under `store_root` of exactly the driving length (resuming a matching
@@ -291,7 +289,8 @@ def generate_animate(
     clip_encoder: optional CLIP ViT-H image encoder, pixels [3, H, W] in 0..1 -> [257, clip_dim] (or [1, 257, ...]).
     Given, the CLIP features come from the letterboxed character image, as in the official loop, and `clip_fea`
     is not used.
-    lock_wait: seconds to wait for another process working in the same store."""
+    lock_wait: seconds to wait for another process working in the same store.
+    parallel: where each clip's model calls run (see loop.generate)."""
     s = (settings or AnimateSettings()).validated()
     plan = plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null, s, clip_encoder)
     check_speed_options(model, s)
@@ -313,6 +312,7 @@ def generate_animate(
     try:
         runner = AnimateClipRunner(model, vae, plan, s, store, on_progress, should_stop)
         runner.prepare_model = prepare_model
+        runner.parallel = parallel or LOCAL
         run_windows(runner, plan.clips, store, on_window_done)
         store.mark_complete()
     finally:

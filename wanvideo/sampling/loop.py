@@ -33,7 +33,6 @@ import torch
 
 from ..errors import InputError, NonFiniteError
 from ..video.frame_store import FrameStore
-from .apg import window_guide
 from .cache import StepCache
 from .color import match_and_blend_colors
 from .conditioning import ReferenceFrames, check_audio, prepare_clip, prepare_context
@@ -41,12 +40,13 @@ from .edit_mask import EditRegion, prepare_edit_region
 from .fingerprint import Digest, module_fingerprint
 from .guidance import COND, DROP_AUDIO, DROP_TEXT, combine, needed_passes
 from .masks import ref_target_masks
-from .passes import PassRunner, use_batched_passes, window_pass_runner
+from .passes import PassRunner, use_batched_passes
 from .schedules import FlowSolver
 from .settings import GenerationInterrupted, Progress, SamplerSettings, key_settings
 from .sizes import resolve_size
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
 from .vae_progress import DECODE, ENCODE, chunk_count, vae_chunks
+from .window_job import LOCAL, WindowJob
 from .window_prompts import WindowPrompts, reuse_matching_windows
 from .windows import Window, gather_audio, plan_windows
 
@@ -156,6 +156,7 @@ def generate(
     prepare_model: Callable[[tuple], None] | None = None,
     clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
     lock_wait: float = 0.0,
+    parallel=None,
     edit_mask=None,
     face_models=None,
 ) -> FrameStore:
@@ -174,6 +175,8 @@ def generate(
         `clip_fea` is not used. An encoder may carry `fingerprint()` (identifies its weights, for resuming).
     lock_wait: seconds to wait while another process runs the same job in the same folder (then a
         RunInProgressError naming that process; see video/run_lock.py).
+    parallel: where each window's model calls run (window_job.LocalExecutor by default; the multi-device
+        executors of wanvideo.model.parallel). It does not change the run's identity: a run resumes under any.
     edit_mask: dubbing only, where the picture may change ([H, W] or one per source frame, 1 = change); the rest
         stays the source's pixels (edit_mask.py). `settings.face_only` builds it from the face box instead.
     face_models: with `settings.face_only`, the person detector and pose model files (face_box.find_face_models):
@@ -192,7 +195,7 @@ def generate(
         return store
     try:
         with _vae_precision(vae, s.vae_precision):
-            runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop, prepare_model)
+            runner = _WindowRunner(model, vae, plan, audio, s, store, on_progress, should_stop, prepare_model, parallel)
             run_windows(runner, plan.windows, store, on_window_done)
         store.mark_complete()
     finally:
@@ -341,8 +344,9 @@ class _WindowRunner:
     unit = "window"
 
     def __init__(self, model, vae, plan: RunPlan, audio, s: SamplerSettings, store: FrameStore, on_progress,
-                 should_stop, prepare_model=None):
+                 should_stop, prepare_model=None, parallel=None):
         self.model, self.vae, self.plan, self.audio, self.s, self.store = model, vae, plan, audio, s, store
+        self.parallel = parallel or LOCAL  # where a window's model calls run (window_job.py)
         self.on_progress, self.should_stop, self.prepare_model = on_progress, should_stop, prepare_model
         self.device = device = torch.device(getattr(model, "main_device", None) or "cpu")
         self.resumed = store.finished_windows
@@ -433,15 +437,13 @@ class _WindowRunner:
             # The host loads the weights (making room first) before the batching choice measures free memory.
             self.prepare_model((1, *shape))
         noise = window_noise(s.seed, window.index, shape, self.device)
-        solver = FlowSolver(s.scheduler, s.steps, s.shift)
-        edit = self.window_edit(window, noise, solver)
-        predict = self.pass_runner(passes, shape)
+        edit = self.window_edit(window, noise, FlowSolver(s.scheduler, s.steps, s.shift))
+        job = WindowJob(window.index, noise, motion_latent, passes, s, s.cfg, s.audio_cfg, plan.has_audio,
+                        (plan.height, plan.width), blend=edit.blend if edit is not None else None)
+        del passes, noise
+        latent, note = self.parallel.denoise(self.model, job, lambda i: self.report(window, i), self.should_stop)
+        del job
         with torch.no_grad():
-            latent = denoise_window(self.model, noise, motion_latent, solver, passes, s.cfg, s.audio_cfg,
-                                    plan.has_audio, on_step=lambda i: self.report(window, i),
-                                    should_stop=self.should_stop, predict=predict, guide=self.guide(),
-                                    blend=edit.blend if edit is not None else None)
-            del noise, passes
             video = self.vae_call(window, DECODE, latent, s.steps)
             del latent
             if not bool(torch.isfinite(video).all()):
@@ -457,9 +459,8 @@ class _WindowRunner:
             kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
             del video
         store.write_window(window.index, kept, {"motion_latent": next_motion} if next_motion is not None else None)
-        cached = f"; {predict.cache.summary()}" if predict.cache is not None else ""
         log.info("WanVideo InfiniteTalk: window %d/%d done in %.1f s (%d/%d frames)%s", window.index + 1,
-                 len(plan.windows), time.perf_counter() - started, len(store), plan.total, cached)
+                 len(plan.windows), time.perf_counter() - started, len(store), plan.total, f"; {note}" if note else "")
         return next_motion
 
     def window_edit(self, window: Window, noise, solver: FlowSolver):
@@ -468,15 +469,6 @@ class _WindowRunner:
             return None
         return self.plan.edit.window(window, noise, solver.timesteps_full / 1000.0,
                                      lambda pixels: self.vae_call(window, ENCODE, pixels, 0))
-
-    def pass_runner(self, passes: dict, shape) -> PassRunner:
-        """This window's model calls: batched or not, with a fresh step cache (nothing carries across windows)."""
-        return window_pass_runner(self.model, passes, shape, self.s, (self.plan.height, self.plan.width),
-                                  self.should_stop)
-
-    def guide(self):
-        """This window's guidance: CFG, or APG with fresh momentum buffers (as the reference, per window)."""
-        return window_guide(self.s, self.s.cfg, self.s.audio_cfg, self.plan.has_audio)
 
 
 def run_windows(runner, windows: list, store: FrameStore, on_window_done=None) -> None:
