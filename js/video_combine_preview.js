@@ -86,7 +86,10 @@ function playerHeight(node, width) {
 function fitNode(node) {
   // Grow the node so the whole player shows (never shrink what the user sized).
   const player = node.infinitetalkPlayer;
-  if (player) player.container.style.minHeight = `${playerHeight(node)}px`; // Vue nodes size the element by CSS
+  if (player) {
+    player.container.style.minHeight = `${playerHeight(node)}px`; // Vue nodes size the element by CSS
+    if (player.aspect) player.video.style.aspectRatio = String(player.aspect);
+  }
   const size = node.computeSize?.();
   if (size && Number.isFinite(size[1])) {
     node.setSize?.([Math.max(node.size[0], size[0]), Math.max(node.size[1], size[1])]);
@@ -104,7 +107,11 @@ function ensurePlayer(node) {
 
   const video = document.createElement("video");
   Object.assign(video, { controls: true, playsInline: true, loop: false, muted: false, preload: "metadata" });
-  Object.assign(video.style, { width: "100%", flex: "1 1 auto", minHeight: "0", objectFit: "contain", background: "#000" });
+  // The video's box follows the video's aspect (set once known): a node taller than the video (a saved size, the
+  // portrait guess made before the output arrived) leaves room below the caption instead of black bars.
+  Object.assign(video.style, {
+    width: "100%", height: "auto", flex: "0 1 auto", minHeight: "0", objectFit: "contain", background: "#000",
+  });
 
   const caption = document.createElement("div");
   Object.assign(caption.style, {

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from ..wanvideo.errors import InputError
 from ..wanvideo.options import node_inputs, settings_from_inputs
-from ..wanvideo.sampling import GenerationInterrupted
 from ..wanvideo.sampling.animate import AnimateSettings, generate_animate
 from . import host
 from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context
-from .model_patcher import hosted_sampling
+from .host_run import run_on_host
 from .multi_gpu_nodes import parallel_executor
 from .sampler_nodes import FRAMES_FOLDERS, speed_settings, store_root
 
@@ -96,31 +95,19 @@ class InfiniteTalkAnimateSampler:
         executor, host_loads = parallel_executor(parallel, model)
         settings = settings_from_inputs(AnimateSettings, {**widgets, **speed_settings(cache, guidance)},
                                         "Animate sampler")
-        bar = {"pbar": None, "window": 0}
+        def run(dit, prepare_model, progress):
+            return generate_animate(
+                dit, HostWanVAE(vae), image, clip_vision_features(clip_vision_output), pose_video, face_video,
+                background=background_video, mask=character_mask,
+                context=conditioning_to_context(positive, "positive"),
+                context_null=conditioning_to_context(negative, "negative"),
+                settings=settings, store_root=store_root(frames_folder), on_progress=progress.on_progress,
+                should_stop=host.interrupt_requested, prepare_model=prepare_model if host_loads else None,
+                parallel=executor,
+                clip_encoder=clip_vision_encoder(clip_vision), on_window_done=progress.on_window_done,
+            )
 
-        def on_progress(p):
-            if bar["pbar"] is None:
-                bar["pbar"] = host.progress_bar(p.windows * p.steps)
-            bar["pbar"].update_absolute((p.window - 1) * p.steps + p.step, p.windows * p.steps)
-            if p.window != bar["window"]:
-                bar["window"] = p.window
-                host.send_progress_text(p.text)
-
-        try:
-            with hosted_sampling(model) as (dit, prepare_model):
-                store = generate_animate(
-                    dit, HostWanVAE(vae), image, clip_vision_features(clip_vision_output), pose_video, face_video,
-                    background=background_video, mask=character_mask,
-                    context=conditioning_to_context(positive, "positive"),
-                    context_null=conditioning_to_context(negative, "negative"),
-                    settings=settings, store_root=store_root(frames_folder), on_progress=on_progress,
-                    should_stop=host.interrupt_requested, prepare_model=prepare_model if host_loads else None,
-                    clip_encoder=clip_vision_encoder(clip_vision), parallel=executor,
-                )
-        except GenerationInterrupted:
-            host.raise_if_interrupted()
-            raise
-        host.send_progress_text(f"{len(store)} frames ({store.num_windows} clips)")
+        store = run_on_host(model, run, unit="clip")
         return (store, len(store), float(store.fps))
 
 

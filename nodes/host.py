@@ -7,6 +7,7 @@ in plain Python and under pytest without ComfyUI installed.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 from ..wanvideo.app.model_files import HF_FOLDER_MARKERS, LISTED_EXTENSIONS
@@ -174,7 +175,17 @@ class _NullProgress:
 
 
 def progress_bar(total: int):
-    """The host's progress bar for the running node (a counter standalone)."""
+    """The host's progress bar for the running node: its current progress API where it has one (value, max and a
+    preview image, `comfy_api.latest`), ComfyUI's ProgressBar on older hosts, a counter standalone."""
+    try:
+        import comfy.model_management as mm
+        from comfy_api.latest import ComfyAPISync
+
+        execution = ComfyAPISync().execution
+        if hasattr(execution, "set_progress"):
+            return _ApiProgress(execution, total, mm)
+    except (ImportError, AttributeError, TypeError):
+        pass  # standalone, or a host before the progress API
     try:
         import comfy.model_management as mm
         from comfy.utils import ProgressBar
@@ -183,15 +194,35 @@ def progress_bar(total: int):
     return _HostProgress(ProgressBar(total), mm)
 
 
+class _ApiProgress:
+    """`ComfyAPISync().execution.set_progress`: the bar of the running node, with the preview image. A Cancel
+    stops the node at its next update, as the host's ProgressBar hook does, but the Cancel flag stays set, so the
+    code that unwinds (the window loop's log) sees a Cancel; ComfyUI clears it when the next prompt starts."""
+
+    def __init__(self, execution, total, mm):
+        self._execution, self._mm, self.total, self.current = execution, mm, total, 0
+
+    def update_absolute(self, value, total=None, preview=None):
+        if self._mm.processing_interrupted():
+            raise self._mm.InterruptProcessingException()
+        self.current, self.total = value, total or self.total
+        self._execution.set_progress(float(value), float(self.total), preview_image=preview)
+
+    def update(self, value):
+        self.update_absolute(self.current + value)
+
+
 class _HostProgress:
-    """ComfyUI's ProgressBar. Its hook raises the host's interrupt on Cancel and clears the Cancel flag as it
-    does; the flag is set again, so the code that unwinds (the window loop's log) sees a Cancel, not a failure.
-    ComfyUI clears it when the next prompt starts."""
+    """ComfyUI's ProgressBar (hosts before the progress API). Its hook raises the host's interrupt on Cancel and
+    clears the Cancel flag as it does; the flag is set again, so the code that unwinds (the window loop's log)
+    sees a Cancel, not a failure. ComfyUI clears it when the next prompt starts."""
 
     def __init__(self, bar, mm):
         self._bar, self._mm = bar, mm
 
     def update_absolute(self, value, total=None, preview=None):
+        if preview is not None and hasattr(preview, "numpy"):
+            preview = _preview_tuple(preview)
         self._call(self._bar.update_absolute, value, total, preview)
 
     def update(self, value):
@@ -205,13 +236,32 @@ class _HostProgress:
             raise
 
 
+def _preview_tuple(frame):
+    """A [H, W, 3] 0..1 tensor as the ("JPEG", PIL image, max size) preview ComfyUI's ProgressBar sends."""
+    from PIL import Image
+
+    image = Image.fromarray((frame.clamp(0, 1) * 255).byte().cpu().numpy())
+    try:
+        from comfy.cli_args import args
+
+        size = getattr(args, "preview_size", 512)
+    except ImportError:
+        size = 512
+    return ("JPEG", image, size)
+
+
 def interrupt_requested() -> bool:
-    """True once the user pressed Cancel in the host; engines poll this between units of work."""
+    """True once the user pressed Cancel in the host; engines poll this between units of work.
+
+    Also True while the host's own interrupt exception is being handled: ComfyUI clears its Cancel flag as it
+    raises that exception (from its progress hook, its VAE, ...), and code that unwinds asks this to tell a
+    Cancel from a failure."""
     try:
         import comfy.model_management as mm
     except ImportError:
         return False
-    return bool(mm.processing_interrupted())
+    interrupt = getattr(mm, "InterruptProcessingException", ())
+    return bool(mm.processing_interrupted()) or isinstance(sys.exc_info()[1], interrupt)
 
 
 def metadata_disabled() -> bool:
@@ -230,6 +280,16 @@ def raise_if_interrupted() -> None:
     except ImportError:
         return
     mm.throw_exception_if_processing_interrupted()
+
+
+def raise_interrupted() -> None:
+    """The engine stopped on a Cancel: leave with the host's own interrupt exception (the UI shows "interrupted",
+    the executor logs no error) even if the host already cleared its flag. Standalone: returns."""
+    try:
+        import comfy.model_management as mm
+    except ImportError:
+        return
+    raise mm.InterruptProcessingException()
 
 
 def send_progress_text(text: str, node_id=None) -> None:

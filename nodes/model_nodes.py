@@ -11,7 +11,7 @@ from ..wanvideo.model.parallel.pool import ModelSource
 from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings, LoraSettings
 from ..wanvideo.options import node_input, node_inputs
 from . import host
-from .model_patcher import InfiniteTalkModelPatcher
+from .model_patcher import make_model_patcher
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class InfiniteTalkModelLoader:
         host.send_progress_text(f"{adapter}; {settings.precision}; {len(loras)} LoRA(s); "
                                 f"{settings.blocks_to_swap} blocks swapped")
         log.info("InfiniteTalk model: %s", describe(result))
-        return (InfiniteTalkModelPatcher(result, main, offload, offload_after=settings.offload_after_sampling),)
+        return (make_model_patcher(result, main, offload, offload_after=settings.offload_after_sampling),)
 
 
 class InfiniteTalkLoraSelect:

@@ -1,11 +1,11 @@
 """Our DiT as a model ComfyUI's model management can load, partially load, offload and unload.
 
 ComfyUI keeps a list of loaded models (`comfy.model_management.current_loaded_models`) and makes room
-for a model by unloading or partially unloading the others, measuring free VRAM; it does that through
-a small part of `comfy.model_patcher.ModelPatcher`'s interface (`model_size`, `loaded_size`,
-`partially_load`, `partially_unload`, `detach`, `is_clone`, ...). `InfiniteTalkModelPatcher` offers
-that interface over the engine's module without importing ComfyUI, so the engine stays host-free and
-the same object works in tests and standalone:
+for a model by unloading or partially unloading the others, measuring free VRAM, through the interface of
+`comfy.model_patcher.ModelPatcher`. In the host, `make_model_patcher` returns a subclass of the host's own
+ModelPatcher (host_model_patcher.py), so whatever a ComfyUI version asks of a model is answered by its own
+class; outside the host (plain Python, the CLI, fast tests) `InfiniteTalkModelPatcher` offers the few methods
+a caller uses. Both share `PlacedModel`: weights move by the engine's block placement, not layer by layer:
 
 - the weights wait on the offload device until the sampler asks the host to load them
   (`host.load_model_for_sampling`), so the host first evicts what it can (the text encoder, CLIP vision);
@@ -33,62 +33,34 @@ log = logging.getLogger("wanvideo")
 AUTO_OFFLOAD_BELOW_BYTES = 32 * 1024**3  # "auto": offload after sampling on cards with less VRAM than this
 
 
-class InfiniteTalkModelPatcher:
-    """ModelPatcher-compatible handle of the engine's DiT (the INFINITETALK_MODEL the loader returns)."""
+class PlacedModel:
+    """What our patchers share: sizes and moves come from the engine's WeightPlacement, not from ComfyUI's
+    per-module weight walk (which cannot stream our blocks). Mixed into the host's ModelPatcher in the host
+    (host_model_patcher.py) and into the standalone InfiniteTalkModelPatcher below."""
 
-    def __init__(self, model, load_device, offload_device, offload_after: str = "auto", placement=None):
-        self.model = model  # the engine module: ComfyUI's LoadedModel watches it with a weakref
-        self.load_device = torch.device(load_device)
-        self.offload_device = torch.device(offload_device)
-        self.placement = placement or WeightPlacement(model, self.offload_device)
-        self.offload_after = offload_after
-        self.parent = None
-        self.size = self.placement.managed_bytes
-        self.model_options = {"transformer_options": {}}
-        self.patches, self.backup, self.object_patches = {}, {}, {}
-        self.patches_uuid = uuid.uuid4()
-        self.weight_inplace_update = False
+    def _init_placement(self, model, load_device, offload_device, offload_after, placement) -> None:
+        # Every patcher over one engine module (the host clones them) shares one placement: it is the module's.
+        placement = placement or getattr(model, "wanvideo_placement", None) or WeightPlacement(model, offload_device)
+        model.wanvideo_placement = placement
+        self.__dict__.update(model=model, placement=placement, offload_after=offload_after,
+                             load_device=torch.device(load_device), offload_device=torch.device(offload_device))
         self.load_calls = 0  # for tests and logs
 
     # ----- what the host reads ----------------------------------------------------------------------------
     def model_size(self) -> int:
-        return self.size
+        return self.placement.managed_bytes
 
     def loaded_size(self) -> int:
         return self.placement.loaded_bytes
 
     def current_loaded_device(self):
-        return self.placement.device
+        return self.load_device if self.placement.loaded else self.offload_device
 
     def model_dtype(self):
         return getattr(self.model, "compute_dtype", None)
 
     def lowvram_patch_counter(self) -> int:
         return 0
-
-    def model_patches_to(self, device) -> None:
-        return None
-
-    def model_patches_models(self) -> list:
-        return []
-
-    def get_nested_additional_models(self) -> list:
-        return []
-
-    def get_additional_models(self) -> list:
-        return []
-
-    def is_clone(self, other) -> bool:
-        return getattr(other, "model", None) is self.model
-
-    def clone_has_same_weights(self, clone) -> bool:
-        return self.is_clone(clone)
-
-    def clone(self) -> "InfiniteTalkModelPatcher":
-        twin = InfiniteTalkModelPatcher(self.model, self.load_device, self.offload_device, self.offload_after,
-                                        placement=self.placement)
-        twin.parent = self
-        return twin
 
     def memory_required(self, latent_shape, batch: int = 1) -> int:
         """Device memory one forward needs besides the loaded weights (activations, streamed blocks)."""
@@ -103,29 +75,14 @@ class InfiniteTalkModelPatcher:
         self.load_calls += 1
         return self.placement.load(extra_memory)
 
-    def partially_unload(self, device_to, memory_to_free=0) -> int:
+    def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False) -> int:
         """Stream blocks instead of keeping them on the GPU until `memory_to_free` bytes are freed."""
         return self.placement.unload_blocks(memory_to_free)
 
-    def detach(self, unpatch_all=True):
-        """The host's unload: with `unpatch_all`, every weight back to the offload device."""
-        if unpatch_all:
-            freed = self.placement.unload()
-            if freed:
-                log.info("WanVideo InfiniteTalk: model offloaded to %s (%.2f GB freed)", self.offload_device, freed / 1e9)
-        return self.model
-
-    def patch_model(self, device_to=None, lowvram_model_memory=0, load_weights=True, force_patch_weights=False):
-        if load_weights and device_to is not None:
-            self.partially_load(device_to, lowvram_model_memory or float("inf"))
-        return self.model
-
-    def unpatch_model(self, device_to=None, unpatch_weights=True):
-        if unpatch_weights:
-            self.placement.unload()
-
-    def cleanup(self) -> None:
-        return None
+    def _offload_weights(self) -> None:
+        freed = self.placement.unload()
+        if freed:
+            log.info("WanVideo InfiniteTalk: model offloaded to %s (%.2f GB freed)", self.offload_device, freed / 1e9)
 
     # ----- ours -------------------------------------------------------------------------------------------
     def should_offload_after(self, total_vram: int | None) -> bool:
@@ -156,13 +113,85 @@ class InfiniteTalkModelPatcher:
         return getattr(self.__dict__["model"], name)
 
     def __repr__(self) -> str:
-        return (f"InfiniteTalkModelPatcher({type(self.model).__name__}, {self.size / 1e9:.2f} GB, "
+        return (f"{type(self).__name__}({type(self.model).__name__}, {self.model_size() / 1e9:.2f} GB, "
                 f"{self.loaded_size() / 1e9:.2f} GB on {self.load_device})")
+
+
+class InfiniteTalkModelPatcher(PlacedModel):
+    """The INFINITETALK_MODEL outside ComfyUI (plain Python, the CLI's tests): the few ModelPatcher methods a
+    caller uses, by hand. In the host, make_model_patcher returns the host's own ModelPatcher subclass."""
+
+    def __init__(self, model, load_device, offload_device, offload_after: str = "auto", placement=None):
+        self._init_placement(model, load_device, offload_device, offload_after, placement)
+        self.parent = None
+        self.size = self.placement.managed_bytes
+        self.model_options = {"transformer_options": {}}
+        self.patches, self.backup, self.object_patches = {}, {}, {}
+        self.patches_uuid = uuid.uuid4()
+        self.weight_inplace_update = False
+
+    def is_dynamic(self) -> bool:
+        return False
+
+    def loaded_ram_size(self) -> int:
+        return 0
+
+    def model_patches_to(self, device) -> None:
+        return None
+
+    def model_patches_models(self) -> list:
+        return []
+
+    def get_nested_additional_models(self) -> list:
+        return []
+
+    def get_additional_models(self) -> list:
+        return []
+
+    def is_clone(self, other) -> bool:
+        return getattr(other, "model", None) is self.model
+
+    def clone_has_same_weights(self, clone) -> bool:
+        return self.is_clone(clone)
+
+    def clone(self) -> "InfiniteTalkModelPatcher":
+        twin = InfiniteTalkModelPatcher(self.model, self.load_device, self.offload_device, self.offload_after,
+                                        placement=self.placement)
+        twin.parent = self
+        return twin
+
+    def detach(self, unpatch_all=True):
+        """The host's unload: with `unpatch_all`, every weight back to the offload device."""
+        if unpatch_all:
+            self._offload_weights()
+        return self.model
+
+    def patch_model(self, device_to=None, lowvram_model_memory=0, load_weights=True, force_patch_weights=False):
+        if load_weights and device_to is not None:
+            self.partially_load(device_to, lowvram_model_memory or float("inf"))
+        return self.model
+
+    def unpatch_model(self, device_to=None, unpatch_weights=True):
+        if unpatch_weights:
+            self.placement.unload()
+
+    def cleanup(self) -> None:
+        return None
+
+
+def make_model_patcher(model, load_device, offload_device, offload_after: str = "auto"):
+    """The INFINITETALK_MODEL for an engine module: in ComfyUI a subclass of the host's own ModelPatcher (so it
+    answers whatever the host's model management asks of a model, in every version), else the standalone one."""
+    try:
+        from .host_model_patcher import HostModelPatcher
+    except ImportError:  # no ComfyUI (or one without comfy.model_patcher)
+        return InfiniteTalkModelPatcher(model, load_device, offload_device, offload_after)
+    return HostModelPatcher(model, load_device, offload_device, offload_after=offload_after)
 
 
 def engine_model(model):
     """The engine's module behind an INFINITETALK_MODEL (a patcher, or a bare module from older graphs/tests)."""
-    return model.model if isinstance(model, InfiniteTalkModelPatcher) else model
+    return model.model if isinstance(model, PlacedModel) else model
 
 
 @contextlib.contextmanager
@@ -175,7 +204,7 @@ def hosted_sampling(model):
     """
     from . import host
 
-    if not isinstance(model, InfiniteTalkModelPatcher):
+    if not isinstance(model, PlacedModel):
         yield model, None
         return
 

@@ -9,7 +9,7 @@ import torch
 
 from ..wanvideo.errors import InputError
 from ..wanvideo.options import node_input, node_inputs, option_values, settings_from_inputs
-from ..wanvideo.sampling import GenerationInterrupted, SamplerSettings, generate
+from ..wanvideo.sampling import SamplerSettings, generate
 from ..wanvideo.sampling.cache import CacheOptions
 from ..wanvideo.sampling.face_box import face_models_for
 from ..wanvideo.sampling.guidance_settings import GuidanceOptions
@@ -18,7 +18,7 @@ from ..wanvideo.video.frame_store import FrameStore
 from . import host
 from .animate_preprocess_nodes import detection_model_folders
 from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context, mask_tensor
-from .model_patcher import hosted_sampling
+from .host_run import progress_text, run_on_host  # noqa: F401 - progress_text: the badge's line, kept importable here
 from .multi_gpu_nodes import parallel_executor
 from .prompt_nodes import PROMPTS_TYPE, prompts_to_contexts
 
@@ -160,50 +160,30 @@ class InfiniteTalkSampler:
         masks = None
         if speaker_1_mask is not None or speaker_2_mask is not None:
             masks = [mask_tensor(speaker_1_mask), mask_tensor(speaker_2_mask)]
-        bar = {"pbar": None, "text": None}
 
-        def on_progress(p):
-            if bar["pbar"] is None:
-                bar["pbar"] = host.progress_bar(p.windows * p.steps)
-                if p.resumed:  # the badge counts the windows found on disk as finished
-                    host.send_progress_text(f"resuming at window {p.window}/{p.windows} ({p.resumed} finished)")
-            bar["pbar"].update_absolute((p.window - 1) * p.steps + p.step, p.windows * p.steps)
-            text = progress_text(p)
-            if text != bar["text"]:  # the badge moves with every step and every VAE chunk
-                bar["text"] = text
-                host.send_progress_text(text)
+        def run(dit, prepare_model, progress):
+            return generate(
+                dit,
+                HostWanVAE(vae),
+                image,
+                clip_vision_features(clip_vision_output),
+                audio=audio_embeds,
+                context=context,
+                context_null=conditioning_to_context(negative, "negative"),
+                speaker_masks=masks,
+                settings=settings,
+                store_root=store_root(frames_folder),
+                on_progress=progress.on_progress,
+                should_stop=host.interrupt_requested,
+                prepare_model=prepare_model if host_loads else None,
+                parallel=executor,
+                clip_encoder=clip_vision_encoder(clip_vision),
+                on_window_done=progress.on_window_done,
+                edit_mask=edit_mask,
+                face_models=face_models,
+            )
 
-        def on_window_done(index, store):
-            # What the badge shows as finished after a Cancel: the windows on disk, as the log says.
-            bar["text"] = f"window {index + 1}/{store.num_windows} done ({len(store)} frames)"
-            host.send_progress_text(bar["text"])
-
-        try:
-            with hosted_sampling(model) as (dit, prepare_model):
-                store = generate(
-                    dit,
-                    HostWanVAE(vae),
-                    image,
-                    clip_vision_features(clip_vision_output),
-                    audio=audio_embeds,
-                    context=context,
-                    context_null=conditioning_to_context(negative, "negative"),
-                    speaker_masks=masks,
-                    settings=settings,
-                    store_root=store_root(frames_folder),
-                    on_progress=on_progress,
-                    should_stop=host.interrupt_requested,
-                    prepare_model=prepare_model if host_loads else None,
-                    clip_encoder=clip_vision_encoder(clip_vision),
-                    on_window_done=on_window_done,
-                    parallel=executor,
-                    edit_mask=edit_mask,
-                    face_models=face_models,
-                )
-        except GenerationInterrupted:
-            host.raise_if_interrupted()  # the host's own exception, so the UI shows "interrupted"
-            raise
-        host.send_progress_text(f"{len(store)} frames ({store.num_windows} windows)")
+        store = run_on_host(model, run, unit="window")
         return (store, len(store), float(store.fps))
 
 
@@ -214,13 +194,6 @@ def positive_context(positive, positive_per_window):
     if positive is not None:
         raise InputError("connect either positive or positive_per_window (a prompt per window), not both")
     return prompts_to_contexts(positive_per_window)
-
-
-def progress_text(p) -> str:
-    """The node's progress line, parsed by js/infinitetalk_progress_text.js into the title badge."""
-    if p.stage == "denoise":
-        return f"{p.text} · step {p.step}/{p.steps}"
-    return f"{p.text} · {p.stage} {p.chunk}/{p.chunks}"
 
 
 class InfiniteTalkFramesToImages:

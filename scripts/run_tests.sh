@@ -10,6 +10,8 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
 # Lint first: CI fails on it (configuration in pyproject.toml).
 .venv/bin/ruff check --quiet .
+# The engine's type check: the contracts (wanvideo/contracts.py) and annotated code (configuration in pyproject.toml).
+.venv/bin/python -m mypy
 # The real ComfyUI front ends the browser tests serve (wheels from PyPI, cached in the ignored .cache/).
 .venv/bin/python tests/testlib/frontend_wheels.py >/dev/null
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"

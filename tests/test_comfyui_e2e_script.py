@@ -32,6 +32,18 @@ def test_adapted_example_links_only_nodes_it_keeps(example, clip_vision):
         assert not any(node["class_type"].startswith("CLIPVision") for node in prompt.values())
 
 
+def test_run_log_check_flags_the_packs_tracebacks_and_failures_not_a_cancel():
+    cancel = ("[INFO] WanVideo InfiniteTalk: window 2/3 stopped on request; 1 finished windows (17 frames) are kept\n"
+              "[INFO] Processing interrupted\n")
+    assert e2e.check_run_log(cancel) == []
+    failed = "[ERROR] WanVideo InfiniteTalk: window 2/3 failed; 1 finished windows (17 frames) are kept in x\n"
+    assert len(e2e.check_run_log(failed)) == 1
+    traceback = ("Traceback (most recent call last):\n  File \"/x/custom_nodes/ComfyUI-WanVideo-InfiniteTalk/nodes/"
+                 "host.py\", line 3, in f\nAttributeError: boom\n\n")
+    other = "Traceback (most recent call last):\n  File \"/x/comfy/sd.py\", line 3, in f\nValueError: theirs\n\n"
+    assert len(e2e.check_run_log(traceback + other)) == 1
+
+
 def test_longcat_example_points_at_the_tiny_longcat_folders():
     prompt = e2e.adapt_workflow(json.loads((REPO_ROOT / "examples" / "api" / "longcat_two_speakers_api.json").read_text()),
                                 NAMES, INPUTS, "stand-in", e2e.TINY_RUN)

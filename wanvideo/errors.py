@@ -27,3 +27,8 @@ class NonFiniteError(WanVideoError, RuntimeError):
 
 class RunInProgressError(WanVideoError, RuntimeError):
     """Another run is already working in the same work folder."""
+
+
+class Interrupted(WanVideoError):
+    """A run or an encode was stopped on request (Cancel, a stop callback); what was finished is kept and the
+    message says where. `GenerationInterrupted` (the window loop) and `EncodingInterrupted` (the video writers)."""

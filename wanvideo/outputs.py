@@ -81,7 +81,7 @@ def remove_stale_temps(path: str) -> list[str]:
     folder, name = os.path.split(os.path.abspath(path))
     stem, ext = os.path.splitext(name)
     pattern = re.compile(re.escape(f".{stem}{_TEMP_TAG}") + r"(\d+)-[0-9a-f]{8}" + re.escape(ext) + "$")
-    removed = []
+    removed: list = []
     try:
         names = os.listdir(folder)
     except OSError:

@@ -133,7 +133,7 @@ def cancel_and_resume(base_url: str, base: Path, prompt: dict, reference_video: 
     return problems
 
 
-# The other examples' input files (what scripts/comfyui/comfyui_validate_examples.py lays out), from ../shared/media.
+# The other examples' input files (what scripts/comfyui/comfyui_validate_examples.py lays out): MEDIA (shared or generated).
 EXAMPLE_INPUTS = {"two_people.png": "two_people_832x480.jpg", "source_clip.mp4": "source_talk_4s.mp4",
                   "background.mp4": "animate_background_3s.mp4", "mask.mp4": "animate_mask_3s.mp4", **ANIMATE_INPUTS}
 OTHER_EXAMPLES = ("infinitetalk_two_speakers", "infinitetalk_video_dubbing", "wan_i2v_no_audio", "wananimate_replacement")

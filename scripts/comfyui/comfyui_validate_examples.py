@@ -20,7 +20,10 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-MEDIA = REPO.parent / "shared" / "media"
+sys.path.insert(0, str(REPO / "scripts" / "comfyui"))
+from sample_media import media_dir  # noqa: E402 - ../shared/media, or generated media in a plain clone
+
+MEDIA = media_dir()
 sys.path.insert(0, str(REPO / "scripts" / "examples"))
 
 

@@ -9,8 +9,13 @@ import time
 import uuid
 from pathlib import Path
 
+from sample_media import media_dir  # ../shared/media, or generated media in a plain clone (same folder)
+
 REPO = Path(__file__).resolve().parents[2]
-MEDIA = REPO.parent / "shared" / "media"
+MEDIA = media_dir()
+# Binary websocket messages that carry a preview image (ComfyUI's PREVIEW_IMAGE, UNENCODED_PREVIEW_IMAGE and,
+# since the progress API, PREVIEW_IMAGE_WITH_METADATA).
+PREVIEW_EVENTS = (1, 2, 4)
 
 
 def log(msg):
@@ -108,6 +113,9 @@ async def run_prompt(base_url, prompt, timeout, interrupt_when=None):
     ws_url = base_url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url, max_msg_size=0) as ws:
+            # As the front end does: announce that this client takes preview images with their node's metadata
+            # (ComfyUI sends the progress API's preview images only to clients that do).
+            await ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
             async with session.post(f"{base_url}/prompt", json={"prompt": prompt, "client_id": client_id}) as resp:
                 body = await resp.json()
                 if resp.status != 200:
@@ -135,6 +143,8 @@ async def run_prompt(base_url, prompt, timeout, interrupt_when=None):
                             log("POST /interrupt (Cancel)")
                             async with session.post(f"{base_url}/interrupt") as resp:
                                 resp.raise_for_status()
+                    elif int.from_bytes(data[:4], "big") in PREVIEW_EVENTS:
+                        events.append("preview_image")
                     continue
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):

@@ -52,8 +52,8 @@ sys.path[:0] = [str(REPO), str(REPO / "scripts" / "compare_wrapper")]
 import wrapper_model  # noqa: E402
 
 from wanvideo.model import build_model, preset  # noqa: E402
+from wanvideo.sampling.denoise import denoise_window  # noqa: E402
 from wanvideo.sampling.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, combine, needed_passes  # noqa: E402
-from wanvideo.sampling.loop import denoise_window  # noqa: E402
 from wanvideo.sampling.passes import PassRunner, use_batched_passes  # noqa: E402
 from wanvideo.sampling.schedules import FlowSolver  # noqa: E402
 
@@ -116,7 +116,7 @@ class Inputs:
 
 
 class Ours:
-    """Our sampler's step, as sampling/loop.py runs it (PassRunner, combine, FlowSolver)."""
+    """Our sampler's step, as sampling/denoise.py runs it (PassRunner, combine, FlowSolver)."""
 
     def __init__(self, model, inp: Inputs, cfg: float, audio_cfg: float, steps: int, batching: str):
         self.model, self.inp, self.cfg, self.audio_cfg, self.steps = model, inp, cfg, audio_cfg, steps

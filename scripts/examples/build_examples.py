@@ -156,9 +156,28 @@ class Graph:
             "links": self.links,
             "groups": self.groups,
             "config": {},
-            "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}, "frontendVersion": "1.27.10"},
+            "extra": {"ds": fit_view(self.nodes), "frontendVersion": "1.27.10"},
             "version": 0.4,
         }
+
+
+# The canvas a template must fit when it opens: a 1366x768 laptop screen less the front end's bars (CSS px).
+VIEW_SIZE = (1280, 640)
+VIEW_MARGIN = 24  # px around the graph
+TITLE_HEIGHT = 30  # a node's title bar sits above its `pos`
+
+
+def fit_view(nodes, view=VIEW_SIZE, margin=VIEW_MARGIN) -> dict:
+    """The saved view (`extra.ds`) that shows every node, notes included, when the template opens: the scale that
+    fits the graph's bounding box into `view` (at most 1) and the offset that puts its top-left corner at the
+    margin. The front end draws a graph point p at (p + offset) * scale."""
+    x0 = min(n["pos"][0] for n in nodes)
+    y0 = min(n["pos"][1] for n in nodes) - TITLE_HEIGHT
+    x1 = max(n["pos"][0] + n["size"][0] for n in nodes)
+    y1 = max(n["pos"][1] + n["size"][1] for n in nodes)
+    scale = min(1.0, (view[0] - 2 * margin) / (x1 - x0), (view[1] - 2 * margin) / (y1 - y0))
+    scale = int(scale * 1000) / 1000  # rounded down: the graph still fits
+    return {"scale": scale, "offset": [round(margin / scale - x0, 1), round(margin / scale - y0, 1)]}
 
 
 def write(name, graph):

@@ -7,7 +7,7 @@
 Both boot the front-end versions of the browser tests (`tests/testlib/frontend_wheels.py`) in Debian's
 Chromium against the tests' stand-in server, load every example workflow and read what the front end
 draws: `sizes` records, per node type, the largest body size (previews included) the front end gives
-it after loading any example, in any version (for the size the example asks; see build_examples.py);
+it after loading any example, in any version, Vue nodes off or on (for the size the example asks; see build_examples.py);
 `thumbnails` saves a JPEG of each loaded example, fitted to the view, as ComfyUI's template browser
 shows next to the name.
 """
@@ -63,8 +63,8 @@ body > *:not(#vue-app), .side-tool-bar-container, .comfyui-menu, .p-toast, .grap
 
 def measure(browser) -> dict[str, list[int]]:
     sizes: dict[str, list[int]] = {}
-    for version in VERSIONS:
-        fe = boot(browser, version)
+    for version, vue in ((v, vue) for v in VERSIONS for vue in (False, True)):
+        fe = boot(browser, version, settings={"Comfy.VueNodes.Enabled": vue})  # Vue nodes draw some nodes taller
         try:
             for path in sorted(TEMPLATES.glob("*.json")):
                 fe.load(json.loads(path.read_text()), settle_ms=1500)  # previews (image, audio, video) load
@@ -74,7 +74,7 @@ def measure(browser) -> dict[str, list[int]]:
                     sizes[entry["type"]] = [max(old[0], w), max(old[1], h)]
         finally:
             fe.close()
-        print(f"measured {len(sizes)} node types in front end {version}")
+        print(f"measured {len(sizes)} node types in front end {version} (Vue nodes {'on' if vue else 'off'})")
     return dict(sorted(sizes.items()))
 
 

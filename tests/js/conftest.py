@@ -2,7 +2,7 @@
 
 - `rendered_video`: a real MP4 with sound written by our Video Combine node (the single-speaker example
   embedded as its workflow metadata) and the UI output the node returned for it;
-- `frontend`: per front-end version, the stand-in server (`testlib/frontend_server.py`) and one booted page;
+- `frontend`: per front-end version, Vue nodes off and on, the stand-in server (`testlib/frontend_server.py`) and one booted page;
 - failing tests leave a screenshot in `test-artifacts/browser/` (git-ignored; CI keeps it).
 
 Chromium is driven by Playwright through `executable_path` (no browser download); `.ci/run` installs
@@ -41,9 +41,9 @@ def pytest_runtest_makereport(item, call):
                 report.sections.append(("screenshot", f"could not save a screenshot: {exc}"))
 
 
-@pytest.fixture(scope="session")
-def rendered_video(tmp_path_factory):
-    """Our Video Combine node's real output: an H.264 + AAC MP4 (1.6 s of speech) and its UI message."""
+def render_video(tmp_path_factory, size, prefix):
+    """Our Video Combine node's real output: an H.264 + AAC MP4 (1.6 s of speech) of the portrait resized to
+    `size` (width, height) with the single-speaker example embedded, and its UI message."""
     from wanvideo_infinitetalk_pack.nodes.video_combine import InfiniteTalkVideoCombine
 
     out = tmp_path_factory.mktemp("comfy_output")
@@ -53,13 +53,13 @@ def rendered_video(tmp_path_factory):
     try:
         from PIL import Image
 
-        portrait = np.asarray(Image.open(MEDIA / "portrait_480x832.png").convert("RGB").resize((240, 416)))
+        portrait = np.asarray(Image.open(MEDIA / "portrait_480x832.png").convert("RGB").resize(size))
         frames = np.stack([np.roll(portrait, shift=i, axis=1) for i in range(40)]).astype(np.float32) / 255.0
         speech, rate = sf.read(MEDIA / "speech_en_mono16k.wav", dtype="float32", frames=int(1.6 * 16000))
         audio = {"waveform": torch.from_numpy(speech)[None, None], "sample_rate": rate}
         workflow = json.loads((TEMPLATES / "infinitetalk_single_speaker.json").read_text())
         result = InfiniteTalkVideoCombine().combine(
-            frame_rate=25.0, filename_prefix="InfiniteTalk/browser", images=torch.from_numpy(frames), audio=audio,
+            frame_rate=25.0, filename_prefix=f"InfiniteTalk/{prefix}", images=torch.from_numpy(frames), audio=audio,
             prompt={}, extra_pnginfo={"workflow": workflow}, unique_id="16")
     finally:
         for k, v in old.items():
@@ -69,6 +69,18 @@ def rendered_video(tmp_path_factory):
                 os.environ[k] = v
     ui = json.loads(json.dumps(result["ui"]))  # what the websocket carries (tuples become lists)
     return {"path": Path(result["result"][0]), "ui": ui, "workflow": workflow}
+
+
+@pytest.fixture(scope="session")
+def rendered_video(tmp_path_factory):
+    """A portrait video (240x416), as InfiniteTalk makes from the example portrait."""
+    return render_video(tmp_path_factory, (240, 416), "browser")
+
+
+@pytest.fixture(scope="session")
+def rendered_landscape(tmp_path_factory):
+    """A landscape video (416x240): the node must fit its aspect, not keep a portrait guess."""
+    return render_video(tmp_path_factory, (416, 240), "landscape")
 
 
 @pytest.fixture(scope="session")
@@ -85,10 +97,14 @@ def playwright_browser():
         browser.close()
 
 
-@pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: f"frontend-{v}")
-def frontend(request, playwright_browser, rendered_video):
+@pytest.fixture(scope="module", params=[(v, vue) for v in VERSIONS for vue in (False, True)],
+                ids=lambda p: f"frontend-{p[0]}-vue-{'on' if p[1] else 'off'}")
+def frontend(request, playwright_browser, rendered_video, rendered_landscape):
+    version, vue = request.param
+    files = {r["path"].name: r["path"] for r in (rendered_video, rendered_landscape)}
     try:
-        fe = boot(playwright_browser, request.param, {rendered_video["path"].name: rendered_video["path"]})
+        fe = boot(playwright_browser, version, files, settings={"Comfy.VueNodes.Enabled": vue})
+        fe.vue = vue
     except FrontendUnavailable as exc:
         pytest.fail(str(exc))
     yield fe

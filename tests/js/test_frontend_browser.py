@@ -1,4 +1,5 @@
-"""The pack in the REAL ComfyUI front end (1.27.10, which ComfyUI 0.3.64 pins, and the newest checked), in Chromium.
+"""The pack in the REAL ComfyUI front end (1.27.10 and 1.49.6, which ComfyUI 0.3.64 and 0.33.0 pin, and the newest
+checked), each with Vue nodes off and on, in Chromium.
 
 What a user sees: every template loads with no missing node, broken link, invalid widget value or
 overlapping nodes; after a run the Video Combine node shows a visible player with controls and sound
@@ -15,6 +16,7 @@ from testlib.frontend_checks import (
     GRAPH_TO_PROMPT,
     NEW_NODE_DEFAULTS,
     NODE_RECTS,
+    NODES_OUT_OF_VIEW,
     PLAY_WITH_SOUND,
     PLAYER_STATE,
     VISIBLE_VIDEOS,
@@ -40,8 +42,17 @@ def test_template_loads_cleanly_without_overlaps(fe, path):
     wf = json.loads(path.read_text())
     fe.load(wf, settle_ms=1500)  # previews (image, audio, video) load and resize their nodes
     assert fe.js(GRAPH_PROBLEMS, wf) == []
+    if fe.version == "1.27.10" and fe.vue:
+        pytest.skip("1.27.10's early Vue node renderer draws nodes wider than their saved size (it keeps no gap "
+                    "between columns laid out for the canvas)")
     assert overlaps(fe.js(NODE_RECTS)) == []
     assert our_errors(fe) == []
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.stem)
+def test_template_opens_with_all_of_it_in_view(fe, path):
+    fe.load(json.loads(path.read_text()))
+    assert fe.js(NODES_OUT_OF_VIEW) == []
 
 
 @pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: p.stem)
@@ -50,6 +61,12 @@ def test_template_queues_the_prompt_of_its_api_twin(fe, path):
     fe.load(json.loads(path.read_text()))
     twin = json.loads((REPO_ROOT / "examples" / "api" / f"{path.stem}_api.json").read_text())
     assert prompt_differences(fe.js(GRAPH_TO_PROMPT), twin) == []
+
+
+def needs_video_previews(fe):
+    """Front end 1.27.10's early Vue node renderer draws no video preview on a node, not even ComfyUI's own."""
+    if fe.version == "1.27.10" and fe.vue:
+        pytest.skip("1.27.10 with Vue nodes shows no video preview (neither the stock one nor a DOM widget)")
 
 
 def show_output(fe, node_id, ui):
@@ -64,6 +81,7 @@ def show_output(fe, node_id, ui):
 
 
 def test_video_combine_shows_a_visible_player_that_plays_with_sound(fe, rendered_video):
+    needs_video_previews(fe)
     fe.load(rendered_video["workflow"])
     node_id = fe.node_id("InfiniteTalkVideoCombine")
     show_output(fe, node_id, rendered_video["ui"])
@@ -85,6 +103,7 @@ def test_video_combine_shows_a_visible_player_that_plays_with_sound(fe, rendered
 
 def test_stock_preview_stays_when_our_player_has_nothing_to_show(fe, rendered_video):
     """An output without our details (e.g. from an older version of the node) keeps ComfyUI's own preview."""
+    needs_video_previews(fe)
     fe.load(rendered_video["workflow"])
     node_id = fe.node_id("InfiniteTalkVideoCombine")
     stock_only = {k: v for k, v in rendered_video["ui"].items() if k != "infinitetalk_video"}
@@ -135,29 +154,16 @@ def test_dropping_the_mp4_restores_its_workflow(fe, rendered_video):
     assert sorted(fe.js("() => app.graph._nodes.map((n) => n.type)")) == expected
 
 
-@pytest.fixture(scope="module")
-def vue_frontend(playwright_browser, rendered_video):
-    """The newest front end with its Vue node renderer (nodes drawn as HTML instead of on the canvas)."""
-    from testlib.frontend_session import boot
-    from testlib.frontend_wheels import NEWEST_CHECKED
-
-    fe = boot(playwright_browser, NEWEST_CHECKED, {rendered_video["path"].name: rendered_video["path"]},
-              settings={"Comfy.VueNodes.Enabled": True})
-    yield fe
-    fe.close()
-
-
-def test_player_is_visible_on_the_vue_node_renderer(vue_frontend, rendered_video, request):
-    fe = vue_frontend
-    request.node.browser_page = fe.page
-    assert fe.js("() => app.extensionManager?.setting?.get?.('Comfy.VueNodes.Enabled')") is True
-    fe.load(rendered_video["workflow"])
+def test_player_fits_a_landscape_video_without_black_bars(fe, rendered_landscape):
+    """The node takes the video's aspect (it guesses portrait until the output arrives), on every front end."""
+    needs_video_previews(fe)
+    fe.load(rendered_landscape["workflow"])
     node_id = fe.node_id("InfiniteTalkVideoCombine")
-    show_output(fe, node_id, rendered_video["ui"])
-    fe.page.wait_for_function(f"() => ({PLAYER_STATE})({node_id})?.ready", timeout=30_000)  # file loaded
-    fe.page.wait_for_timeout(1000)
+    show_output(fe, node_id, rendered_landscape["ui"])
+    fe.page.wait_for_function(f"() => ({PLAYER_STATE})({node_id})?.ready", timeout=30_000)
+    fe.page.wait_for_timeout(800)
     state = fe.js(PLAYER_STATE, node_id)
-    assert state["width"] > 50 and state["height"] > 50, f"the player is drawn {state['width']}x{state['height']} px"
-    assert state["visible"] and state["controls"] and not state["muted"]
-    assert len(fe.js(VISIBLE_VIDEOS, rendered_video["path"].name)) == 1, "exactly one player shows the video"
-    assert our_errors(fe) == []
+    assert state["width"] > 100 and state["height"] > 50, f"the player is drawn {state['width']}x{state['height']} px"
+    shown, video = state["width"] / state["height"], state["videoWidth"] / state["videoHeight"]
+    assert abs(shown / video - 1) < 0.06, f"player {state['width']:.0f}x{state['height']:.0f} px for a " \
+        f"{state['videoWidth']}x{state['videoHeight']} video: black bars"

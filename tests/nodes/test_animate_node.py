@@ -43,7 +43,10 @@ def test_animate_node_makes_the_driving_length(tiny, comfy_dirs, monkeypatch):
     monkeypatch.setattr(host, "send_progress_text", lambda text, node_id=None: texts.append(text))
     store, count, fps = InfiniteTalkAnimateSampler().sample(**_args(tiny))
     assert (count, fps, store.width, store.height) == (21, 24.0, 48, 80)
-    assert texts[:2] == ["clip 1/2", "clip 2/2"]
+    # The badge's lines, as the InfiniteTalk sampler's: each clip's steps, then each clip done, then the total.
+    assert texts[0] == "clip 1/2 · step 0/1" and "clip 2/2 · step 1/1" in texts
+    assert [t for t in texts if " done " in t] == ["clip 1/2 done (13 frames)", "clip 2/2 done (21 frames)"]
+    assert texts[-1] == "21 frames (2 clips)"
 
 
 def test_replacement_with_a_mask_batch(tiny, comfy_dirs):

@@ -142,10 +142,10 @@ def test_sampler_node_face_only_without_detector_files_is_refused_before_any_wor
     class Sampling(Exception):
         pass
 
-    def hosted_sampling(*a, **kw):
+    def run_on_host(*a, **kw):
         raise Sampling  # where the model would load
 
-    monkeypatch.setattr(sampler_nodes, "hosted_sampling", hosted_sampling)
+    monkeypatch.setattr(sampler_nodes, "run_on_host", run_on_host)
     video = _figure_clip()
     with pytest.raises(ModelFileError, match="yolov10m.onnx") as error:
         _run(tiny, comfy_dirs, image=video, face_only=True)

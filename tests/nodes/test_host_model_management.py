@@ -39,7 +39,12 @@ def tiny():
 
 def _patcher(tiny, mm, offload_after="no", dit=None):
     dit = tiny["dit"] if dit is None else dit
-    dit.block_swap = None  # the shared tiny model as the loader hands it over: no blocks swapped
+    # The shared tiny model as the loader hands it over: offloaded, no blocks swapped, no placement yet (the
+    # placement belongs to the module, shared by its patcher's clones; each test here starts a fresh host).
+    if hasattr(dit, "wanvideo_placement"):
+        dit.wanvideo_placement.unload()
+        del dit.wanvideo_placement
+    dit.block_swap = None
     return InfiniteTalkModelPatcher(dit, mm.get_torch_device(), mm.unet_offload_device(), offload_after)
 
 

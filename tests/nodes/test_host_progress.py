@@ -59,3 +59,47 @@ def test_a_cancel_raised_by_the_progress_hook_stays_visible(monkeypatch):
         bar.update_absolute(5, 10)
     # the window loop asks after the exception: it must see a Cancel (logged as a stop, not a failure)
     assert host.interrupt_requested()
+
+
+def test_a_cancel_the_host_raised_elsewhere_is_a_stop_while_it_unwinds(monkeypatch):
+    """ComfyUI's own code (its VAE's progress, model loading) raises its interrupt and clears the flag; the window
+    loop asks while that exception is handled and must see a Cancel, not a failure."""
+    from importlib import import_module
+
+    load_pack()
+    host = import_module("wanvideo_infinitetalk_pack.nodes.host")
+    mm = _comfy(monkeypatch)
+    mm.interrupt_current_processing(True)
+    try:
+        mm.throw_exception_if_processing_interrupted()
+    except mm.InterruptProcessingException:
+        assert not mm.flag and host.interrupt_requested()
+    assert not host.interrupt_requested()  # once handled, no Cancel is pending
+
+
+def test_the_progress_api_bar_stops_on_cancel_and_keeps_the_flag(monkeypatch):
+    """Hosts with comfy_api.latest: set_progress gets value, max and the preview; a Cancel stops the node at its next
+    update (a long Video Combine or model load too) and leaves the flag set for the code that unwinds."""
+    from importlib import import_module
+
+    load_pack()
+    host = import_module("wanvideo_infinitetalk_pack.nodes.host")
+    mm = _comfy(monkeypatch)
+    calls = []
+
+    class Execution:
+        def set_progress(self, value, max_value, preview_image=None):
+            calls.append((value, max_value, preview_image))
+
+    api = types.ModuleType("comfy_api.latest")
+    api.ComfyAPISync = lambda: types.SimpleNamespace(execution=Execution())
+    monkeypatch.setitem(sys.modules, "comfy_api", types.ModuleType("comfy_api"))
+    monkeypatch.setitem(sys.modules, "comfy_api.latest", api)
+    bar = host.progress_bar(10)
+    bar.update_absolute(3, 10, "frame")
+    bar.update(1)
+    assert calls == [(3.0, 10.0, "frame"), (4.0, 10.0, None)]
+    mm.interrupt_current_processing(True)
+    with pytest.raises(mm.InterruptProcessingException):
+        bar.update(1)
+    assert mm.flag and host.interrupt_requested() and len(calls) == 2

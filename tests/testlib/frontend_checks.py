@@ -61,7 +61,8 @@ PLAYER_STATE = """(id) => {
   const r = video.getBoundingClientRect();
   return { width: r.width, height: r.height, visible: video.checkVisibility?.() ?? true, controls: video.controls,
            muted: video.muted, volume: video.volume, src: video.currentSrc || video.src, ready: node.infinitetalkPlayer.ready,
-           caption: node.infinitetalkPlayer.caption.textContent };
+           caption: node.infinitetalkPlayer.caption.textContent, videoWidth: video.videoWidth,
+           videoHeight: video.videoHeight };
 }"""
 
 VISIBLE_VIDEOS = """(name) => [...document.querySelectorAll('video')].filter((v) => (v.currentSrc || v.src).includes(name))
@@ -124,3 +125,12 @@ def prompt_differences(built: dict, twin: dict) -> list[str]:
                 found.append(f"node {node_id} ({ours['class_type']}).{name}: {ours['inputs'].get(name)!r} in the "
                              f"front end, {theirs['inputs'].get(name)!r} in the twin")
     return found
+
+# Nodes (title included) not wholly inside the canvas as the workflow opened: the saved view must show all of it.
+NODES_OUT_OF_VIEW = """() => {
+  const ds = app.canvas.ds, el = app.canvas.canvas;
+  const w = el.clientWidth / ds.scale, h = el.clientHeight / ds.scale, x0 = -ds.offset[0], y0 = -ds.offset[1];
+  const title = LiteGraph.NODE_TITLE_HEIGHT;
+  return app.graph._nodes.filter((n) => n.pos[0] < x0 || n.pos[1] - title < y0 || n.pos[0] + n.size[0] > x0 + w
+    || n.pos[1] + n.size[1] > y0 + h).map((n) => `${n.title} (${n.type}#${n.id}) at ${n.pos.map(Math.round)}`);
+}"""

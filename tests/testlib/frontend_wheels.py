@@ -1,6 +1,6 @@
 """The real ComfyUI front end, from the `comfyui-frontend-package` wheel on PyPI, for the browser tests.
 
-Two versions are tested: the one ComfyUI 0.3.64 pins and the newest we checked. Two versions of one
+Three versions are tested: the ones ComfyUI 0.3.64 and 0.33.0 pin and the newest we checked. Two versions of one
 package cannot live in one virtual environment, so each wheel is downloaded with pip (no dependencies,
 nothing installed) into the git-ignored `.cache/comfyui-frontend/` and its `static/` folder unpacked
 there once. `scripts/run_tests.sh` calls this before pytest so a network problem shows up first.
@@ -19,8 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE = REPO_ROOT / ".cache" / "comfyui-frontend"
 
 PINNED_BY_COMFYUI = "1.27.10"  # ComfyUI 0.3.64's requirements.txt
+PINNED_BY_COMFYUI_033 = "1.49.6"  # ComfyUI 0.33.0's requirements.txt
 NEWEST_CHECKED = "1.58.1"  # newest on PyPI when the browser test was written
-VERSIONS = (PINNED_BY_COMFYUI, NEWEST_CHECKED)
+VERSIONS = (PINNED_BY_COMFYUI, PINNED_BY_COMFYUI_033, NEWEST_CHECKED)
 
 STATIC_PREFIX = "comfyui_frontend_package/static/"
 

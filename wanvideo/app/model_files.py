@@ -114,7 +114,7 @@ def resolve_models(paths: ModelPaths, two_speakers: bool, need_audio: bool = Tru
     """{kind: path} for every model the run needs: given paths first, then a search of --models-dir.
 
     model_kind: what `--model` is: "model" (Wan2.1 I2V 14B) or "animate" (Wan2.2-Animate-14B)."""
-    out = {}
+    out: dict = {}
     for path, _ in paths.loras:  # the option the user typed is named first, whatever else is missing
         if not os.path.isfile(path):
             raise InputError(f"--lora {path}: file not found")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 from ..errors import InputError
 
@@ -129,7 +130,7 @@ def normalize_config(config: dict) -> dict:
     if unknown:
         hint = " (those are WanAnimate sizes: set model_type='animate')" if unknown & set(ANIMATE_DEFAULTS) else ""
         raise InputError(f"unknown model config keys {sorted(unknown)}{hint}; known keys: {sorted(defaults)}")
-    cfg = copy.deepcopy(defaults)
+    cfg: dict[str, Any] = copy.deepcopy(defaults)
     cfg.update({k: copy.deepcopy(v) for k, v in config.items() if k not in IGNORED_KEYS})
     cfg["patch_size"] = tuple(int(p) for p in cfg["patch_size"])
     cfg["window_size"] = tuple(int(w) for w in cfg["window_size"])
@@ -206,7 +207,7 @@ def config_from_reference(reference: dict | str) -> dict:
     plus the smaller `clip_dim` and `audio_proj` (`blocks`, `channels`) they substituted.
     """
     if isinstance(reference, str):
-        reference = json.loads(reference)
+        reference = dict(json.loads(reference))
     cfg = dict(reference.get("model_kwargs", reference))
     if "clip_dim" in reference:
         cfg["clip_dim"] = reference["clip_dim"]

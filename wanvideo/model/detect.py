@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from ..errors import ModelFileError
 from .config import ANIMATE_DEFAULTS, DEFAULTS
@@ -166,7 +167,7 @@ def check_infinitetalk(shapes: dict, files, dim: int) -> None:
 def infer_config(shapes: dict, explicit: dict | None = None) -> dict:
     """The defaults, overridden by what tensor shapes tell, overridden by `explicit` (config.json, caller)."""
     explicit = dict(explicit or {})
-    cfg = dict(DEFAULTS)
+    cfg: dict[str, Any] = dict(DEFAULTS)
     cfg.update({k: explicit[k] for k in ("audio_layers", "audio_channels") if k in explicit})
     pe = shapes["patch_embedding.weight"]
     cfg["dim"], cfg["in_dim"] = pe[0], pe[1]

@@ -1,20 +1,22 @@
 """wanvideo.sampling: schedules, guidance, colour correction and the long-video window loop.
 
 `generate(...)` is the engine function the sampler node, the command line and the tests all drive;
-`generate_animate(...)` the WanAnimate one (same window loop, model-specific conditioning).
+`generate_animate(...)` the WanAnimate one (same window loop, model-specific conditioning; loop.py says how
+the two share it and what a new model implements).
 """
 from .animate import generate_animate
 from .animate_settings import AnimateSettings
 from .color import match_and_blend_colors
+from .denoise import denoise_window, window_noise, window_seed
 from .guidance import combine, needed_passes
 from .longcat import generate_longcat
 from .longcat_plan import longcat_plan, longcat_timesteps
 from .longcat_sample import longcat_sample
-from .loop import denoise_window, generate, window_noise, window_seed
 from .masks import default_two_speaker_masks, ref_target_masks
 from .schedules import SCHEDULERS, FlowSolver, reference_timesteps, timestep_transform
 from .settings import GenerationInterrupted, Progress, SamplerSettings
 from .sizes import ASPECT_BUCKETS, bucket_size, resolve_size
+from .talk import generate
 from .vae import DiffusersWanVAE, wan21_latent_stats
 from .windows import Window, audio_rows, gather_audio, plan_windows
 

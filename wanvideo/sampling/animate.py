@@ -19,13 +19,13 @@ length are stored, so the output has exactly the driving video's frame count.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from ..contracts import ClipEncoder, VideoVAE
 from ..errors import InputError
 from ..video.frame_store import FrameStore
 from .animate_checks import check_driving_inputs
@@ -33,12 +33,13 @@ from .animate_clips import padded_source_index, plan_clips
 from .animate_inputs import DrivingVideo, check_face_video, driving_length, letterbox, output_size
 from .animate_settings import AnimateSettings
 from .conditioning import ReferenceFrames, prepare_clip, prepare_context
+from .denoise import latent_frames
 from .fingerprint import Digest, module_fingerprint
 from .guidance import UNCOND, needed_passes
-from .loop import check_speed_options, latent_frames, run_windows, to_uint8_frames, window_noise
+from .loop import WindowRunner, check_speed_options, run_job
 from .settings import GenerationInterrupted, Progress, key_settings
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
-from .window_job import LOCAL, WindowJob
+from .vae_progress import ENCODE
 from .windows import Window
 
 log = logging.getLogger(__name__)
@@ -92,17 +93,18 @@ def plan_animate(model, image, clip_fea, pose, face, background, mask, context, 
     if (background is None) != (mask is None):
         raise InputError("character replacement needs both the background video and the person mask video; "
                          "for animation leave both unconnected")
-    videos = {"pose": DrivingVideo(pose, "pose"), "face": DrivingVideo(face, "face"),
+    pose_video, face_video = DrivingVideo(pose, "pose"), DrivingVideo(face, "face")
+    videos = {"pose": pose_video, "face": face_video,
               "background": DrivingVideo(background, "background") if background is not None else None,
               "mask": DrivingVideo(mask, "mask") if mask is not None else None}
     check_driving_inputs(image, videos)  # disagreeing or broken inputs refused before any model call
     face_size = int(config["motion_encoder"]["size"])
-    check_face_video(videos["face"], face_size)
+    check_face_video(face_video, face_size)
     real_len = driving_length(videos)
     if s.max_frames:
         real_len = min(real_len, s.max_frames)
     clips, target = plan_clips(real_len, s.clip_len, s.refert_frames)
-    height, width = output_size(videos["pose"], s.width, s.height)
+    height, width = output_size(pose_video, s.width, s.height)
     reference = letterbox(ReferenceFrames(image).rgb(0), height, width) * 2.0 - 1.0
     ctx = prepare_context(context, config["text_dim"], config["text_len"], "positive")
     ctx_null = prepare_context(context_null, config["text_dim"], config["text_len"], "negative")
@@ -115,7 +117,7 @@ def plan_animate(model, image, clip_fea, pose, face, background, mask, context, 
                        clips, height, width, ctx, ctx_null, clip_row, pass_names, face_size)
 
 
-def encode_reference(clip_encoder, reference: torch.Tensor) -> torch.Tensor:
+def encode_reference(clip_encoder: ClipEncoder, reference: torch.Tensor) -> torch.Tensor:
     """[1, 257, clip_dim]: the CLIP features of the character image as the model sees it, letterboxed to the output
     size (the official loop encodes that image; the command line does the same)."""
     with torch.no_grad():
@@ -140,32 +142,28 @@ def latent_person_mask(mask: torch.Tensor) -> torch.Tensor:
     return F.interpolate((1.0 - mask)[:, None], size=(h // SPATIAL_STRIDE, w // SPATIAL_STRIDE), mode="nearest")[:, 0]
 
 
-class AnimateClipRunner:
-    """Conditions, samples, decodes and stores one clip at a time (the WanAnimate body of the window loop)."""
+class AnimateClipRunner(WindowRunner):
+    """The WanAnimate hooks of the window recipe: reference slot, pose and face conditioning, refert frames."""
 
-    carry_name = CARRY
+    label = "WanAnimate"
     unit = "clip"
+    carry_name = CARRY
+    schedule = "wan22"
 
-    def __init__(self, model, vae, plan: AnimatePlan, s: AnimateSettings, store: FrameStore, on_progress, should_stop):
-        self.model, self.vae, self.plan, self.s, self.store = model, vae, plan, s, store
-        self.on_progress, self.should_stop = on_progress, should_stop
-        self.device = device = torch.device(getattr(model, "main_device", None) or "cpu")
-        self.resumed = store.finished_windows
-        self.ctx_d, self.ctx_null_d = plan.ctx.to(device), plan.ctx_null.to(device)
-        self.clip_d = plan.clip_fea.to(device)
-        self._y_ref = None
-        self.prepare_model = None  # optional host hook before each clip's denoising (generate_animate sets it)
-        self.parallel = LOCAL  # where a clip's model calls run (window_job.py; generate_animate sets it)
+    def __init__(self, model, vae: VideoVAE, plan: AnimatePlan, s: AnimateSettings, store: FrameStore, windows: list,
+                 on_progress: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                 prepare_model: Callable[[tuple], None] | None = None, parallel=None):
+        super().__init__(model, vae, s, store, windows, plan.real_len, plan.height, plan.width, on_progress,
+                         should_stop, prepare_model, parallel)
+        self.plan = plan
+        self.ctx_d, self.ctx_null_d = plan.ctx.to(self.device), plan.ctx_null.to(self.device)
+        self.clip_d = plan.clip_fea.to(self.device)
+        self._y_ref: torch.Tensor | None = None
 
-    def report(self, window: Window, step: int) -> None:
-        if self.on_progress is not None:
-            self.on_progress(Progress(window.index + 1, len(self.plan.clips), step, self.s.steps, self.resumed,
-                                      unit=self.unit))
-
-    def y_ref(self) -> torch.Tensor:
+    def y_ref(self, window: Window) -> torch.Tensor:
         """[20, 1, h, w]: ones, then the character image's latent (the reference slot); computed once."""
         if self._y_ref is None:
-            latent = self.vae.encode(self.plan.reference[:, None]).float().cpu()
+            latent = self.vae_call(window, ENCODE, self.plan.reference[:, None], 0).float().cpu()
             self._y_ref = torch.cat([torch.ones(4, 1, self.plan.lat_h, self.plan.lat_w), latent], dim=0)
         return self._y_ref
 
@@ -184,8 +182,9 @@ class AnimateClipRunner:
             video = torch.zeros(3, length, height, width)
             pixel_mask = None
         if given:
+            assert refert is not None  # checked above
             video[:, :given] = refert[:, :given].to(video)
-        latent = self.vae.encode(video).float().cpu()
+        latent = self.vae_call(window, ENCODE, video, 0).float().cpu()
         del video
         return torch.cat([i2v_mask(lat_t, plan.lat_h, plan.lat_w, given, pixel_mask), latent], dim=0)
 
@@ -198,42 +197,27 @@ class AnimateClipRunner:
         return passes
 
     def conditioning(self, window: Window, refert):
+        """The guidance passes; no latent frame is kept clean (the refert frames condition through `y`)."""
         plan = self.plan
         indices = plan.padded[window.start:window.end]
-        y = torch.cat([self.y_ref(), self.y_clip(window, indices, refert)], dim=1)[None].to(self.device)
+        y = torch.cat([self.y_ref(window), self.y_clip(window, indices, refert)], dim=1)[None].to(self.device)
         pose = plan.videos["pose"].pixels(indices, plan.height, plan.width)
-        pose_latents = self.vae.encode(pose).float()[None].to(self.device)
+        pose_latents = self.vae_call(window, ENCODE, pose, 0).float()[None].to(self.device)
         del pose
         faces = plan.videos["face"].pixels(indices, plan.face_size, plan.face_size)[None].to(self.device)
-        return self.passes(y, pose_latents, faces)
+        no_clean_frames = torch.zeros(LATENT_CHANNELS, 0, plan.lat_h, plan.lat_w, device=self.device)
+        return self.passes(y, pose_latents, faces), no_clean_frames
 
-    def run(self, window: Window, refert):
-        """Sample, decode and store one clip; returns the next clip's refert frames [3, refert, H, W]."""
-        plan, s, store = self.plan, self.s, self.store
-        started = time.perf_counter()
-        self.report(window, 0)
-        passes = self.conditioning(window, refert)
-        shape = (LATENT_CHANNELS, latent_frames(window.length) + 1, plan.lat_h, plan.lat_w)
-        if self.prepare_model is not None:
-            self.prepare_model((1, *shape))
-        noise = window_noise(s.seed, window.index, shape, self.device)
-        no_clean_frames = noise.new_zeros(LATENT_CHANNELS, 0, plan.lat_h, plan.lat_w)
-        # the InfiniteTalk sampler's speed machinery: batched passes, a fresh step cache and APG state per clip
-        job = WindowJob(window.index, noise, no_clean_frames, passes, s, s.cfg, 1.0, False, (plan.height, plan.width),
-                        schedule="wan22")
-        del noise, passes
-        latent, note = self.parallel.denoise(self.model, job, lambda i: self.report(window, i), self.should_stop)
-        del job
-        with torch.no_grad():
-            video = self.vae.decode(latent[:, 1:])  # the reference slot is dropped
-            del latent
-            next_refert = video[:, -s.refert_frames:].float().cpu() if window.index < len(plan.clips) - 1 else None
-            kept = to_uint8_frames(video[:, window.drop:window.drop + window.keep])
-            del video
-        store.write_window(window.index, kept, {CARRY: next_refert} if next_refert is not None else None)
-        log.info("WanAnimate: clip %d/%d done in %.1f s (%d/%d frames)%s", window.index + 1, len(plan.clips),
-                 time.perf_counter() - started, len(store), plan.real_len, f"; {note}" if note else "")
-        return next_refert
+    def latent_shape(self, window: Window) -> tuple[int, int, int, int]:
+        # one more latent frame than the clip: the reference slot in front, denoised like the rest
+        return (LATENT_CHANNELS, latent_frames(window.length) + 1, self.plan.lat_h, self.plan.lat_w)
+
+    def decode(self, window: Window, latent: torch.Tensor) -> torch.Tensor:
+        return super().decode(window, latent[:, 1:])  # the reference slot is dropped
+
+    def next_carry(self, window: Window, video: torch.Tensor) -> torch.Tensor:
+        """The next clip's refert frames [3, refert, H, W]: this clip's last decoded frames."""
+        return video[:, -self.s.refert_frames:].float().cpu()
 
 
 def _run_key(model, vae, plan: AnimatePlan, s: AnimateSettings) -> str:
@@ -241,7 +225,10 @@ def _run_key(model, vae, plan: AnimatePlan, s: AnimateSettings) -> str:
     d = Digest()
     d.add("kind", "wananimate")
     d.add("revision", STORE_FORMAT_REVISION)
-    d.add("settings", key_settings(s))  # speed options at their defaults leave the key as before they existed
+    settings = key_settings(s)  # speed options at their defaults leave the key as before they existed
+    if s.vae_precision == AnimateSettings.vae_precision:
+        settings.pop("vae_precision")  # likewise the VAE precision, added later
+    d.add("settings", settings)
     d.add("size", [plan.real_len, plan.height, plan.width])
     d.add("model_config", {k: v for k, v in (getattr(model, "config", {}) or {}).items()})
     d.add("model_dtype", str(getattr(model, "compute_dtype", "")))
@@ -277,7 +264,7 @@ def generate_animate(
     should_stop: Callable[[], bool] | None = None,
     on_window_done: Callable[[int, FrameStore], None] | None = None,
     prepare_model: Callable[[tuple], None] | None = None,
-    clip_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    clip_encoder: ClipEncoder | None = None,
     lock_wait: float = 0.0,
     parallel=None,
 ) -> FrameStore:
@@ -285,12 +272,12 @@ def generate_animate(
     mask videos), into a FrameStore under `store_root` of exactly the driving length (resuming a matching
     unfinished store). Frames: anything indexable of H×W×C (IMAGE batches in 0..1, uint8 arrays).
     prepare_model: called with each clip's latent shape [1, 16, T, h, w] before its denoising (a host loads the
-    weights there, see loop.generate).
+    weights there, see talk.generate).
     clip_encoder: optional CLIP ViT-H image encoder, pixels [3, H, W] in 0..1 -> [257, clip_dim] (or [1, 257, ...]).
     Given, the CLIP features come from the letterboxed character image, as in the official loop, and `clip_fea`
     is not used.
     lock_wait: seconds to wait for another process working in the same store.
-    parallel: where each clip's model calls run (see loop.generate)."""
+    parallel: where each clip's model calls run (see talk.generate)."""
     s = (settings or AnimateSettings()).validated()
     plan = plan_animate(model, image, clip_fea, pose, face, background, mask, context, context_null, s, clip_encoder)
     check_speed_options(model, s)
@@ -301,23 +288,10 @@ def generate_animate(
                   passes=plan.pass_names),
         lock_wait=lock_wait,
     )
-    if store.complete:
-        log.info("WanAnimate: all %d clips of this run are already on disk (%s); nothing to do", len(plan.clips),
-                 store.path)
-        store.release()
-        return store
-    if store.finished_windows and store.windows_to_make():
-        log.info("WanAnimate: resuming at clip %d/%d: %d finished clips (%d frames) found in %s",
-                 store.windows_to_make()[0] + 1, len(plan.clips), store.finished_windows, len(store), store.path)
-    try:
-        runner = AnimateClipRunner(model, vae, plan, s, store, on_progress, should_stop)
-        runner.prepare_model = prepare_model
-        runner.parallel = parallel or LOCAL
-        run_windows(runner, plan.clips, store, on_window_done)
-        store.mark_complete()
-    finally:
-        store.release()  # the run is over: another process may use (resume, read) this folder now
-    return store
+    runner_args = dict(model=model, vae=vae, plan=plan, s=s, windows=plan.clips, on_progress=on_progress,
+                       should_stop=should_stop, prepare_model=prepare_model, parallel=parallel)
+    return run_job(store, AnimateClipRunner, runner_args, on_window_done=on_window_done,
+                   vae_precision=s.vae_precision)
 
 
 __all__ = ["AnimatePlan", "AnimateSettings", "GenerationInterrupted", "generate_animate", "i2v_mask", "plan_animate"]

@@ -41,7 +41,8 @@ def padded_source_index(real_len: int, target_len: int) -> list[int]:
     """Driving frame behind each padded frame: 0, 1, …, n−1, n−2, …, 1, 0, 1, … (the official inputs_padding)."""
     if real_len < 2 and target_len > real_len:
         raise InputError("the driving video needs at least 2 frames")
-    out, idx, step = [], 0, 1
+    out: list[int] = []
+    idx, step = 0, 1
     while len(out) < target_len:
         out.append(idx)
         idx += step
@@ -59,7 +60,7 @@ def plan_clips(real_len: int, clip_len: int = DEFAULT_CLIP_LEN, refert: int = 1)
             f"the driving video has {real_len} frame(s); WanAnimate needs more than the {refert} refert frame(s)"
         )
     target = valid_length(real_len, clip_len, refert)
-    clips = []
+    clips: list[Window] = []
     start = 0
     while start + refert < target:
         drop = 0 if start == 0 else refert

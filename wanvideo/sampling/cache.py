@@ -225,7 +225,7 @@ class StepCache:
         threshold, start, end = s.resolved(steps)
         self.method = s.method
         if s.method == "teacache":
-            self.decider = TeaCache(threshold, start, end, TEACACHE_COEFFICIENTS[resolution])
+            self.decider: TeaCache | MagCache = TeaCache(threshold, start, end, TEACACHE_COEFFICIENTS[resolution])
         elif s.method == "magcache":
             other_start = start if s.start_step >= 0 else magcache_retention(steps)[1]
             self.decider = MagCache(threshold, start, end, s.magcache_k, MAGCACHE_RATIOS[resolution], steps,
@@ -234,7 +234,7 @@ class StepCache:
             raise InputError("StepCache needs a cache method (teacache or magcache)")
         self.key = uuid.uuid4().hex  # names this window's residuals on every rank
         self._computed: set[str] = set()  # passes with a computed call (so a residual) in this window
-        self._finalizer = None
+        self._finalizer: weakref.finalize | None = None
         self.calls: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
 

@@ -85,7 +85,7 @@ def _compatible(a: dict, b: dict) -> bool:
     if ca is not None and (cb is None or ca.shape[0] != 1 or cb.shape[0] != 1 or ca.shape[2:] != cb.shape[2:]):
         return False
     aa, ab = a.get("audio"), b.get("audio")
-    if (aa is None) != (ab is None) or (aa is not None and aa.shape != ab.shape):
+    if (aa is None) != (ab is None) or (aa is not None and ab is not None and aa.shape != ab.shape):
         return False
     return all(_one_row_alike(a.get(k), b.get(k)) for k in _ROW_STACKED)
 

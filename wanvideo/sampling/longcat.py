@@ -27,10 +27,11 @@ from ..options import LongCatSettings
 from ..video.frame_store import FrameStore
 from .color import match_and_blend_colors
 from .conditioning import ReferenceFrames
+from .denoise import window_noise
 from .fingerprint import Digest, module_fingerprint
 from .longcat_sample import longcat_sample
 from .longcat_sizes import longcat_size
-from .loop import run_windows, window_noise
+from .loop import run_windows
 from .settings import GenerationInterrupted, Progress
 from .vae import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
 from .windows import Window

@@ -72,7 +72,7 @@ class PassRunner:
         self.model_calls = 0  # forwards (a batched one counts once)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int) -> dict:
-        preds = {}
+        preds: dict = {}
         for names, kwargs in self.groups:
             if preds and self.should_stop is not None and self.should_stop():
                 raise GenerationInterrupted(f"stopped between the guidance passes of step {step + 1}")

@@ -14,6 +14,7 @@ same noise levels and call the model at the same timesteps.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,7 +84,7 @@ class FlowSolver:
         kind = normalize_scheduler(kind)
         self.kind = kind
         self.num_steps = int(steps)
-        self._scheduler = None
+        self._scheduler: Any = None  # a diffusers multistep scheduler (unipc, dpm++)
         if schedule == "wan22":
             self.timesteps, sigmas = wan22_schedule(kind, steps, shift)
             self.timesteps_full = sigmas * NUM_TRAIN_TIMESTEPS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..errors import InputError, WanVideoError
+from ..errors import InputError, Interrupted
 from ..options import option
 from ..validation import check_settings
 from .cache import CacheOptions
@@ -144,7 +144,7 @@ class Progress:
         return f"{self.unit} {self.window}/{self.windows}"
 
 
-class GenerationInterrupted(WanVideoError):
+class GenerationInterrupted(Interrupted):
     """The run was stopped on request; every finished window is kept in `store` and a rerun resumes."""
 
     def __init__(self, message: str, store=None):

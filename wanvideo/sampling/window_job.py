@@ -58,7 +58,7 @@ def run_window_job(model, job: WindowJob, on_step: Callable[[int], None] | None 
                    should_stop: Callable[[], bool] | None = None, predict=None) -> tuple[torch.Tensor, str]:
     """(the window's denoised latent, a note for the log) — `predict` replaces the window's PassRunner (guidance
     split runs the passes on several devices)."""
-    from .loop import denoise_window
+    from .denoise import denoise_window
 
     s = job.settings
     if predict is None:

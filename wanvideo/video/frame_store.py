@@ -113,6 +113,8 @@ def decode_segment(path: str, skip: int = 0, count: int | None = None) -> Iterat
 class FrameStore:
     """Frames on disk, written window by window. Open an existing store with `FrameStore(path)`."""
 
+    _lock: RunLock  # held by a store that open_for_run returned, until release()
+
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
         manifest_path = os.path.join(self.path, MANIFEST)
@@ -362,6 +364,15 @@ class FrameStore:
     def __repr__(self) -> str:
         state = "complete" if self.complete else f"{self.finished_windows}/{self.num_windows} windows"
         return f"FrameStore({len(self)} frames {self.width}x{self.height} @ {self.fps:g} fps, {state}, {self.path})"
+
+    def window_frames(self, index: int) -> tuple[int, int]:
+        """(first frame, frame count) of finished window `index` in the video; (0, 0) if it is not on disk."""
+        start = 0
+        for entry in self._manifest["windows"]:
+            if entry["index"] == index:
+                return start, int(entry["frames"])
+            start += int(entry["frames"])
+        return 0, 0
 
     def iter_frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         """H×W×3 uint8 frames in order, from frame `start`, at most `count`; only one segment is open at a time."""

@@ -18,7 +18,8 @@ from fractions import Fraction
 import numpy as np
 
 from .. import outputs
-from ..errors import InputError, NonFiniteError, OutputError, VideoWriteError, WanVideoError
+from ..contracts import VideoWriter
+from ..errors import InputError, Interrupted, NonFiniteError, OutputError, VideoWriteError
 from . import ffmpeg_locate
 from .audio_track import AudioTrack, fps_fraction, prepare_audio
 from .fallback_writers import Cv2Writer, ImageioWriter, PyAVWriter
@@ -37,7 +38,7 @@ FIX_HINT = ("To get an H.264 MP4 with sound that plays everywhere: install image
             "(`python -m pip install imageio-ffmpeg`) or set WANVIDEO_FFMPEG=/path/to/ffmpeg.")
 
 
-class EncodingInterrupted(WanVideoError):
+class EncodingInterrupted(Interrupted):
     """Encoding was stopped by the interrupt check; `path` holds the playable video of the frames written."""
 
     def __init__(self, message: str, path: str | None, frames: int):
@@ -139,7 +140,8 @@ def _pick_writer(choice: str, fmt: VideoFormat, track: AudioTrack | None, use_fd
             continue
         if (name, None) in excluded:
             continue
-        cls = {"pyav": PyAVWriter, "cv2": Cv2Writer, "imageio": ImageioWriter}[name]
+        cls: type[PyAVWriter | Cv2Writer | ImageioWriter] = {"pyav": PyAVWriter, "cv2": Cv2Writer,
+                                                               "imageio": ImageioWriter}[name]
         why_not = cls.available(fmt, with_audio=False)
         if why_not is not None:
             skipped.append(why_not)
@@ -150,7 +152,7 @@ def _pick_writer(choice: str, fmt: VideoFormat, track: AudioTrack | None, use_fd
 
 
 def _make_writer(name, binary, path, fmt, width, height, fps, crf, preset, track, metadata, threads,
-                 use_fd_pipes, temp_dir, expected_frames):
+                 use_fd_pipes, temp_dir, expected_frames) -> VideoWriter:
     if name == "ffmpeg":
         return FfmpegWriter(binary, path, fmt, width, height, fps, crf, preset, audio=track, metadata=metadata,
                             threads=threads, use_fd_pipes=use_fd_pipes, temp_dir=temp_dir,
@@ -350,7 +352,7 @@ def _fallback_warning(out, fmt, track, audio_ok) -> str | None:
 class _Job:
     """One attempt to encode the whole source with one writer into the temporary file."""
 
-    out: object
+    out: VideoWriter
     path: str
     temp: str
     source: FramesToEncode

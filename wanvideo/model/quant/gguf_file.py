@@ -144,7 +144,7 @@ class GGUFSource:
 
     def check_types(self, keys=None) -> None:
         """Raise, naming a tensor and its type, when any of `keys` (default: all) is stored in a type we cannot read."""
-        bad = {}
+        bad: dict = {}
         for key in self._tensors if keys is None else keys:
             qtype = self.qtype(key)
             if qtype not in SUPPORTED_TYPES:
