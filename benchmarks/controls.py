@@ -6,7 +6,10 @@ share).
 
 RESULT lines (ratios against the plain run in the same process):
   face_only_time_ratio        run time with an edit mask (source encode per window, blend per step, composite) / plain
-  face_box_seconds_per_frame  face_only's face search (skin-colour region) per 480x832 frame of the test clip
+  face_box_seconds_per_frame  face_only's face search (person detector + whole-body pose + face box, onnxruntime on the
+                              CPU) per 480x832 frame of the test clip, with the stand-in ONNX files of the fixtures (the
+                              real yolov10m / ViTPose-H cost more per frame; their time is the same per frame)
+  face_search_peak_memory_ratio  peak Python/numpy memory of the face search over 40 frames / over 10 (flat: ~1)
   audio_scale_time_ratio      run time with audio_scale 1.5 / 1.0 (expected ~1: one multiply per block)
   prompts_per_window_time_ratio  run time with a prompt per window / one prompt (expected ~1)
 
@@ -26,6 +29,7 @@ sys.path.insert(0, str(REPO))
 import torch
 from _harness import result
 
+from wanvideo.animate_preprocess import PreprocessModels
 from wanvideo.app.media import read_video
 from wanvideo.audio import AudioEmbeddings
 from wanvideo.sampling import SamplerSettings, generate
@@ -46,6 +50,17 @@ def _timed(fn, repeats: int) -> float:
         fn()
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def _peak_memory(fn) -> int:
+    """Peak bytes Python and numpy allocate while `fn` runs (tracemalloc; onnxruntime's own arena is not counted)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
 
 
 def main() -> None:
@@ -77,13 +92,19 @@ def main() -> None:
     prompts = [models.context, torch.randn_like(models.context), torch.randn_like(models.context)]
     per_window = _timed(lambda: run(context=prompts), args.repeats)
     video, _ = read_video(str(REPO.parent / "shared" / "media" / "source_talk_4s.mp4"))  # a drawn face, 480x832
-    clip = ReferenceFrames(video[:25])
+    onnx = REPO.parent / "shared" / "fixtures" / "onnx"
+    detector = PreprocessModels(detector=str(onnx / "yolov10m_standin.onnx"),
+                                pose=str(onnx / "vitpose_h_wholebody_standin.onnx"))
+    clip = ReferenceFrames(video[:40])
+    face_boxes(ReferenceFrames(video[:2]), 2, detector)  # sessions made once, outside the timing
     started = time.perf_counter()
-    face_boxes(clip, len(clip))
+    face_boxes(clip, len(clip), detector)
     per_frame = (time.perf_counter() - started) / len(clip)
+    peaks = [_peak_memory(lambda n=n: face_boxes(clip, n, detector)) for n in (10, 40)]
     print(f"plain dubbing run: {plain:.2f} s ({args.steps} steps, {width}x{height}, {frames} frames, tiny set, CPU)")
     result("face_only_time_ratio", face / plain, ".3f")
     result("face_box_seconds_per_frame", per_frame, ".4f")
+    result("face_search_peak_memory_ratio", peaks[1] / peaks[0], ".3f")
     result("audio_scale_time_ratio", scaled / plain, ".3f")
     result("prompts_per_window_time_ratio", per_window / plain, ".3f")
 

@@ -7,20 +7,20 @@
 //   "window 2/5 · decode 4/21"     the VAE decoding window 2, chunk 4 of 21 (also "encode i/n")
 //   "window 2/5 done (160 frames)" window 2 is finished and on disk
 //   "resuming at window 3/4 (2 finished)"
-// The Animate sampler says "clip k/n" where these say "window k/n".
+// The Animate sampler says "clip k/n", the LongCat sampler "segment k/n", where these say "window k/n".
 
 /** {window, windows, step, steps, stage, chunk, chunks, finished, fraction, badge} from a line, or null without
- * "window k/n" / "clip k/n". */
+ * "window k/n" / "clip k/n" / "segment k/n". */
 export function parseProgressText(text) {
   if (typeof text !== "string") return null;
-  const win = /(?:window|clip)\s+(\d+)\s*\/\s*(\d+)/i.exec(text);
+  const win = /(?:window|clip|segment)\s+(\d+)\s*\/\s*(\d+)/i.exec(text);
   if (!win) return null;
   const windowIndex = parseInt(win[1], 10);
   const windows = parseInt(win[2], 10);
   if (!(windows > 0) || windowIndex < 1 || windowIndex > windows) return null;
   const result = { window: windowIndex, windows, step: null, steps: null, stage: null, chunk: null, chunks: null,
                    finished: null, fraction: (windowIndex - 1) / windows, badge: `${windowIndex}/${windows}` };
-  if (/(?:window|clip)\s+\d+\s*\/\s*\d+\s+done\b/i.test(text)) {
+  if (/(?:window|clip|segment)\s+\d+\s*\/\s*\d+\s+done\b/i.test(text)) {
     return { ...result, finished: windowIndex, fraction: windowIndex / windows, badge: `${windowIndex}/${windows} done` };
   }
   const resumed = /\((\d+)\s+finished\)/i.exec(text);

@@ -21,6 +21,13 @@ SAM2_FOLDER = "sam2"
 NO_SAM2 = "none (pose-hull masks)"
 
 
+def detection_model_folders() -> list[str]:
+    """The host's models/detection folders, where the person detector and pose model files are looked for (this
+    node, and the InfiniteTalk sampler's face_only)."""
+    host.register_model_folder(DETECTION_FOLDER, extensions=(".onnx", ".bin", ".data"))
+    return host.model_folder_paths(DETECTION_FOLDER)
+
+
 class _TensorSink:
     """Output frames written straight into preallocated IMAGE tensors (no list of frames, no stacking copy)."""
 
@@ -101,7 +108,7 @@ class InfiniteTalkAnimatePreprocess:
         if character is None or len(character) == 0:
             raise InputError("connect the character image")
         settings = settings_from_inputs(PreprocessSettings, widgets, "Animate preprocess").validated()
-        models = engine.find_preprocess_models(host.model_folder_paths(DETECTION_FOLDER))
+        models = engine.find_preprocess_models(detection_model_folders())
         segmenter = None
         if settings.mode == "replace" and sam2_model and sam2_model != NO_SAM2:
             folder = host.model_subfolder_path(sam2_model, SAM2_FOLDER)

@@ -15,13 +15,13 @@ from ..wanvideo.errors import InputError
 from ..wanvideo.model.longcat_loading import load_longcat_model
 from ..wanvideo.model.settings import LoaderSettings, LoraSettings
 from ..wanvideo.options import LongCatSettings, node_input, node_inputs, settings_from_inputs
-from ..wanvideo.sampling import GenerationInterrupted
 from ..wanvideo.sampling.longcat import generate_longcat
 from . import host
 from .audio_nodes import _audio_input
 from .host_adapters import HostWanVAE, conditioning_to_context, mask_tensor
+from .host_run import run_on_host
 from .model_nodes import LORA_FOLDERS, MODEL_FOLDERS, NONE, _weight_files
-from .model_patcher import InfiniteTalkModelPatcher, hosted_sampling
+from .model_patcher import make_model_patcher
 from .sampler_nodes import FRAMES_FOLDERS, store_root
 
 log = logging.getLogger(__name__)
@@ -30,20 +30,6 @@ WHISPER_FOLDERS = FOLDERS["wav2vec"]  # models/wav2vec2, models/audio_encoders
 SAMPLER_INPUTS = ("use_distill", "steps", "text_cfg", "audio_cfg", "shift", "enhance_hf", "seed", "resolution",
                   "width", "height", "num_frames", "num_cond_frames", "ref_img_index", "mask_frame_range", "fps",
                   "max_frames", "color_correction")
-
-
-class LongCatModelPatcher(InfiniteTalkModelPatcher):
-    """The host's model-management handle for the LongCat DiT (its own activation estimate)."""
-
-    def memory_required(self, latent_shape, batch: int = 1) -> int:
-        dtype = self.model_dtype() or torch.bfloat16
-        return self.model.inference_bytes(latent_shape, dtype, batch) + self.placement.swap_working_bytes
-
-    def clone(self) -> "LongCatModelPatcher":
-        twin = LongCatModelPatcher(self.model, self.load_device, self.offload_device, self.offload_after,
-                                   placement=self.placement)
-        twin.parent = self
-        return twin
 
 
 class LongCatAvatarModelLoader:
@@ -87,7 +73,7 @@ class LongCatAvatarModelLoader:
             dit.enable_block_swap(kwargs["blocks_to_swap"], offload_device=offload)
         host.send_progress_text(f"LongCat-Video-Avatar; {settings.precision}; distillation LoRA: "
                                 f"{'yes' if lora else 'no'}")
-        return (LongCatModelPatcher(dit, main, offload, settings.offload_after_sampling),)
+        return (make_model_patcher(dit, main, offload, offload_after=settings.offload_after_sampling),)
 
 
 class LongCatWhisperLoader:
@@ -192,28 +178,17 @@ class LongCatAvatarSampler:
             if speaker_1_mask is None or speaker_2_mask is None:
                 raise InputError("connect both speaker masks, or neither for the default left / right halves")
             masks = [mask_tensor(speaker_1_mask), mask_tensor(speaker_2_mask)]
-        bar = {"pbar": None, "window": 0}
 
-        def on_progress(p):
-            if bar["pbar"] is None:
-                bar["pbar"] = host.progress_bar(p.windows * p.steps)
-            bar["pbar"].update_absolute((p.window - 1) * p.steps + p.step, p.windows * p.steps)
-            if p.window != bar["window"]:
-                bar["window"] = p.window
-                host.send_progress_text(p.text)
+        def run(dit, prepare_model, progress):
+            return generate_longcat(
+                dit, HostWanVAE(vae), image, audio_embeds,
+                context=conditioning_to_context(positive, "positive"), context_mask=_mask(positive),
+                context_null=conditioning_to_context(negative, "negative"), context_null_mask=_mask(negative),
+                speaker_masks=masks, settings=settings, store_root=store_root(frames_folder),
+                on_progress=progress.on_progress, should_stop=host.interrupt_requested,
+                on_window_done=progress.on_window_done, prepare_model=prepare_model)
 
-        try:
-            with hosted_sampling(model) as (dit, prepare_model):
-                store = generate_longcat(
-                    dit, HostWanVAE(vae), image, audio_embeds,
-                    context=conditioning_to_context(positive, "positive"), context_mask=_mask(positive),
-                    context_null=conditioning_to_context(negative, "negative"), context_null_mask=_mask(negative),
-                    speaker_masks=masks, settings=settings, store_root=store_root(frames_folder),
-                    on_progress=on_progress, should_stop=host.interrupt_requested, prepare_model=prepare_model)
-        except GenerationInterrupted:
-            host.raise_if_interrupted()
-            raise
-        host.send_progress_text(f"{len(store)} frames ({store.num_windows} segments)")
+        store = run_on_host(model, run, unit="segment")
         return (store, len(store), float(store.fps))
 
 

@@ -64,9 +64,13 @@ class PlacedModel:
 
     def memory_required(self, latent_shape, batch: int = 1) -> int:
         """Device memory one forward needs besides the loaded weights (activations, streamed blocks)."""
-        config = getattr(self.model, "config", {})
         dtype = self.model_dtype() or torch.bfloat16
-        return inference_bytes(config, latent_shape, dtype, batch) + self.placement.swap_working_bytes
+        own_estimate = getattr(type(self.model), "inference_bytes", None)  # a DiT family with its own (LongCat)
+        if own_estimate is not None:
+            working = own_estimate(self.model, latent_shape, dtype, batch)
+        else:
+            working = inference_bytes(getattr(self.model, "config", {}), latent_shape, dtype, batch)
+        return working + self.placement.swap_working_bytes
 
     # ----- what the host calls ----------------------------------------------------------------------------
     def partially_load(self, device_to, extra_memory=0, force_patch_weights=False) -> int:

@@ -11,10 +11,12 @@ from ..wanvideo.errors import InputError
 from ..wanvideo.options import node_input, node_inputs, option_values, settings_from_inputs
 from ..wanvideo.sampling import SamplerSettings, generate
 from ..wanvideo.sampling.cache import CacheOptions
+from ..wanvideo.sampling.face_box import face_models_for
 from ..wanvideo.sampling.guidance_settings import GuidanceOptions
 from ..wanvideo.sampling.prompts import DEFAULT_NEGATIVE_PROMPT
 from ..wanvideo.video.frame_store import FrameStore
 from . import host
+from .animate_preprocess_nodes import detection_model_folders
 from .host_adapters import HostWanVAE, clip_vision_encoder, clip_vision_features, conditioning_to_context, mask_tensor
 from .host_run import progress_text, run_on_host  # noqa: F401 - progress_text: the badge's line, kept importable here
 from .multi_gpu_nodes import parallel_executor
@@ -148,8 +150,10 @@ class InfiniteTalkSampler:
                clip_vision=None, positive_per_window=None, edit_mask=None, parallel=None, **widgets):
         if image is None or len(image) == 0:
             raise InputError("connect an image (or the frames of a source video for dubbing)")
-        executor, host_loads = parallel_executor(parallel, model)
         settings = sampler_settings({**widgets, **speed_settings(cache, guidance)})
+        # face_only's detector files, named before any work when missing (one image: refused as "for dubbing" later)
+        face_models = face_models_for(edit_mask, settings, detection_model_folders()) if len(image) > 1 else None
+        executor, host_loads = parallel_executor(parallel, model)
         context = positive_context(positive, positive_per_window)
         if negative is None and settings.cfg != 1.0:
             warn_no_negative(settings.cfg)
@@ -176,6 +180,7 @@ class InfiniteTalkSampler:
                 clip_encoder=clip_vision_encoder(clip_vision),
                 on_window_done=progress.on_window_done,
                 edit_mask=edit_mask,
+                face_models=face_models,
             )
 
         store = run_on_host(model, run, unit="window")

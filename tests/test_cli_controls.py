@@ -134,8 +134,61 @@ def test_face_only_dubbing_from_the_command_line_keeps_the_source_outside_the_ma
     assert outside_diff < 3 and inside_diff > 15, (outside_diff, inside_diff)
 
 
+@pytest.fixture(scope="module")
+def detection_dir(tmp_path_factory):
+    """A models/detection folder with the stand-in ONNX files under the official names."""
+    import shutil
+
+    from testlib.preprocess_fixtures import DETECTOR, POSE
+
+    folder = tmp_path_factory.mktemp("models") / "detection"
+    folder.mkdir()
+    shutil.copy(DETECTOR, folder / "yolov10m.onnx")
+    shutil.copy(POSE, folder / "vitpose_h_wholebody.onnx")
+    return folder
+
+
+def test_face_only_from_the_command_line_finds_the_face_with_the_detector(tmp_path, short_speech, detection_dir,
+                                                                         recorded, capsys):
+    import numpy as np
+    from testlib.synthetic_person import person_clip
+
+    from wanvideo.sampling import SamplerSettings
+    from wanvideo.sampling.conditioning import ReferenceFrames
+    from wanvideo.sampling.edit_mask import prepare_edit_region
+    from wanvideo.sampling.face_box import find_face_models
+    from wanvideo.video import write_video
+
+    clip = tmp_path / "figure.mp4"
+    write_video(person_clip(16, height=CLIP_H, width=CLIP_W), str(clip), 25.0, crf=1)
+    out = tmp_path / "dub.mp4"
+    code = cli.main(["generate", "--video", str(clip), "--audio", str(short_speech), "--output", str(out),
+                     "--face-only", "--detection-dir", str(detection_dir), "--mask-feather", "2", "--width",
+                     str(CLIP_W), "--height", str(CLIP_H), "--steps", "1", "--frame-window", "17",
+                     "--motion-frames", "5"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "face 16/16" in err  # the face search shows on the progress bar, frame by frame
+    (call,) = recorded
+    assert call["face_models"].detector == str(detection_dir / "yolov10m.onnx")
+    source = _decode(clip)
+    region = prepare_edit_region(None, SamplerSettings(face_only=True), ReferenceFrames(source), CLIP_H, CLIP_W,
+                                 find_face_models([str(detection_dir)]))
+    made = _decode(out).astype(int)
+    for f in (0, 8, 15, len(made) - 1):
+        inside = region.frame_mask(f).bool().numpy()
+        near = np.zeros_like(inside)  # H.264 blocks bleed a little across the mask's edge
+        rows, cols = np.nonzero(inside)
+        near[max(0, rows.min() - 4):rows.max() + 5, max(0, cols.min() - 4):cols.max() + 5] = True
+        expected = source[min(f, len(source) - 1)].astype(int)
+        assert np.abs(made[f][~near] - expected[~near]).mean() < 3, f
+        assert np.abs(made[f][inside] - expected[inside]).mean() > 15, f
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--image", "PORTRAIT", "--face-only"], "face_only is for dubbing"),
+    (["--video", "CLIP", "--face-only", "--detection-dir", "EMPTY_DIR"], "yolov10m.onnx"),
+    (["--video", "CLIP", "--face-only", "--detection-dir", "EMPTY_DIR"], "a mask needs no model file"),
     (["--video", "CLIP", "--edit-mask", "WRONG_SIZE"], "the source video is 96x64"),
     (["--video", "CLIP", "--edit-mask", "EMPTY"], "edit_mask is empty"),
     (["--video", "CLIP", "--edit-mask", "MISSING"], "--edit-mask"),
@@ -148,7 +201,7 @@ def test_bad_face_only_input_is_refused_before_any_model_loads(tmp_path, short_s
     files = {"PORTRAIT": str(media_dir / "portrait_480x832.png"), "CLIP": str(source_clip),
              "WRONG_SIZE": str(_mask_png(tmp_path / "big.png", CLIP_H * 2, CLIP_W, FACE_BOX)),
              "EMPTY": str(_mask_png(tmp_path / "empty.png", CLIP_H, CLIP_W, (0, 0, 0, 0))),
-             "MISSING": str(tmp_path / "nope.png")}
+             "MISSING": str(tmp_path / "nope.png"), "EMPTY_DIR": str(tmp_path)}
     out = tmp_path / "x.mp4"
     code = cli.main(["generate", *[files.get(a, a) for a in extra], "--audio", str(short_speech),
                      "--output", str(out), *SMALL])

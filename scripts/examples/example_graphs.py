@@ -158,7 +158,7 @@ def two_speakers(g):
 
 
 def video_dubbing(g):
-    g.note(models_note([WAN, IT_SINGLE, LORA, UMT5, CLIP_H, VAE, WAV2VEC],
+    g.note(models_note([WAN, IT_SINGLE, LORA, UMT5, CLIP_H, VAE, WAV2VEC, *PREPROCESS_FILES],
                        "**Video-to-video dubbing**: *Load Video* holds the source clip (25 fps works best: the "
                        "output runs at 25 fps and takes the source frame at the same index), *Load Audio* the new "
                        "speech. Each window is conditioned on the source frame at its start, so head and body "
@@ -167,10 +167,12 @@ def video_dubbing(g):
                        "CLIP Vision Encode gets the whole clip (one image feature per frame): for very long clips "
                        "feed it the first frame only to save memory.\n\n"
                        "**Face-only** (`face_only` on, as here): only the face changes; hands, body, background "
-                       "and camera keep the source's pixels. The face is found in every frame as the largest "
-                       "skin-coloured area; where that is wrong, paint the region in a *Load Image* mask editor "
-                       "(the video's size) and connect its MASK to `edit_mask`. Turn `face_only` off to "
-                       "regenerate the whole frame (the reference's dubbing)."),
+                       "and camera keep the source's pixels. The face is found in every frame by the WanAnimate "
+                       "preprocessing's person detector and pose model (the `.onnx`/`.bin` files above, in "
+                       "`models/detection`). Without them, or to choose the region yourself, paint it in a "
+                       "*Load Image* mask editor (the video's size) and connect its MASK to `edit_mask` (no model "
+                       "file needed). Turn `face_only` off to regenerate the whole frame (the reference's "
+                       "dubbing)."),
            (NOTES, None), size=(440, 800))
     g.note(SETTINGS_NOTE, (NOTES, None), size=(440, 330))
     loader, clip, vision, vae = _loaders(g, IT_SINGLE)

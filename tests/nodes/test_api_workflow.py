@@ -169,7 +169,21 @@ def test_talking_examples_run_through_our_nodes(host, example, speech):
     assert example in tags
 
 
+def _standin_detection_folder(host):
+    """models/detection of the host with the stand-in ONNX files under the official names (face_only, preprocess)."""
+    import shutil
+
+    from testlib.preprocess_fixtures import DETECTOR, POSE
+
+    detection = host["tmp"] / "models" / "detection"
+    detection.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DETECTOR, detection / "yolov10m.onnx")
+    shutil.copy(POSE, detection / "vitpose_h_wholebody.onnx")
+    return detection
+
+
 def test_dubbing_example_conditions_on_the_source_clip(host):
+    detection = _standin_detection_folder(host)  # the example runs face_only: its face box needs the detector
     prompt = adapt(_load("infinitetalk_video_dubbing"), host["names"])
     result = run_prompt(prompt, host["classes"])
     path, _ = _saved_video(result, host["fp"])
@@ -182,12 +196,14 @@ def test_dubbing_example_conditions_on_the_source_clip(host):
     from wanvideo.sampling import SamplerSettings
     from wanvideo.sampling.conditioning import ReferenceFrames
     from wanvideo.sampling.edit_mask import prepare_edit_region
+    from wanvideo.sampling.face_box import find_face_models
 
     sampler = next(n for n in result.order if prompt[n]["class_type"] == "InfiniteTalkSampler")
     assert prompt[sampler]["inputs"]["face_only"] is True
     store = result.outputs[sampler][0]
     source = ReferenceFrames(result.outputs[parts][0])
-    region = prepare_edit_region(None, SamplerSettings(face_only=True), source, store.height, store.width)
+    region = prepare_edit_region(None, SamplerSettings(face_only=True), source, store.height, store.width,
+                                 find_face_models([str(detection)]))
     frames = store.read_frames()
     for f in (0, 5, len(frames) - 1):
         outside = region.frame_mask(f) == 0
@@ -227,17 +243,11 @@ def test_runner_refuses_what_comfyui_refuses(host):
 def test_wananimate_examples_run_from_a_raw_driving_video(host, example):
     """Load Video -> Animate Preprocess (the ONNX stand-ins in models/detection) -> Animate sampler -> MP4 with the
     driving clip's sound."""
-    import shutil
-
-    from testlib.preprocess_fixtures import DETECTOR, POSE
     from testlib.synthetic_person import person_clip
 
     from wanvideo.video import write_video
 
-    detection = host["tmp"] / "models" / "detection"
-    detection.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DETECTOR, detection / "yolov10m.onnx")
-    shutil.copy(POSE, detection / "vitpose_h_wholebody.onnx")
+    _standin_detection_folder(host)
     tone = (0.2 * np.sin(np.arange(12000) / 16000 * 2 * np.pi * 440)).astype(np.float32)
     write_video(person_clip(15), str(host["tmp"] / "input" / "driving.mp4"), 25.0, audio=tone, sample_rate=16000)
     from PIL import Image

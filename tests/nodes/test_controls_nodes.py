@@ -92,3 +92,66 @@ def test_sampler_node_face_only_dubbing_keeps_the_source_outside_the_mask(tiny, 
     assert (frames[:, ~outside] - expected[:, ~outside]).abs().mean() > 10
     with pytest.raises(InputError, match="is for dubbing"):
         _run(tiny, comfy_dirs, edit_mask=mask)  # one image: nothing to keep
+
+
+def _figure_clip(frames=20, h=32, w=48):
+    """IMAGE [frames, h, w, 3]: a drawn person walking right on a plain background (the stand-in detector's person)."""
+    from testlib.synthetic_person import person_clip
+
+    clip = person_clip(frames, height=h * 2, width=w * 2)[:, ::2, ::2]
+    return torch.from_numpy(clip.copy()).float() / 255.0
+
+
+def test_sampler_node_face_only_finds_the_face_in_models_detection(tiny, comfy_dirs, monkeypatch, tmp_path):
+    import shutil
+
+    from testlib.preprocess_fixtures import DETECTOR, POSE
+    from wanvideo_infinitetalk_pack.nodes import host
+    from wanvideo_infinitetalk_pack.wanvideo.sampling import SamplerSettings
+    from wanvideo_infinitetalk_pack.wanvideo.sampling.conditioning import ReferenceFrames
+    from wanvideo_infinitetalk_pack.wanvideo.sampling.edit_mask import prepare_edit_region
+    from wanvideo_infinitetalk_pack.wanvideo.sampling.face_box import find_face_models
+
+    folder = tmp_path / "detection"
+    folder.mkdir()
+    shutil.copy(DETECTOR, folder / "yolov10m.onnx")
+    shutil.copy(POSE, folder / "vitpose_h_wholebody.onnx")
+    asked = []
+    monkeypatch.setattr(host, "model_folder_paths",
+                        lambda *names: asked.append(names) or ([str(folder)] if "detection" in names else []))
+    video = _figure_clip()
+    store, count, _ = _run(tiny, comfy_dirs, image=video, face_only=True,
+                           clip_vision_output=tiny["clip_vision"].encode_image(video[:1], crop=False))
+    assert ("detection",) in asked and count == 33
+    region = prepare_edit_region(None, SamplerSettings(face_only=True), ReferenceFrames(video), 32, 48,
+                                 find_face_models([str(folder)]))
+    frames = torch.from_numpy(store.read_frames()).float()
+    expected = (video[[min(i, 19) for i in range(count)]] * 255).round()
+    for f in range(count):
+        outside = region.frame_mask(f) == 0
+        assert 0 < int((~outside).sum()) < outside.numel() // 2
+        assert torch.equal(frames[f][outside], expected[f][outside]), f
+
+
+def test_sampler_node_face_only_without_detector_files_is_refused_before_any_work(tiny, comfy_dirs, monkeypatch,
+                                                                                   tmp_path):
+    from wanvideo_infinitetalk_pack.nodes import host
+    from wanvideo_infinitetalk_pack.wanvideo.errors import ModelFileError
+
+    monkeypatch.setattr(host, "model_folder_paths", lambda *names: [str(tmp_path)])
+    class Sampling(Exception):
+        pass
+
+    def run_on_host(*a, **kw):
+        raise Sampling  # where the model would load
+
+    monkeypatch.setattr(sampler_nodes, "run_on_host", run_on_host)
+    video = _figure_clip()
+    with pytest.raises(ModelFileError, match="yolov10m.onnx") as error:
+        _run(tiny, comfy_dirs, image=video, face_only=True)
+    assert "vitpose_h_wholebody.onnx" in str(error.value) and "needs no model file" in str(error.value)
+    assert str(tmp_path) in str(error.value)
+    with pytest.raises(Sampling):  # a painted mask needs no detector file: the run goes on to the model
+        mask = torch.zeros(1, 32, 48)
+        mask[:, 4:16, 16:32] = 1
+        _run(tiny, comfy_dirs, image=video, face_only=True, edit_mask=mask)

@@ -19,10 +19,11 @@ from wanvideo_infinitetalk_pack.nodes.longcat_nodes import (
     LongCatAvatarAudioEmbeds,
     LongCatAvatarModelLoader,
     LongCatAvatarSampler,
-    LongCatModelPatcher,
     LongCatWhisperLoader,
 )
+from wanvideo_infinitetalk_pack.nodes.model_patcher import PlacedModel, make_model_patcher
 from wanvideo_infinitetalk_pack.wanvideo.errors import InputError
+from wanvideo_infinitetalk_pack.wanvideo.sampling import GenerationInterrupted
 from wanvideo_infinitetalk_pack.wanvideo.tiny.longcat import tiny_longcat_models
 
 NON_WEIGHT = ("input", "output", "debug", "aux")
@@ -99,11 +100,13 @@ def test_loader_finds_the_official_folder_and_merges_the_lora(comfy_models):
     (patcher,) = LongCatAvatarModelLoader().load("LongCat-Video-Avatar/base_model", "dmd_lora.safetensors", 1.0,
                                                  precision="fp32", quantization="disabled", blocks_to_swap=0,
                                                  attention="sdpa")
-    assert isinstance(patcher, LongCatModelPatcher)
+    assert isinstance(patcher, PlacedModel)  # the loaders' one patcher (in ComfyUI: the host's ModelPatcher subclass)
     qkv = patcher.model.blocks[0].attn.qkv.weight
     expected = weights["blocks.0.attn.qkv.weight"].to(torch.bfloat16).float() + 0.5 * 4 * 0.01 * 0.01
     assert torch.allclose(qkv, expected, atol=1e-6)
-    assert patcher.memory_required((1, 16, 24, 60, 104)) > 0
+    latent = (1, 16, 24, 60, 104)
+    own = patcher.model.inference_bytes(latent, torch.float32) + patcher.placement.swap_working_bytes
+    assert patcher.memory_required(latent) == own  # LongCat's own activation estimate, not the Wan DiT's
 
 
 def test_whisper_and_audio_embeds_one_and_two_speakers(comfy_models, media_dir):
@@ -138,12 +141,13 @@ def test_sampler_node_one_and_two_speakers(tiny_run, comfy_dirs, monkeypatch):
     texts = []
     monkeypatch.setattr(host, "send_progress_text", lambda text, node_id=None: texts.append(text))
     mm = model_management_double.install(monkeypatch, total_vram=64 * model_management_double.GB)
-    patcher = LongCatModelPatcher(models.dit, mm.get_torch_device(), mm.unet_offload_device(), "yes")
+    patcher = make_model_patcher(models.dit, mm.get_torch_device(), mm.unet_offload_device(), offload_after="yes")
     image = torch.rand(1, 96, 160, 3, generator=torch.Generator().manual_seed(3))
     common = dict(vae=HostVAE(models.vae.vae), image=image, width=48, height=80)
     store, count, fps = LongCatAvatarSampler().sample(model=patcher, audio_embeds=one, **common)
     assert (count, fps, store.width, store.height) == (50, 25.0, 48, 80)
-    assert texts[0] == "segment 1/1" and len(mm.load_requests) == 1
+    assert texts[0] == "segment 1/1 · step 0/8" and len(mm.load_requests) == 1
+    assert "segment 1/1 done (50 frames)" in texts and texts[-1] == "50 frames (1 segments)"
     mask_1 = torch.zeros(1, 96, 160)
     mask_1[:, :, :80] = 1
     store_2, count_2, _ = LongCatAvatarSampler().sample(model=patcher, audio_embeds=two, speaker_1_mask=mask_1,
@@ -151,3 +155,22 @@ def test_sampler_node_one_and_two_speakers(tiny_run, comfy_dirs, monkeypatch):
     assert count_2 == 50 and store_2.complete
     with pytest.raises(InputError, match="both speaker masks"):
         LongCatAvatarSampler().sample(model=patcher, audio_embeds=two, speaker_1_mask=mask_1, **common)
+
+
+def test_cancel_keeps_finished_segments_and_the_rerun_resumes(tiny_run, comfy_dirs, monkeypatch):
+    models, one, _ = tiny_run
+    texts = []
+    monkeypatch.setattr(host, "send_progress_text", lambda text, node_id=None: texts.append(text))
+    patcher = make_model_patcher(models.dit, "cpu", "cpu", offload_after="no")
+    image = torch.rand(1, 96, 160, 3, generator=torch.Generator().manual_seed(3))
+    common = dict(model=patcher, vae=HostVAE(models.vae.vae), image=image, audio_embeds=one, width=48, height=80,
+                  num_frames=29, num_cond_frames=5)
+
+    monkeypatch.setattr(host, "interrupt_requested", lambda: any(t.startswith("segment 2/") for t in texts))
+    with pytest.raises(GenerationInterrupted, match="1 finished"):
+        LongCatAvatarSampler().sample(**common)
+    texts.clear()
+    monkeypatch.setattr(host, "interrupt_requested", lambda: False)
+    store, count, _ = LongCatAvatarSampler().sample(**common)
+    assert count == 50 and store.complete
+    assert texts[0].startswith("resuming at segment 2/") and texts[0].endswith("(1 finished)")

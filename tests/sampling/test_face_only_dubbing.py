@@ -1,16 +1,19 @@
 """Face-only dubbing: only the masked region changes; outside it the output is the source's pixels, the latent is
-blended with the noised source at every step, the face box follows a moving face, bad masks are refused early."""
+blended with the noised source at every step, the face box (the WanAnimate detector path, with the stand-in ONNX
+models) follows a moving face, missing detector files and bad masks are refused early."""
 import numpy as np
 import pytest
 import torch
+from testlib.preprocess_fixtures import DETECTOR, POSE
 
+from wanvideo.animate_preprocess import PreprocessModels
 from wanvideo.audio import AudioEmbeddings
-from wanvideo.errors import InputError
+from wanvideo.errors import InputError, ModelFileError
 from wanvideo.sampling import SamplerSettings, generate
 from wanvideo.sampling import edit_mask as edit_mask_module
 from wanvideo.sampling.conditioning import ReferenceFrames
 from wanvideo.sampling.edit_mask import feathered, latent_mask, prepare_edit_region
-from wanvideo.sampling.face_box import face_boxes
+from wanvideo.sampling.face_box import face_boxes, face_models_for, fill_and_smooth
 from wanvideo.tiny import tiny_models
 
 H, W = 48, 64
@@ -143,42 +146,114 @@ def test_composite_matches_the_colour_in_the_seam_band():
     assert out.abs().max() < 1e-6  # the shift is matched away: no visible seam
 
 
-def _moving_face_clip(frames=12, h=96, w=160):
-    """A drawn face (skin ellipse with eyes and mouth) moving right over a blue background; its centre per frame."""
-    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
-    clip, centres = [], []
-    for i in range(frames):
-        cx, cy = 40.0 + 6 * i, 44.0 + (i % 3)
-        img = torch.empty(h, w, 3)
-        img[:] = torch.tensor([0.25, 0.35, 0.6])
-        face = ((xx - cx) / 16) ** 2 + ((yy - cy) / 21) ** 2 <= 1
-        img[face] = torch.tensor([0.91, 0.75, 0.63])
-        for ex in (cx - 6, cx + 6):
-            img[((xx - ex) ** 2 + (yy - cy + 5) ** 2) <= 4] = torch.tensor([0.2, 0.3, 0.15])
-        img[(abs(xx - cx) <= 6) & (abs(yy - cy - 10) <= 1)] = torch.tensor([0.7, 0.2, 0.25])
-        clip.append(img)
-        centres.append((cy, cx))
-    return torch.stack(clip), centres
+def _figure_frame(cx: float, h: int, w: int, present: bool = True) -> np.ndarray:
+    """A drawn person (head, body) centred at x = cx on a plain background (what the stand-in detector follows)."""
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.25, 0.35, 0.6)
+    if present:
+        img[(abs(xx - cx) <= h * 0.11) & (yy >= h * 0.31) & (yy <= h * 0.94)] = (0.8, 0.3, 0.2)
+        img[((xx - cx) / (h * 0.08)) ** 2 + ((yy - h * 0.22) / (h * 0.1)) ** 2 <= 1] = (0.91, 0.75, 0.63)
+    return (img * 255).round().astype(np.uint8)
 
 
-def test_the_face_box_follows_a_moving_face():
-    clip, centres = _moving_face_clip()
-    boxes = face_boxes(ReferenceFrames(clip), len(clip))
-    for (top, left, bottom, right), (cy, cx) in zip(boxes, centres, strict=True):
-        assert abs((left + right) / 2 - cx) <= 3 and abs((top + bottom) / 2 - cy) <= 3
-        assert 24 <= right - left <= 40 and 34 <= bottom - top <= 50
+def _moving_figure_clip(frames=8, h=160, w=256, step=20.0, absent=()):
+    """uint8 [frames, h, w, 3]: the figure moving right `step` px per frame (no one in the `absent` frames)."""
+    centres = [60.0 + step * i for i in range(frames)]
+    return np.stack([_figure_frame(c, h, w, i not in absent) for i, c in enumerate(centres)]), centres
+
+
+@pytest.fixture(scope="module")
+def face_models():
+    return PreprocessModels(detector=str(DETECTOR), pose=str(POSE))
+
+
+class _CountingFrames(ReferenceFrames):
+    """Records the order frames are read in (the face search must read each once, one at a time)."""
+
+    def __init__(self, frames):
+        super().__init__(frames)
+        self.reads = []
+
+    def rgb(self, index):
+        self.reads.append(index)
+        return super().rgb(index)
+
+
+def test_the_face_box_follows_a_moving_face_frame_by_frame(face_models):
+    clip, centres = _moving_figure_clip()
+    frames, done = _CountingFrames(clip), []
+    boxes = face_boxes(frames, len(clip), face_models, progress=lambda d, t: done.append((d, t, len(frames.reads))))
+    assert frames.reads == list(range(len(clip)))  # each frame once, in order
+    assert done == [(i + 1, len(clip), i + 1) for i in range(len(clip))]  # progress after every frame
+    for (top, left, bottom, right), cx in zip(boxes, centres, strict=True):
+        assert abs((left + right) / 2 - cx) <= 8, (left, right, cx)  # the box is on the head, wherever it goes
+        assert top < 0.32 * 160 and bottom < 0.45 * 160 and 8 <= right - left <= 40  # the head, not the body
     settings = SamplerSettings(face_only=True, face_margin=0.25)
-    region = prepare_edit_region(None, settings, ReferenceFrames(clip), 96, 160)
+    region = prepare_edit_region(None, settings, ReferenceFrames(clip), 160, 256, face_models)
     first, last = region.frame_mask(0), region.frame_mask(len(clip) - 1)
-    (cy0, cx0), (cy1, cx1) = centres[0], centres[-1]
-    assert first[int(cy0), int(cx0)] == 1 and first[int(cy1), int(cx1)] == 0
-    assert last[int(cy1), int(cx1)] == 1 and last[int(cy0), int(cx0) - 12] == 0
-    assert last[5, 5] == 0 and last[90, 150] == 0  # the background stays outside
+    head_y = int(0.22 * 160)
+    assert first[head_y, int(centres[0])] == 1 and first[head_y, int(centres[-1])] == 0
+    assert last[head_y, int(centres[-1])] == 1 and last[head_y, int(centres[0])] == 0
+    assert last[150, 5] == 0 and last[120, int(centres[-1])] == 0  # background and body stay outside
 
 
-def test_face_only_without_a_face_is_a_clear_error():
-    with pytest.raises(InputError, match="no face"):
-        face_boxes(ReferenceFrames(torch.full((3, 32, 32, 3), 0.2)), 3)
+def test_a_frame_without_a_face_takes_the_box_between_its_neighbours(face_models):
+    clip, centres = _moving_figure_clip(absent=(3, 4))
+    boxes = face_boxes(ReferenceFrames(clip), len(clip), face_models)
+    full, _ = _moving_figure_clip()
+    expected = face_boxes(ReferenceFrames(full), len(full), face_models)
+    for i in (3, 4):  # interpolated from frames 2 and 5: on the path of the head, within a few pixels
+        assert abs((boxes[i, 1] + boxes[i, 3]) / 2 - centres[i]) <= 10
+        assert np.abs(boxes[i] - expected[i]).max() <= 10
+    assert fill_and_smooth([None, (0, 0, 10, 10), None, None, (0, 30, 10, 40), None])[:, 1].tolist() == \
+        [0.0, 0.0, 10.0, 20.0, 30.0, 30.0]  # ends: the nearest face; between: linear, then the 5-frame median
+
+
+def test_face_only_without_a_person_is_a_clear_error(face_models):
+    grey = np.full((3, 64, 96, 3), 128, np.uint8)
+    with pytest.raises(InputError, match="found no person with a face in any of the 3 source frames"):
+        face_boxes(ReferenceFrames(grey), 3, face_models)
+
+
+def test_missing_detector_files_are_named_before_any_model_work(models, tmp_path):
+    calls = []
+    handle = models.dit.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(ModelFileError) as error:
+            face_models_for(None, SamplerSettings(face_only=True), [str(tmp_path)])
+        with pytest.raises(ModelFileError):  # the engine called without the files: the same named error
+            _run(models, tmp_path, _source(), face_only=True)
+    finally:
+        handle.remove()
+    text = str(error.value)
+    assert "yolov10m.onnx" in text and "vitpose_h_wholebody.onnx" in text and "huggingface.co" in text
+    assert str(tmp_path) in text and "edit_mask" in text and "needs no model file" in text
+    assert not calls and not list(tmp_path.iterdir())
+    # a given mask wins over face_only and needs no model file
+    assert face_models_for(_box_mask(), SamplerSettings(face_only=True), []) is None
+
+
+def test_face_only_run_keeps_the_source_outside_the_face(models, tmp_path, face_models):
+    clip = np.stack([_figure_frame(20 + i, H, W) for i in range(SOURCE_FRAMES)])  # the figure walks right
+    seen = []
+    store = generate(models.dit, models.vae, clip, models.clip_fea, audio=_embeds(models), context=models.context,
+                     context_null=models.context_null, store_root=str(tmp_path),
+                     settings=SamplerSettings(**SETTINGS, face_only=True, face_margin=0.25),
+                     face_models=face_models, on_progress=seen.append)
+    faces = [p for p in seen if p.stage == "face"]
+    assert [p.chunk for p in faces] == list(range(1, SOURCE_FRAMES + 1)) and faces[0].chunks == SOURCE_FRAMES
+    out = store.read_frames()
+    assert out.shape == (SPEECH_FRAMES, H, W, 3)
+    region = prepare_edit_region(None, SamplerSettings(face_only=True, face_margin=0.25), ReferenceFrames(clip),
+                                 H, W, face_models)
+    expected = _expected_source(clip, SPEECH_FRAMES)
+    for f in range(SPEECH_FRAMES):
+        inside = region.frame_mask(f).bool().numpy()
+        assert 0 < inside.sum() < inside.size / 2, f  # a face box, not the whole frame
+        assert np.array_equal(out[f][~inside], expected[f][~inside]), f
+        assert np.abs(out[f][inside].astype(int) - expected[f][inside].astype(int)).mean() > 10, f
+    assert region.frame_mask(0)[:, 15:30].sum() > 0 and region.frame_mask(0)[:, 45:].sum() == 0
 
 
 @pytest.mark.parametrize("mask, settings, frames, message", [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from pathlib import PurePosixPath
 
 from .core_nodes import CORE_NODES
 
@@ -51,15 +50,18 @@ def model_folders(pack, files_by_folder: dict[str, list[str]]):
     host = pack.nodes.host
     saved = {name: getattr(host, name) for name in ("model_files", "model_subfolders")}
 
+    def is_folder(name):  # a model folder (Hugging Face layout, e.g. whisper-large-v3): its last part has no suffix
+        return "." not in name.rsplit("/", 1)[-1]
+
     def model_files(*folders, also=()):  # `also` (extra extensions found by walking): the listed files hold them
-        return sorted({f for folder in folders for f in files_by_folder.get(folder, [])})
+        return sorted({f for folder in folders for f in files_by_folder.get(folder, []) if not is_folder(f)})
+
+    def model_subfolders(*folders, **kwargs):
+        return sorted({f for folder in folders for f in files_by_folder.get(folder, []) if is_folder(f)})
 
     try:
         host.model_files = model_files
-        # Names without a file extension are model folders (LongCat's base_model, whisper-large-v3), as the
-        # placeholders of the real-host tests make them.
-        host.model_subfolders = lambda *folders, **_: sorted(
-            {f for folder in folders for f in files_by_folder.get(folder, []) if not PurePosixPath(f).suffix})
+        host.model_subfolders = model_subfolders
         yield
     finally:
         for name, original in saved.items():

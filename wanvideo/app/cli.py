@@ -73,6 +73,8 @@ def _add_generate(sub):
                    "every frame) or a video of masks (one per frame), the source video's size; the rest stays the "
                    "source's pixels")
     add_arguments(d, SamplerSettings, "face_margin", "mask_feather")
+    d.add_argument("--detection-dir", help="--face-only: folder with yolov10m.onnx and the ViTPose-H ONNX file(s), "
+                   "as for animate-preprocess (default: <models-dir>/detection, <models-dir>)")
 
     s = p.add_argument_group("sampling (defaults: the reference's, from wanvideo.sampling.SamplerSettings)")
     # steps/cfg/audio_cfg: None = decided at run time (the tiny embedded set and step-distillation LoRAs need other values)

@@ -11,6 +11,9 @@ import logging
 import os
 
 from ..errors import InputError
+from .window_executor import window_executor
+
+__all__ = ["make_video_file_on_ranks", "process_count", "window_executor"]
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +46,3 @@ def make_video_file_on_ranks(req):
     finally:
         distributed.shutdown()
 
-
-def window_executor(req, files: dict, dit, work: str):
-    """Where each window runs for `--parallel ...` (None: on `dit` as it is). The worker pool loads the model from
-    its files; the embedded tiny set is written to the work folder for it first."""
-    from ..model.parallel.pool import ModelSource
-    from ..model.parallel.settings import make_executor
-
-    s = req.multi_gpu
-    if not s.parallel:
-        return None
-    source = None
-    if s.parallel == "sequence_parallel":
-        if not files:  # the embedded tiny set: no file to read
-            from safetensors.torch import save_file
-
-            path = os.path.join(work, "embedded_dit.safetensors")
-            save_file(dit.state_dict(), path)
-            source = ModelSource.of_loaded(dit, [path])
-        else:
-            source = ModelSource.of_loaded(dit, [files["model"], files.get("infinitetalk")], req.loader.load_kwargs(),
-                                           [(path, strength) for path, strength in req.models.loras])
-    return make_executor(s, source, threads=int(os.environ.get("WANVIDEO_WORKER_THREADS", "1")))

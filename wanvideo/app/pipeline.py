@@ -28,6 +28,7 @@ from ..model.settings import LoaderSettings, SpeedSettings
 from ..progress_log import logged_progress
 from ..sampling.conditioning import ReferenceFrames
 from ..sampling.edit_mask import check_edit_inputs
+from ..sampling.face_box import face_models_for
 from ..sampling.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from ..sampling.settings import SamplerSettings
 from ..sampling.sizes import resolve_size
@@ -48,6 +49,7 @@ from .jobs import (
 from .media import IMAGE_EXTENSIONS, need_file, read_audio, read_image, read_video
 from .model_files import ModelPaths, resolve_models
 from .run_checks import check_model_headers, check_numbers, check_output, check_work_dir, checked_work_folder
+from .window_executor import window_executor
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class GenerateRequest:
     prompt: str | None = None
     negative_prompt: str | None = None
     edit_mask: str | None = None  # face-only dubbing: an image or a video of masks (white = may change)
+    detection_dir: str | None = None  # face_only: the detector's folder (default: <models-dir>/detection, <models-dir>)
     steps: int | None = None  # None: see AUTO_SAMPLING
     cfg: float | None = None
     audio_cfg: float | None = None
@@ -249,6 +252,7 @@ def _make_video_file(req: GenerateRequest) -> GenerateResult:
         need_file(req.video, "source video", "--video")
     if req.edit_mask:
         need_file(req.edit_mask, "edit mask", "--edit-mask")
+    face_models = _face_models(req)  # face_only without the detector's files: named before any decoding
     output = check_output(req.output)
     work = req.work_dir or (output + ".parts")
     check_work_dir(work, "--work-dir" if req.work_dir else "the work folder (--work-dir)")
@@ -307,11 +311,9 @@ def _make_video_file(req: GenerateRequest) -> GenerateResult:
     bars = ProgressBars(req.quiet)
 
     def sample(dit):
-        from .multi_gpu import window_executor
-
         return sample_video(dit, models.vae, frames, models.clip_fea, audio=embeds, context=models.context,
                             context_null=models.context_null, settings=settings, store_root=work, on_progress=bars,
-                            lock_wait=req.wait_for_lock, edit_mask=edit_mask,
+                            lock_wait=req.wait_for_lock, edit_mask=edit_mask, face_models=face_models,
                             parallel=window_executor(req, files, dit, work))
 
     try:
@@ -330,6 +332,16 @@ def _make_video_file(req: GenerateRequest) -> GenerateResult:
     else:
         audio, rate = wave_1, rate_1
     return write_from_store(store, output, audio, rate, req, work, embedded)
+
+
+def _face_models(req: GenerateRequest):
+    """--face-only (without --edit-mask): the detector and pose model files, from --detection-dir or --models-dir as
+    `animate-preprocess` finds them (a one-image input is refused as "for dubbing" first)."""
+    if req.image:
+        return None
+    from .preprocess_job import detection_folders
+
+    return face_models_for(req.edit_mask, req.sampler, detection_folders(req.detection_dir, req.models.models_dir))
 
 
 def read_edit_mask(path: str) -> torch.Tensor:

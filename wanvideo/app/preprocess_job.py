@@ -208,9 +208,15 @@ def add_preprocess_options(parser, with_mode: bool = True) -> None:
 
 
 def models_dirs_from_args(args) -> list[str]:
-    if getattr(args, "detection_dir", None):
-        return [args.detection_dir]
-    base = getattr(args, "models_dir", None) or "models"
+    return detection_folders(getattr(args, "detection_dir", None), getattr(args, "models_dir", None))
+
+
+def detection_folders(detection_dir: str | None, models_dir: str | None) -> list[str]:
+    """Where the detector and pose model files are looked for: --detection-dir, else <models-dir>/detection and
+    <models-dir> (`animate-preprocess`, and `generate --face-only`)."""
+    if detection_dir:
+        return [detection_dir]
+    base = models_dir or "models"
     return [os.path.join(base, "detection"), base]
 
 

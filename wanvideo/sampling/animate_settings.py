@@ -12,8 +12,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..errors import InputError
+from ..option_checks import animate_rules, check_settings, register_rules
 from ..options import option
-from ..validation import check_settings
 from .animate_clips import DEFAULT_CLIP_LEN, REFERT_CHOICES, check_clip
 from .cache import CacheOptions
 from .guidance_settings import GuidanceOptions
@@ -77,3 +77,6 @@ class AnimateSettings(GuidanceOptions, CacheOptions):
         s.normalize_guidance_options()
         s.normalize_cache_options()
         return s
+
+
+register_rules(AnimateSettings, animate_rules)

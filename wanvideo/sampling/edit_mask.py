@@ -1,7 +1,8 @@
 """Face-only dubbing: only the masked region of the source video changes, every other pixel stays the source's.
 
 Where the picture may change: an `edit_mask` (one mask for every frame, or one per source frame; 1 = change) or,
-with `face_only`, a box around the face per frame (face_box.py), enlarged by `face_margin`.
+with `face_only`, a box around the face per frame (face_box.py: the WanAnimate preprocessing's person detector, pose
+model and face box), enlarged by `face_margin`.
 
 Inside the mask the model generates. Outside it the source is kept twice over:
 1. at every denoising step the latent outside the (latent-resolution) mask is replaced by the source frames' latent
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..options import option
-from .face_box import box_mask, face_boxes
+from .face_box import box_mask, face_boxes, find_face_models
 from .sizes import resize_and_crop_masks
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,11 @@ class EditMaskOptions:
     """The face-only dubbing options of the InfiniteTalk sampler (--face-only, ...), declared once."""
 
     face_only: bool = option(False, help=(
-        "Dubbing (a source video): change only the face. The mask follows a box around the face in every frame "
-        "(found as the largest skin-coloured area; see docs/controls.md); hands, body, background and camera stay "
-        "the source's pixels. A connected edit_mask is used instead of the box. Off: the whole frame is generated "
-        "(the reference's dubbing)."))
+        "Dubbing (a source video): change only the face. The mask follows a box around the face in every frame, "
+        "found by the WanAnimate preprocessing's person detector and pose model (yolov10m.onnx and ViTPose-H in "
+        "models/detection, as the Animate Preprocess node; see docs/controls.md); hands, body, background and "
+        "camera stay the source's pixels. A connected edit_mask is used instead (no model file needed). Off: the "
+        "whole frame is generated (the reference's dubbing)."))
     face_margin: float = option(0.25, min=0.0, max=2.0, step=0.05, help=(
         "face_only: the face box is enlarged by this share of its size on every side (0.25: room for the jaw and "
         "chin to move)."))
@@ -102,10 +104,13 @@ def check_edit_inputs(edit_mask, settings, source) -> torch.Tensor | None:
     return hard.float()
 
 
-def prepare_edit_region(edit_mask, settings, source, height: int, width: int) -> "EditRegion | None":
+def prepare_edit_region(edit_mask, settings, source, height: int, width: int, face_models=None,
+                        progress=None, should_stop=None) -> "EditRegion | None":
     """The checked edit region of a run (None: the whole frame is generated). Every error comes here, before any
-    model work: a mask or face_only without a source video, a mask of another size or frame count, an all-zero
-    mask, no face found. An all-one mask is today's full-frame dubbing (None). A given mask wins over face_only."""
+    denoising: a mask or face_only without a source video, a mask of another size or frame count, an all-zero
+    mask, face_only without the detector's files (`face_models`, from face_box.find_face_models), no face found.
+    An all-one mask is today's full-frame dubbing (None). A given mask wins over face_only. `progress(done, total)`
+    follows the face search, frame by frame."""
     hard = check_edit_inputs(edit_mask, settings, source)
     if hard is not None:
         if bool(hard.all()):
@@ -115,7 +120,9 @@ def prepare_edit_region(edit_mask, settings, source, height: int, width: int) ->
         return EditRegion(source, height, width, settings.mask_feather, masks=hard)
     if not getattr(settings, "face_only", False):
         return None
-    boxes = face_boxes(source, len(source))
+    if face_models is None:
+        face_models = find_face_models([])  # names the files face_only needs and where they come from
+    boxes = face_boxes(source, len(source), face_models, progress, should_stop)
     return EditRegion(source, height, width, settings.mask_feather, boxes=boxes, margin=settings.face_margin)
 
 

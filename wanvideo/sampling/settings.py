@@ -6,8 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..errors import InputError, Interrupted
+from ..option_checks import check_settings, register_rules, sampler_rules
 from ..options import option
-from ..validation import check_settings
 from .cache import CacheOptions
 from .edit_mask import EditMaskOptions
 from .guidance_settings import GuidanceOptions
@@ -104,6 +104,9 @@ class SamplerSettings(GuidanceOptions, CacheOptions, EditMaskOptions):
         s.normalize_cache_options()
         s.normalize_edit_options()
         return s
+
+
+register_rules(SamplerSettings, sampler_rules)
 
 
 # Settings a resumed run may change (same numbers within float tolerance: e.g. sequential passes after an out of

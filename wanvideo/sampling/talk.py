@@ -71,6 +71,7 @@ def generate(
     lock_wait: float = 0.0,
     edit_mask=None,
     parallel=None,
+    face_models=None,
 ) -> FrameStore:
     """Generate the whole video into a FrameStore under `store_root` (resuming a matching unfinished one).
 
@@ -91,10 +92,13 @@ def generate(
         stays the source's pixels (edit_mask.py). `settings.face_only` builds it from the face box instead.
     parallel: where each window's model calls run (window_job.LocalExecutor by default; the multi-device
         executors of wanvideo.model.parallel). It does not change the run's identity: a run resumes under any.
+    face_models: with `settings.face_only`, the person detector and pose model files (face_box.find_face_models):
+        the face is found in every source frame, one at a time, before the first window (progress stage "face").
     """
     s = (settings or SamplerSettings()).validated()
     plan = plan_run(model, frames, None if clip_encoder is not None else clip_fea, audio, context, context_null,
-                    speaker_masks, s, clip_encoder=clip_encoder, edit_mask=edit_mask)
+                    speaker_masks, s, clip_encoder=clip_encoder, edit_mask=edit_mask, face_models=face_models,
+                    on_progress=on_progress, should_stop=should_stop)
     check_speed_options(model, s)
     store = _open_store(store_root, model, vae, plan, audio, s, lock_wait)
     runner_args = dict(model=model, vae=vae, plan=plan, audio=audio, s=s, windows=plan.windows,
@@ -148,7 +152,7 @@ def _frame_count(audio, source: ReferenceFrames, s: SamplerSettings) -> tuple[fl
 
 
 def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_masks, s: SamplerSettings,
-             clip_encoder=None, edit_mask=None) -> RunPlan:
+             clip_encoder=None, edit_mask=None, face_models=None, on_progress=None, should_stop=None) -> RunPlan:
     """Check the inputs against the model and decide sizes, windows and guidance passes."""
     config = dict(getattr(model, "config", {}) or {})
     if config.get("model_type") == "animate":
@@ -173,9 +177,21 @@ def plan_run(model, frames, clip_fea, audio, context, context_null, speaker_mask
     masks = ref_target_masks(num_speakers, source.height, source.width, height, width, lat_h, lat_w,
                              speaker_masks) if has_audio else None
     pass_names = needed_passes(s.cfg, s.audio_cfg, has_audio, prompts.all_same_as(ctx_null))
-    edit = prepare_edit_region(edit_mask, s, source, height, width)  # last: face_only searches every frame
+    face_progress = face_search_progress(on_progress, len(windows), s.steps)
+    edit = prepare_edit_region(edit_mask, s, source, height, width, face_models, face_progress,
+                               should_stop)  # last: face_only searches every frame
     return RunPlan(source, has_audio, fps, total, height, width, windows, ctx, ctx_null, clip_all, masks,
                    pass_names, num_speakers, audio_window, clip_dim, clip_encoder, prompts, edit)
+
+
+def face_search_progress(on_progress, windows: int, steps: int):
+    """face_only's face search as progress (stage "face", one chunk per source frame) and a log line now and then."""
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 25 == 0:
+            log.info("WanVideo InfiniteTalk: face_only: face found in %d/%d source frames", done, total)
+        if on_progress is not None:
+            on_progress(Progress(1, windows, 0, steps, stage="face", chunk=done, chunks=total))
+    return progress
 
 
 def _open_store(store_root: str, model, vae, plan: RunPlan, audio, s: SamplerSettings,

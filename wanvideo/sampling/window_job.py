@@ -9,7 +9,7 @@ a few MB of conditioning in, one latent out).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -28,7 +28,7 @@ class WindowJob:
     noise: torch.Tensor
     motion_latent: torch.Tensor
     passes: dict
-    settings: object
+    settings: Any  # SamplerSettings or AnimateSettings (scheduler, steps, shift, the guidance options)
     cfg: float
     audio_cfg: float
     has_audio: bool
