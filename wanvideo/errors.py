@@ -32,3 +32,11 @@ class RunInProgressError(WanVideoError, RuntimeError):
 class Interrupted(WanVideoError):
     """A run or an encode was stopped on request (Cancel, a stop callback); what was finished is kept and the
     message says where. `GenerationInterrupted` (the window loop) and `EncodingInterrupted` (the video writers)."""
+
+
+class GenerationInterrupted(Interrupted):
+    """The run was stopped on request; every finished window is kept in `store` and a rerun resumes."""
+
+    def __init__(self, message: str, store=None):
+        super().__init__(message)
+        self.store = store

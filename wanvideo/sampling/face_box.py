@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import InputError, ModelFileError
+from ..errors import GenerationInterrupted, InputError, ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,6 @@ def face_boxes(frames, count: int, models, progress: Callable[[int, int], None] 
     """[count, 4] float boxes (top, left, bottom, right) of the face in frames 0..count-1 (frames: rgb(i) ->
     [3, H, W] 0..1), with the detector and pose model `models` (find_face_models), one frame at a time;
     `progress(done, count)` after each frame. An InputError when no frame shows a face."""
-    from .settings import GenerationInterrupted  # (settings.py imports this module's user, edit_mask.py)
 
     found = []
     for index in range(count):

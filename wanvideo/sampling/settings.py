@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..errors import InputError, Interrupted
+from ..errors import GenerationInterrupted, InputError  # noqa: F401 - GenerationInterrupted: importable here as before
 from ..option_checks import check_settings, register_rules, sampler_rules
 from ..options import option
 from .cache import CacheOptions
@@ -147,9 +147,3 @@ class Progress:
         return f"{self.unit} {self.window}/{self.windows}"
 
 
-class GenerationInterrupted(Interrupted):
-    """The run was stopped on request; every finished window is kept in `store` and a rerun resumes."""
-
-    def __init__(self, message: str, store=None):
-        super().__init__(message)
-        self.store = store
