@@ -21,7 +21,7 @@ from .audio_nodes import _audio_input
 from .host_adapters import HostWanVAE, conditioning_to_context, mask_tensor
 from .host_run import run_on_host
 from .model_nodes import LORA_FOLDERS, MODEL_FOLDERS, NONE, _weight_files
-from .model_patcher import make_model_patcher
+from .patcher_choice import make_model_patcher
 from .sampler_nodes import FRAMES_FOLDERS, store_root
 
 log = logging.getLogger(__name__)

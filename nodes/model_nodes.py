@@ -11,7 +11,7 @@ from ..wanvideo.model.parallel.pool import ModelSource
 from ..wanvideo.model.settings import QUANTIZATIONS, LoaderSettings, LoraSettings
 from ..wanvideo.options import node_input, node_inputs
 from . import host
-from .model_patcher import make_model_patcher
+from .patcher_choice import make_model_patcher
 
 log = logging.getLogger(__name__)
 

@@ -183,16 +183,6 @@ class InfiniteTalkModelPatcher(PlacedModel):
         return None
 
 
-def make_model_patcher(model, load_device, offload_device, offload_after: str = "auto"):
-    """The INFINITETALK_MODEL for an engine module: in ComfyUI a subclass of the host's own ModelPatcher (so it
-    answers whatever the host's model management asks of a model, in every version), else the standalone one."""
-    try:
-        from .host_model_patcher import HostModelPatcher
-    except ImportError:  # no ComfyUI (or one without comfy.model_patcher)
-        return InfiniteTalkModelPatcher(model, load_device, offload_device, offload_after)
-    return HostModelPatcher(model, load_device, offload_device, offload_after=offload_after)
-
-
 def engine_model(model):
     """The engine's module behind an INFINITETALK_MODEL (a patcher, or a bare module from older graphs/tests)."""
     return model.model if isinstance(model, PlacedModel) else model

@@ -55,12 +55,12 @@ def load_pack(pack: Path):
 
 def new_patcher(load_device, offload_device, model=None):
     """The patcher exactly as the pack's model loader makes it."""
-    from wanvideo_infinitetalk_pack.nodes import model_nodes, model_patcher
+    from wanvideo_infinitetalk_pack.nodes import model_nodes
     from wanvideo_infinitetalk_pack.wanvideo.model import build_model, tiny_config
 
     # Blocks of 64 MB (fp32): 0.3.64 never grants a partial load less than 128 MB, so the tiny config fits whole.
     model = model or build_model(tiny_config(dim=1024, ffn_dim=4096, num_heads=8, num_layers=4))
-    make = getattr(model_patcher, "make_model_patcher", None)
+    make = getattr(model_nodes, "make_model_patcher", None)
     if make is None:  # the pack before the host's ModelPatcher was used: what its loader returned
         return model_nodes.InfiniteTalkModelPatcher(model, load_device, offload_device, offload_after="no")
     return make(model, load_device, offload_device, offload_after="no")

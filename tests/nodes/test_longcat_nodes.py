@@ -21,7 +21,8 @@ from wanvideo_infinitetalk_pack.nodes.longcat_nodes import (
     LongCatAvatarSampler,
     LongCatWhisperLoader,
 )
-from wanvideo_infinitetalk_pack.nodes.model_patcher import PlacedModel, make_model_patcher
+from wanvideo_infinitetalk_pack.nodes.model_patcher import PlacedModel
+from wanvideo_infinitetalk_pack.nodes.patcher_choice import make_model_patcher
 from wanvideo_infinitetalk_pack.wanvideo.errors import InputError
 from wanvideo_infinitetalk_pack.wanvideo.sampling import GenerationInterrupted
 from wanvideo_infinitetalk_pack.wanvideo.tiny.longcat import tiny_longcat_models
