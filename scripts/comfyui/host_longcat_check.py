@@ -8,13 +8,11 @@ Exit status 0 when every step held.
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host_model_check import REPO, Budget, check, load_pack, results  # noqa: E402 - the script's own folder first
+from host_model_check import Budget, check, open_host, results  # noqa: E402 - the script's own folder first
 
 LATENT = (1, 16, 5, 4, 6)
 
@@ -66,22 +64,7 @@ def run_steps(mm, host) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("comfyui", type=Path, help="a ComfyUI folder (the one holding main.py)")
-    parser.add_argument("--pack", type=Path, default=REPO, help="the pack's folder (default: this checkout)")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(args.comfyui.resolve()))
-    sys.argv = [sys.argv[0], "--cpu"]
-    import comfy.options
-
-    comfy.options.enable_args_parsing()
-    import comfy.model_management as mm
-
-    logging.basicConfig(level=logging.INFO, format="  %(name)s: %(message)s")
-    load_pack(args.pack.resolve())
-    from wanvideo_infinitetalk_pack.nodes import host
-
-    print(f"ComfyUI at {args.comfyui}; pack at {args.pack}", flush=True)  # noqa: T201
+    mm, host = open_host(argv, __doc__)
     run_steps(mm, host)
     return 0 if all(results) else 1
 

@@ -180,8 +180,10 @@ def step_offload_and_forget(mm, host):
           f"5. patcher dropped: ComfyUI forgot the model ({count} -> {len(mm.current_loaded_models)})")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def open_host(argv, description: str):
+    """(the host's model_management, the pack's host adapter) of the ComfyUI folder named on the command line,
+    started as `main.py --cpu` would, with the pack loaded as ComfyUI loads a custom node folder."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("comfyui", type=Path, help="a ComfyUI folder (the one holding main.py)")
     parser.add_argument("--pack", type=Path, default=REPO, help="the pack's folder (default: this checkout)")
     args = parser.parse_args(argv)
@@ -197,6 +199,11 @@ def main(argv=None) -> int:
     from wanvideo_infinitetalk_pack.nodes import host
 
     print(f"ComfyUI at {args.comfyui}; pack at {args.pack}", flush=True)  # noqa: T201
+    return mm, host
+
+
+def main(argv=None) -> int:
+    mm, host = open_host(argv, __doc__)
     step_full_load(mm, host)
     step_budget(mm, host)
     step_offload_and_forget(mm, host)
